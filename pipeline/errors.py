@@ -1,0 +1,44 @@
+"""One exception hierarchy for the whole package.
+
+Every error a user can cause or meet carries the process exit code it maps to,
+so the CLI translates exceptions to exit codes in exactly one place.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class: something the operator should read, never a traceback."""
+
+    exit_code: int = 1
+
+
+class ConfigError(PipelineError):
+    """Bad usage or configuration: fix the command or the environment (exit 2)."""
+
+    exit_code = 2
+
+
+class UnsafePathError(ConfigError):
+    """A path would leave the folder it must stay in (symlink, ``..``, absolute)."""
+
+
+class ManifestError(ConfigError):
+    """A manifest file is missing, unreadable or not in the expected format."""
+
+
+class DeployError(PipelineError):
+    """The deploy started but could not finish (after retries); nothing was published."""
+
+    exit_code = 1
+
+
+class MissingAssetError(PipelineError, LookupError):
+    """Strict mode: a static asset is not in the manifest."""
+
+    def __init__(self, filename: str) -> None:
+        super().__init__(
+            f"static asset {filename!r} is not in the CDN manifest: "
+            "run the deploy again or fix the reference"
+        )
+        self.filename = filename

@@ -1,0 +1,105 @@
+"""The local side: which files of a folder get deployed, and atomic writes.
+
+Walking is where path safety is decided: a file is deployed only if its real
+location is inside the folder, so a symlink can never smuggle ``/etc/passwd``
+or ``~/.aws/credentials`` into a public bucket.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, UnsafePathError
+
+#: Exact names that operating systems and editors leave behind.
+JUNK_NAMES = frozenset({"Thumbs.db", "desktop.ini", "ehthumbs.db", "__pycache__"})
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file to deploy: its logical path (POSIX, relative to the folder) and where it is."""
+
+    logical_path: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def is_junk(name: str) -> bool:
+    """Dotfiles, OS metadata and editor backups are never deployed."""
+    return name.startswith(".") or name.endswith("~") or name in JUNK_NAMES
+
+
+def collect_files(root: Path) -> list[LocalFile]:
+    """Return every deployable file below ``root``, sorted by logical path.
+
+    Symlinks are followed only while they resolve inside ``root``; one that
+    points outside raises :class:`UnsafePathError` naming it, as does anything that is
+    not a regular file (a dangling link, a FIFO).
+    """
+    if not root.is_dir():
+        raise ConfigError(f"static folder {str(root)!r} does not exist or is not a folder")
+    real_root = root.resolve()
+    found: list[LocalFile] = []
+    _walk(root, "", real_root, found, visited={real_root})
+    found.sort(key=lambda item: item.logical_path)
+    return found
+
+
+def _walk(
+    folder: Path, prefix: str, real_root: Path, found: list[LocalFile], visited: set[Path]
+) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise ConfigError(f"cannot read folder {str(folder)!r}: {exc.strerror}") from exc
+    for entry in entries:
+        if is_junk(entry.name):
+            continue
+        path = Path(entry.path)
+        logical = prefix + entry.name
+        if entry.is_symlink():
+            _check_link_target(path, logical, real_root)
+        try:
+            info = path.stat()  # follows links, which are now known to stay inside
+        except OSError as exc:
+            raise ConfigError(f"cannot read {logical!r} in the static folder: {exc.strerror}") from exc
+        if stat.S_ISDIR(info.st_mode):
+            real = path.resolve()
+            if real not in visited:  # a link back up the tree must not loop forever
+                _walk(path, logical + "/", real_root, found, visited | {real})
+        elif stat.S_ISREG(info.st_mode):
+            if not os.access(path, os.R_OK):
+                raise ConfigError(f"cannot read {logical!r} in the static folder: permission denied")
+            found.append(LocalFile(logical, path, info.st_size, info.st_mtime_ns))
+        else:
+            raise ConfigError(f"{logical!r} in the static folder is not a regular file")
+
+
+def _check_link_target(path: Path, logical: str, real_root: Path) -> None:
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"{logical!r} in the static folder is a broken symlink") from exc
+    if not target.is_relative_to(real_root):
+        raise UnsafePathError(
+            f"refusing {logical!r}: it is a symlink to {str(target)!r}, outside the static "
+            "folder; copy the file in or remove the link"
+        )
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` so readers see the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,148 @@
+"""The manifest: logical path -> fingerprinted object, as deterministic JSON.
+
+Format (version 1)::
+
+    {"version": 1,
+     "files": {"img/cat.jpg": {"key": "static/img/cat.<h>.jpg", "hash": "<sha256 hex>",
+                               "size": 1234, "content_type": "image/jpeg"}}}
+
+Keys are sorted and the output has no timestamps, so the same input gives the same
+bytes on every machine and an unchanged deploy is recognisable by its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import ConfigError, ManifestError
+from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
+from .localfs import LocalFile, write_atomic
+from .media_types import content_type_for
+
+MANIFEST_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+#: hashlib releases the GIL on large buffers, so a few threads hash a cold tree faster.
+_HASH_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One deployed file: the object key it lives at and what is known of its bytes."""
+
+    key: str
+    hash: str
+    size: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    files: Mapping[str, Entry]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def get(self, logical_path: str) -> Entry | None:
+        return self.files.get(logical_path)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.size for entry in self.files.values())
+
+    def to_json(self) -> bytes:
+        files = {name: asdict(self.files[name]) for name in sorted(self.files)}
+        document = {"version": MANIFEST_VERSION, "files": files}
+        return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str, *, source: str = "manifest") -> Manifest:
+        try:
+            document = json.loads(data)
+        except ValueError as exc:
+            raise ManifestError(f"{source} is not valid JSON: {exc}") from exc
+        if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
+            raise ManifestError(f"{source} is not a version {MANIFEST_VERSION} manifest")
+        raw_files = document.get("files")
+        if not isinstance(raw_files, dict):
+            raise ManifestError(f"{source} has no 'files' object")
+        files: dict[str, Entry] = {}
+        for name, raw in raw_files.items():
+            try:
+                files[name] = Entry(
+                    key=str(raw["key"]),
+                    hash=str(raw["hash"]),
+                    size=int(raw["size"]),
+                    content_type=str(raw["content_type"]),
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ManifestError(f"{source}: entry {name!r} is malformed") from exc
+        return cls(files)
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ManifestError(f"cannot read manifest {str(path)!r}: {exc.strerror}") from exc
+        return cls.from_json(data, source=f"manifest {str(path)!r}")
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a crash mid-write leaves the previous manifest intact."""
+        try:
+            write_atomic(path, self.to_json())
+        except OSError as exc:
+            raise ManifestError(f"cannot write manifest {str(path)!r}: {exc.strerror}") from exc
+
+
+def object_key(prefix: str, logical_path: str, sha256_hex: str) -> str:
+    name = hashed_name(logical_path, sha256_hex)
+    return f"{prefix}/{name}" if prefix else name
+
+
+def manifest_key(prefix: str) -> str:
+    return f"{prefix}/{MANIFEST_NAME}" if prefix else MANIFEST_NAME
+
+
+def build_manifest(files: Iterable[LocalFile], *, prefix: str, cache: HashCache) -> Manifest:
+    """Hash every file (cache first, then in parallel) and name its object."""
+    files = list(files)
+    hashes: dict[str, str] = {}
+    stale: list[LocalFile] = []
+    for item in files:
+        cached = cache.get(item.path, FileStamp(item.size, item.mtime_ns))
+        if cached is None:
+            stale.append(item)
+        else:
+            hashes[item.logical_path] = cached
+    with ThreadPoolExecutor(max_workers=_HASH_WORKERS) as pool:
+        for item, digest in zip(stale, pool.map(_hash_local, stale)):
+            hashes[item.logical_path] = digest
+            cache.put(item.path, FileStamp(item.size, item.mtime_ns), digest)
+    return Manifest(
+        {
+            item.logical_path: Entry(
+                key=object_key(prefix, item.logical_path, hashes[item.logical_path]),
+                hash=hashes[item.logical_path],
+                size=item.size,
+                content_type=content_type_for(item.logical_path),
+            )
+            for item in files
+        }
+    )
+
+
+def _hash_local(item: LocalFile) -> str:
+    try:
+        return hash_file(item.path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {item.logical_path!r} in the static folder: {exc.strerror}"
+        ) from exc

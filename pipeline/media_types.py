@@ -1,0 +1,65 @@
+"""The single source of truth for Content-Type and Cache-Control values.
+
+Our own table instead of :mod:`mimetypes`: the stdlib reads the host's
+``/etc/mime.types``, so the same file could get a different type on a laptop
+and in CI, and some hosts still lack webp/avif.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+#: Fingerprinted objects never change, so caches may keep them for a year (RFC 8246).
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+#: The manifest names the current objects; it must be picked up soon after a deploy.
+MANIFEST_CACHE_CONTROL = "public, max-age=60"
+
+_TEXT = "; charset=utf-8"
+
+CONTENT_TYPES: dict[str, str] = {
+    # images
+    ".avif": "image/avif",
+    ".bmp": "image/bmp",
+    ".gif": "image/gif",
+    ".ico": "image/vnd.microsoft.icon",
+    ".jpeg": "image/jpeg",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".webp": "image/webp",
+    # styles and scripts
+    ".css": "text/css" + _TEXT,
+    ".js": "text/javascript" + _TEXT,
+    ".mjs": "text/javascript" + _TEXT,
+    ".map": "application/json" + _TEXT,
+    ".json": "application/json" + _TEXT,
+    # fonts
+    ".eot": "application/vnd.ms-fontobject",
+    ".otf": "font/otf",
+    ".ttf": "font/ttf",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    # documents and media
+    ".html": "text/html" + _TEXT,
+    ".txt": "text/plain" + _TEXT,
+    ".xml": "application/xml",
+    ".pdf": "application/pdf",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".mp3": "audio/mpeg",
+    ".wasm": "application/wasm",
+}
+
+#: Types a browser may execute as script or markup when served from our origin.
+ACTIVE_CONTENT_TYPES = frozenset({"image/svg+xml", "text/html; charset=utf-8", "application/xml"})
+
+
+def content_type_for(path: str) -> str:
+    """Return the Content-Type for ``path`` from its extension (case-insensitive)."""
+    suffix = PurePosixPath(path).suffix.lower()
+    return CONTENT_TYPES.get(suffix, DEFAULT_CONTENT_TYPE)

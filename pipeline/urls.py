@@ -1,0 +1,23 @@
+"""URL helpers shared by the CLI, the storage layer and the Flask extension."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit, urlunsplit
+
+
+def redact_url(url: str | None) -> str:
+    """Drop any ``user:password@`` part and the query so a URL can be logged safely."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def cdn_url(base_url: str, key: str) -> str:
+    """The public URL of an object key under a CDN base URL.
+
+    Keys are percent-encoded except for ``/``: S3 decodes a raw ``+`` in a path as a
+    space, and ``#``/``?``/``%`` in a file name would otherwise change the URL's meaning.
+    """
+    return base_url.rstrip("/") + "/" + quote(key, safe="/")
