@@ -30,6 +30,7 @@ def open_storage(settings: DeploySettings) -> Storage:
         return S3Storage(S3Settings(
             bucket=settings.bucket, endpoint_url=settings.endpoint_url,
             region=settings.region, workers=settings.workers,
+            max_attempts=settings.max_attempts,
         ))
     return FolderStorage(settings.target_dir or DEFAULT_EMBEDDED_DIR)
 
@@ -64,6 +65,7 @@ def _summary(result: DeployResult) -> dict[str, Any]:
 @click.option("--manifest", type=click.Path(dir_okay=False), help="Where to write the manifest [CDN_MANIFEST; default: build/cdn-manifest.json].")
 @click.option("--target-dir", type=click.Path(file_okay=False), help="Publish to this folder instead of a bucket [CDN_TARGET_DIR].")
 @click.option("--workers", type=int, help="Concurrent uploads (1-64) [CDN_WORKERS; default: 16].")
+@click.option("--max-attempts", type=int, help="Tries per request before giving up (1-20) [CDN_MAX_ATTEMPTS; default: 6].")
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache file [default: build/.cdn-hash-cache.json].")
 @click.option("--no-hash-cache", is_flag=True, help="Re-hash every file.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (new/unchanged per file); upload and write nothing.")
@@ -80,7 +82,7 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, **options: An
                    f"publishing to local folder {str(DEFAULT_EMBEDDED_DIR)!r}", file=out)
     storage = open_storage(settings)
     reporter = ProgressReporter(
-        out=out, err=sys.stderr if not quiet else open(os.devnull, "w"),
+        out=out, err=None if quiet else sys.stderr,
         tty=sys.stderr.isatty(), verbose_plan=settings.dry_run and not quiet,
     )
     result = deploy(

@@ -24,6 +24,8 @@ DEFAULT_HASH_CACHE_PATH = Path("build/.cdn-hash-cache.json")
 #: The embedded default target: a folder laid out like the bucket.
 DEFAULT_EMBEDDED_DIR = Path("build/cdn")
 DEFAULT_WORKERS = 16
+#: Tries per request (botocore "standard" mode: jittered exponential backoff, 20 s cap).
+DEFAULT_MAX_ATTEMPTS = 6
 
 #: Option name -> environment variable that supplies it when the option is absent.
 ENV_VARS: dict[str, tuple[str, ...]] = {
@@ -36,6 +38,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "manifest": ("CDN_MANIFEST",),
     "target_dir": ("CDN_TARGET_DIR",),
     "workers": ("CDN_WORKERS",),
+    "max_attempts": ("CDN_MAX_ATTEMPTS",),
 }
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
@@ -53,6 +56,7 @@ class DeploySettings:
     target_dir: Path | None
     cdn_url: str | None
     workers: int
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     dry_run: bool = False
 
     @property
@@ -89,7 +93,9 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Depl
         region=pick("region"),
         target_dir=Path(target_dir) if target_dir else None,
         cdn_url=validate_url(pick("cdn_url"), "CDN URL (--cdn-url/CDN_URL)"),
-        workers=validate_workers(pick("workers") or DEFAULT_WORKERS),
+        workers=validate_int(pick("workers") or DEFAULT_WORKERS, "workers", 1, 64),
+        max_attempts=validate_int(pick("max_attempts") or DEFAULT_MAX_ATTEMPTS,
+                                  "max attempts", 1, 20),
         dry_run=bool(options.get("dry_run")),
     )
 
@@ -121,11 +127,11 @@ def validate_url(value: str | None, what: str) -> str | None:
     return value
 
 
-def validate_workers(value: Any) -> int:
+def validate_int(value: Any, what: str, low: int, high: int) -> int:
     try:
-        workers = int(value)
+        number = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"workers must be a whole number, not {value!r}") from None
-    if not 1 <= workers <= 64:
-        raise ConfigError(f"workers must be between 1 and 64, not {workers}")
-    return workers
+        raise ConfigError(f"{what} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{what} must be between {low} and {high}, not {number}")
+    return number

@@ -72,9 +72,7 @@ def plan_deploy(
     for logical_path in sorted(manifest.files):
         entry = manifest.files[logical_path]
         remote = existing.get(entry.key)
-        if remote is not None and remote.size == entry.size:
-            reason = Reason.UNCHANGED
-        elif entry.key in claimed:
+        if (remote is not None and remote.size == entry.size) or entry.key in claimed:
             reason = Reason.UNCHANGED
         else:
             reason = Reason.NEW if remote is None else Reason.DAMAGED

@@ -24,9 +24,10 @@ class ProgressReporter:
     ``out`` gets the plan (a result); ``err`` gets progress, so ``--json`` output on
     stdout stays one clean object. On a TTY the bar is redrawn at most ten times a
     second; elsewhere each stored object gets its own line, which CI logs keep.
+    ``err=None`` silences progress (``--quiet``).
     """
 
-    def __init__(self, *, out: TextIO, err: TextIO, tty: bool, verbose_plan: bool) -> None:
+    def __init__(self, *, out: TextIO, err: TextIO | None, tty: bool, verbose_plan: bool) -> None:
         self.out = out
         self.err = err
         self.tty = tty
@@ -45,10 +46,13 @@ class ProgressReporter:
             for item in plan.files:
                 print(f"{item.reason.value:<10} {item.logical_path} -> {item.entry.key} "
                       f"({format_size(item.entry.size)})", file=self.out)
-        print(f"{len(plan.files)} files: {self._total} to upload "
-              f"({format_size(self._total_bytes)}), {plan.skipped} unchanged", file=self.err)
+        if self.err:
+            print(f"{len(plan.files)} files: {self._total} to upload "
+                  f"({format_size(self._total_bytes)}), {plan.skipped} unchanged", file=self.err)
 
     def stored(self, upload: Upload) -> None:
+        if self.err is None:
+            return
         with self._lock:
             self._done += 1
             self._bytes += upload.size
@@ -59,6 +63,7 @@ class ProgressReporter:
                       f"({format_size(upload.size)})", file=self.err, flush=True)
 
     def _draw(self) -> None:
+        assert self.err is not None
         now = time.monotonic()
         if self._done < self._total and now - self._last_draw < 0.1:
             return

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from moto.server import ThreadedMotoServer
+
+from tests.helpers import S3Env, s3_client, write_tree
 
 SCRUBBED_PREFIXES = ("CDN_", "AWS_", "FLASK_")
 
@@ -41,36 +39,6 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
-@dataclass
-class S3Env:
-    endpoint: str
-    bucket: str
-    client: Any
-
-    def keys(self, prefix: str = "") -> dict[str, int]:
-        found: dict[str, int] = {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        ):
-            for item in page.get("Contents", ()):
-                found[item["Key"]] = item["Size"]
-        return found
-
-    def get(self, key: str) -> dict[str, Any]:
-        return self.client.get_object(Bucket=self.bucket, Key=key)  # type: ignore[no-any-return]
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-
-
 @pytest.fixture
 def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Env:
     """A fresh, empty bucket on the moto server, with credentials in the environment."""
@@ -81,14 +49,6 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Env:
     bucket = f"test-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     return S3Env(endpoint=moto_endpoint, bucket=bucket, client=client)
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
 
 
 @pytest.fixture
