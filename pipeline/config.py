@@ -93,11 +93,15 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Depl
         region=pick("region"),
         target_dir=Path(target_dir) if target_dir else None,
         cdn_url=validate_url(pick("cdn_url"), "CDN URL (--cdn-url/CDN_URL)"),
-        workers=validate_int(pick("workers") or DEFAULT_WORKERS, "workers", 1, 64),
-        max_attempts=validate_int(pick("max_attempts") or DEFAULT_MAX_ATTEMPTS,
+        workers=validate_int(_default(pick("workers"), DEFAULT_WORKERS), "workers", 1, 64),
+        max_attempts=validate_int(_default(pick("max_attempts"), DEFAULT_MAX_ATTEMPTS),
                                   "max attempts", 1, 20),
         dry_run=bool(options.get("dry_run")),
     )
+
+
+def _default(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def validate_bucket(name: str) -> str:

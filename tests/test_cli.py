@@ -1,0 +1,133 @@
+"""The command line as a user meets it: exit codes, one-line errors, output modes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.plan import Plan
+from pipeline.reporting import ProgressReporter
+from pipeline.storage.base import Upload
+from tests.helpers import S3Env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
+    full_env.update({"AWS_EC2_METADATA_DISABLED": "true", "PYTHONPATH": str(ROOT),
+                     "AWS_CONFIG_FILE": str(cwd / "none"),
+                     "AWS_SHARED_CREDENTIALS_FILE": str(cwd / "none")})
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, str(ROOT / "deploy.py"), *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=120)
+
+
+def test_embedded_default_needs_no_bucket_and_second_run_uploads_nothing(
+    static_tree: Path, tmp_path: Path
+) -> None:
+    first = run_cli(["--static-dir", str(static_tree)], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0].startswith("Using the embedded default")
+    assert "build/cdn" in first.stdout.splitlines()[0]
+    assert "9 uploaded" in first.stdout
+    published = tmp_path / "build" / "cdn" / "static"
+    manifest = json.loads((tmp_path / "build" / "cdn-manifest.json").read_text())
+    for logical, entry in manifest["files"].items():
+        stored = tmp_path / "build" / "cdn" / entry["key"]
+        assert stored.read_bytes() == (static_tree / logical).read_bytes()
+    assert (published / "manifest.json").read_bytes() == (tmp_path / "build" / "cdn-manifest.json").read_bytes()
+
+    second = run_cli(["--static-dir", str(static_tree), "--json"], cwd=tmp_path)
+    assert second.returncode == 0
+    summary = json.loads(second.stdout)
+    assert summary["uploaded"] == 0 and summary["skipped"] == 9
+    assert "Using the embedded default" in second.stderr.splitlines()[0]
+
+
+def test_json_output_has_the_documented_fields(static_tree: Path, tmp_path: Path) -> None:
+    result = run_cli(["--static-dir", str(static_tree), "--json", "--target-dir", "out"],
+                     cwd=tmp_path)
+    summary = json.loads(result.stdout)
+    for field in ("files", "uploaded", "skipped", "bytes_uploaded"):
+        assert isinstance(summary[field], int)
+    assert isinstance(summary["manifest"], str)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["--static-dir", "missing"], {}, "static folder 'missing'"),
+        (["--bucket", "Not_A_Bucket"], {}, "bucket name"),
+        (["--bucket", "abc", "--endpoint-url", "localhost:9"], {}, "endpoint"),
+        (["--workers", "0"], {}, "workers"),
+        (["--no-such-flag"], {}, "no such option"),
+        (["--bucket", "abc", "--endpoint-url", "http://127.0.0.1:9"],
+         {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}, "cannot reach"),
+    ],
+)
+def test_config_errors_exit_2_with_one_line_and_no_traceback(
+    args: list[str], env: dict[str, str], needle: str, static_tree: Path, tmp_path: Path
+) -> None:
+    if "--static-dir" not in args:
+        args = [*args, "--static-dir", str(static_tree)]
+    result = run_cli(args, cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert needle in result.stderr.lower() or needle in result.stderr
+    assert not (tmp_path / "build" / "cdn-manifest.json").exists()
+
+
+def test_no_credentials_says_credentials(s3: S3Env, static_tree: Path, tmp_path: Path) -> None:
+    result = run_cli(["--bucket", s3.bucket, "--endpoint-url", s3.endpoint,
+                      "--static-dir", str(static_tree)], cwd=tmp_path)
+    assert result.returncode == 2 and "credentials" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_bucket_names_the_bucket(s3: S3Env, static_tree: Path, tmp_path: Path) -> None:
+    result = run_cli(["--bucket", "no-such-bucket", "--endpoint-url", s3.endpoint,
+                      "--static-dir", str(static_tree), "--json"], cwd=tmp_path,
+                     env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    assert result.returncode == 2
+    assert "no-such-bucket" in json.loads(result.stdout)["error"]
+    assert "Traceback" not in result.stderr
+
+
+def test_secrets_never_reach_the_output(s3: S3Env, static_tree: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    endpoint = s3.endpoint.replace("http://", "http://user:topsecret@")
+    main(["--bucket", s3.bucket, "--endpoint-url", endpoint, "--static-dir", str(static_tree),
+          "--manifest", str(tmp_path / "m.json")])
+    captured = capsys.readouterr()
+    assert "topsecret" not in captured.out + captured.err
+    assert "testing" not in captured.out + captured.err  # the secret key from the environment
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "--dry-run" in capsys.readouterr().out
+
+
+def test_progress_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    upload = Upload(key="static/a.1.png", source=Path("a.png"), size=2048,
+                    content_type="image/png", cache_control="x")
+    from pipeline.manifest import Entry
+    from pipeline.plan import PlannedFile, Reason
+
+    plan = Plan((PlannedFile("a.png", Entry("static/a.1.png", "h", 2048, "image/png"),
+                             Path("a.png"), Reason.NEW),))
+    tty, lines = io.StringIO(), io.StringIO()
+    for stream, is_tty in ((tty, True), (lines, False)):
+        reporter = ProgressReporter(out=io.StringIO(), err=stream, tty=is_tty, verbose_plan=False)
+        reporter.planned(plan)
+        reporter.stored(upload)
+    assert "\r[" in tty.getvalue() and "1/1 files" in tty.getvalue()
+    assert "[1/1] uploaded static/a.1.png (2.0 KiB)" in lines.getvalue()
