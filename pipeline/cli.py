@@ -68,6 +68,7 @@ def _summary(result: DeployResult) -> dict[str, Any]:
 @click.option("--max-attempts", type=int, help="Tries per request before giving up (1-20) [CDN_MAX_ATTEMPTS; default: 6].")
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache file [default: build/.cdn-hash-cache.json].")
 @click.option("--no-hash-cache", is_flag=True, help="Re-hash every file.")
+@click.option("--no-strict", is_flag=True, help="A CSS url() to a missing file is a warning, not an error.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (new/unchanged per file); upload and write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
@@ -88,7 +89,7 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, **options: An
     result = deploy(
         static_dir=settings.static_dir, prefix=settings.prefix, storage=storage,
         manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
-        dry_run=settings.dry_run, observer=reporter,
+        dry_run=settings.dry_run, strict=settings.strict, observer=reporter,
     )
     if as_json:
         _emit_json(_summary(result))

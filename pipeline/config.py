@@ -58,6 +58,8 @@ class DeploySettings:
     workers: int
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     dry_run: bool = False
+    #: A CSS reference to a missing file is an error (``--no-strict``: a warning).
+    strict: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -97,6 +99,7 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Depl
         max_attempts=validate_int(_default(pick("max_attempts"), DEFAULT_MAX_ATTEMPTS),
                                   "max attempts", 1, 20),
         dry_run=bool(options.get("dry_run")),
+        strict=not options.get("no_strict"),
     )
 
 

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .css import build_css, sri_hash
 from .errors import ConfigError, ManifestError
 from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
 from .localfs import LocalFile, write_atomic
@@ -25,6 +26,9 @@ from .media_types import content_type_for
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+
+#: Files that get a Subresource Integrity value (``<script>``/``<link>`` targets).
+SRI_SUFFIXES = (".css", ".js", ".mjs")
 
 #: hashlib releases the GIL on large buffers, so a few threads hash a cold tree faster.
 _HASH_WORKERS = 4
@@ -38,6 +42,8 @@ class Entry:
     hash: str
     size: int
     content_type: str
+    #: Subresource Integrity value (``sha384-...``) of the stored bytes, for CSS and JS.
+    integrity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Manifest:
         return sum(entry.size for entry in self.files.values())
 
     def to_json(self) -> bytes:
-        files = {name: asdict(self.files[name]) for name in sorted(self.files)}
+        files = {name: _entry_json(self.files[name]) for name in sorted(self.files)}
         document = {"version": MANIFEST_VERSION, "files": files}
         return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
@@ -81,6 +87,7 @@ class Manifest:
                     hash=str(raw["hash"]),
                     size=int(raw["size"]),
                     content_type=str(raw["content_type"]),
+                    integrity=str(raw["integrity"]) if raw.get("integrity") else None,
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise ManifestError(f"{source}: entry {name!r} is malformed") from exc
@@ -102,6 +109,13 @@ class Manifest:
             raise ManifestError(f"cannot write manifest {str(path)!r}: {exc.strerror}") from exc
 
 
+def _entry_json(entry: Entry) -> dict[str, object]:
+    document = asdict(entry)
+    if entry.integrity is None:
+        del document["integrity"]
+    return document
+
+
 def object_key(prefix: str, logical_path: str, sha256_hex: str) -> str:
     name = hashed_name(logical_path, sha256_hex)
     return f"{prefix}/{name}" if prefix else name
@@ -111,9 +125,66 @@ def manifest_key(prefix: str) -> str:
     return f"{prefix}/{MANIFEST_NAME}" if prefix else MANIFEST_NAME
 
 
+@dataclass(frozen=True)
+class Build:
+    """A manifest plus the bytes to upload for files that were rewritten (CSS)."""
+
+    manifest: Manifest
+    bodies: Mapping[str, bytes]
+    warnings: tuple[str, ...] = ()
+
+
 def build_manifest(files: Iterable[LocalFile], *, prefix: str, cache: HashCache) -> Manifest:
-    """Hash every file (cache first, then in parallel) and name its object."""
+    """The manifest of ``files`` (see :func:`build`)."""
+    return build(files, prefix=prefix, cache=cache).manifest
+
+
+def build(
+    files: Iterable[LocalFile],
+    *,
+    prefix: str,
+    cache: HashCache,
+    strict: bool = True,
+    static_url_path: str | None = "/static/",
+) -> Build:
+    """Hash every file, rewrite CSS references to fingerprinted names, name every object.
+
+    CSS is hashed after rewriting, so a changed image renames the CSS that uses it.
+    """
     files = list(files)
+    by_path = {item.logical_path: item for item in files}
+    hashes = _hash_all(files, cache)
+    css = build_css(
+        set(by_path), read=lambda path: by_path[path].path.read_bytes(), hashes=hashes,
+        strict=strict, static_url_path=static_url_path,
+    )
+    entries: dict[str, Entry] = {}
+    for item in files:
+        path = item.logical_path
+        content_type = content_type_for(path)
+        if path in css.files:
+            rewritten = css.files[path]
+            entries[path] = Entry(
+                key=object_key(prefix, path, rewritten.name_hash), hash=rewritten.sha256,
+                size=len(rewritten.content), content_type=content_type,
+                integrity=sri_hash(rewritten.content),
+            )
+            continue
+        entries[path] = Entry(
+            key=object_key(prefix, path, hashes[path]), hash=hashes[path], size=item.size,
+            content_type=content_type,
+            integrity=sri_hash(_read(item)) if _wants_integrity(path) else None,
+        )
+    bodies = {path: rewritten.content for path, rewritten in css.files.items()}
+    return Build(Manifest(entries), bodies, css.warnings)
+
+
+def _wants_integrity(logical_path: str) -> bool:
+    return logical_path.lower().endswith(SRI_SUFFIXES)
+
+
+def _hash_all(files: list[LocalFile], cache: HashCache) -> dict[str, str]:
+    """Hashes from the cache where size and mtime match, the rest hashed in parallel."""
     hashes: dict[str, str] = {}
     stale: list[LocalFile] = []
     for item in files:
@@ -126,17 +197,16 @@ def build_manifest(files: Iterable[LocalFile], *, prefix: str, cache: HashCache)
         for item, digest in zip(stale, pool.map(_hash_local, stale)):
             hashes[item.logical_path] = digest
             cache.put(item.path, FileStamp(item.size, item.mtime_ns), digest)
-    return Manifest(
-        {
-            item.logical_path: Entry(
-                key=object_key(prefix, item.logical_path, hashes[item.logical_path]),
-                hash=hashes[item.logical_path],
-                size=item.size,
-                content_type=content_type_for(item.logical_path),
-            )
-            for item in files
-        }
-    )
+    return hashes
+
+
+def _read(item: LocalFile) -> bytes:
+    try:
+        return item.path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {item.logical_path!r} in the static folder: {exc.strerror}"
+        ) from exc
 
 
 def _hash_local(item: LocalFile) -> str:

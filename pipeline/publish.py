@@ -15,7 +15,7 @@ from typing import Protocol
 from .errors import DeployError
 from .fingerprint import HashCache
 from .localfs import collect_files
-from .manifest import Manifest, build_manifest, manifest_key
+from .manifest import Manifest, build, manifest_key
 from .media_types import IMMUTABLE_CACHE_CONTROL, MANIFEST_CACHE_CONTROL, content_type_for
 from .plan import Plan, missing_keys, plan_deploy
 from .storage.base import Storage, Upload
@@ -28,12 +28,17 @@ class DeployObserver(Protocol):
 
     def stored(self, upload: Upload) -> None: ...
 
+    def warned(self, message: str) -> None: ...
+
 
 class _Silent:
     def planned(self, plan: Plan) -> None:
         pass
 
     def stored(self, upload: Upload) -> None:
+        pass
+
+    def warned(self, message: str) -> None:
         pass
 
 
@@ -63,6 +68,7 @@ def deploy(
     manifest_path: Path,
     hash_cache_path: Path | None,
     dry_run: bool = False,
+    strict: bool = True,
     observer: DeployObserver | None = None,
 ) -> DeployResult:
     """Publish ``static_dir`` to ``storage`` under ``prefix``; see the module docstring."""
@@ -70,7 +76,10 @@ def deploy(
     files = collect_files(static_dir)
     storage.check()
     cache = HashCache(hash_cache_path)
-    manifest = build_manifest(files, prefix=prefix, cache=cache)
+    built = build(files, prefix=prefix, cache=cache, strict=strict)
+    for warning in built.warnings:
+        observer.warned(warning)
+    manifest = built.manifest
     existing = storage.list_objects(prefix)
     plan = plan_deploy(manifest, {f.logical_path: f.path for f in files}, existing)
     observer.planned(plan)
@@ -86,6 +95,7 @@ def deploy(
             size=item.entry.size,
             content_type=item.entry.content_type,
             cache_control=IMMUTABLE_CACHE_CONTROL,
+            body=built.bodies.get(item.logical_path),
         )
         for item in plan.uploads
     ]

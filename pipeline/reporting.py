@@ -50,6 +50,10 @@ class ProgressReporter:
             print(f"{len(plan.files)} files: {self._total} to upload "
                   f"({format_size(self._total_bytes)}), {plan.skipped} unchanged", file=self.err)
 
+    def warned(self, message: str) -> None:
+        if self.err:
+            print(f"warning: {message}", file=self.err)
+
     def stored(self, upload: Upload) -> None:
         if self.err is None:
             return

@@ -18,6 +18,7 @@ class S3Env:
     client: Any
 
     def keys(self, prefix: str = "") -> dict[str, int]:
+        """Key -> size of every object under ``prefix``."""
         found: dict[str, int] = {}
         for page in self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=prefix

@@ -27,7 +27,7 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> su
                      "AWS_SHARED_CREDENTIALS_FILE": str(cwd / "none")})
     full_env.update(env or {})
     return subprocess.run([sys.executable, str(ROOT / "deploy.py"), *args], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=120)
+                          env=full_env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_embedded_default_needs_no_bucket_and_second_run_uploads_nothing(

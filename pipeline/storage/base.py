@@ -19,6 +19,8 @@ class Upload:
     size: int
     content_type: str
     cache_control: str
+    #: Bytes to store instead of the file's (a rewritten CSS file), or ``None``.
+    body: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ class FolderStorage:
 
     def _copy(self, upload: Upload) -> None:
         target = self.path_for(upload.key)
+        if upload.body is not None:
+            write_atomic(target, upload.body)
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:

@@ -226,6 +226,9 @@ class S3Storage:
             "CacheControl": upload.cache_control,
             "ChecksumAlgorithm": CHECKSUM_ALGORITHM,
         }
+        if upload.body is not None:
+            self.client.put_object(Bucket=self.bucket, Key=upload.key, Body=upload.body, **extra)
+            return
         if upload.size >= MULTIPART_THRESHOLD:
             self.client.upload_file(
                 str(upload.source), self.bucket, upload.key,
