@@ -1,0 +1,267 @@
+"""The demo site: a gallery served through ``url_for('static')``, public and private images, uploads.
+
+Run it with ``flask --app site/app.py run`` (add ``--debug`` for local files).
+``create_app(config)`` builds a fresh app; configuration is layered: the defaults
+below < ``FLASK_*`` environment variables (``FLASK_SECRET_KEY``,
+``FLASK_DEMO_USERS='{"alice": "..."}'``, JSON-parsed by Flask) and ``CDN_URL`` /
+``CDN_MANIFEST`` < the ``config`` argument.
+
+Routes: ``/`` gallery, ``/images/<path>`` and ``/private/<path>`` (see
+:mod:`pipeline.images`), ``GET/POST /login``, ``POST /logout``, ``GET/POST /upload``.
+
+Uploads require a login: they publish content under our origin, so anonymous
+uploads would turn the demo into free hosting for anyone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import sys
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, current_app, redirect, render_template, request, session, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response
+
+ROOT = Path(__file__).resolve().parent.parent
+
+try:
+    import pipeline  # noqa: F401
+except ModuleNotFoundError:  # `flask --app site/app.py` puts only site/ on sys.path
+    sys.path.insert(0, str(ROOT))
+
+from PIL import Image
+
+from pipeline import CDN
+from pipeline.errors import ConfigError
+from pipeline.images import (
+    images_blueprint,
+    images_state,
+    list_images,
+    list_private_images,
+    store_upload,
+)
+from pipeline.localfs import collect_files
+from pipeline.media_types import content_type_for
+from pipeline.uploads import UploadRejected
+
+log = logging.getLogger(__name__)
+
+#: Signs the session cookie. Anyone who knows it can log in as anyone: set
+#: FLASK_SECRET_KEY (e.g. ``python -c "import secrets; print(secrets.token_hex())"``).
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-set-FLASK_SECRET_KEY"
+
+DEFAULTS: dict[str, Any] = {
+    "SECRET_KEY": DEV_SECRET_KEY,
+    # Demo accounts, plain passwords on purpose (dev only): set FLASK_DEMO_USERS.
+    "DEMO_USERS": {"demo": "demo"},
+    # None: every logged-in user may read every private image; else a list of names.
+    "PRIVATE_ALLOWED_USERS": None,
+    "IMAGES_DIR": ROOT / "instance" / "images",
+    "PRIVATE_DIR": ROOT / "instance" / "private",
+    "CDN_MANIFEST": ROOT / "build" / "cdn-manifest.json",
+    "GALLERY_DIR": "img",
+    "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,  # set FLASK_SESSION_COOKIE_SECURE=true behind HTTPS
+}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the demo app; ``config`` overrides defaults and environment."""
+    app = Flask(
+        __name__,
+        static_folder=str(ROOT / "static"),  # the top-level folder, not site/static
+        instance_path=str(ROOT / "instance"),
+    )
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env()
+    app.config.update({k: os.environ[k] for k in ("CDN_URL", "CDN_MANIFEST") if os.environ.get(k)})
+    app.config.update(config or {})
+    _check_secret_key(app)
+    CDN(app)
+    app.register_blueprint(
+        images_blueprint(current_user=current_user, may_read_private=_may_read_private)
+    )
+    app.context_processor(lambda: {"user": current_user()})
+    app.before_request(_refuse_cross_origin_posts)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.add_url_rule("/", "gallery", gallery)
+    app.add_url_rule("/login", "login", login_form, methods=["GET"])
+    app.add_url_rule("/login", "login_post", login, methods=["POST"])
+    app.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    app.add_url_rule("/upload", "upload", upload, methods=["GET", "POST"])
+    return app
+
+
+def _check_secret_key(app: Flask) -> None:
+    if not app.config.get("SECRET_KEY"):
+        raise ConfigError("SECRET_KEY is empty: set FLASK_SECRET_KEY")
+    if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not (app.debug or app.testing):
+        log.warning("using the dev-only SECRET_KEY: set FLASK_SECRET_KEY before deploying")
+
+
+# -- users -----------------------------------------------------------------------------------
+
+#: Compared against when the user name is unknown, so both cases cost the same.
+_UNKNOWN_USER_PASSWORD = secrets.token_hex(16)
+
+
+def check_password(users: Mapping[str, str], username: str, password: str) -> bool:
+    """Constant-time check of ``password``, also for an unknown ``username``.
+
+    Both sides are hashed first: ``hmac.compare_digest`` refuses non-ASCII ``str``
+    and returns early on a length mismatch.
+    """
+    expected = users.get(username)
+    candidate = expected if isinstance(expected, str) else _UNKNOWN_USER_PASSWORD
+    same = hmac.compare_digest(_digest(password), _digest(candidate))
+    return same and isinstance(expected, str)
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+
+
+def current_user() -> str | None:
+    """The logged-in user, if the session names one who still exists in ``DEMO_USERS``."""
+    user = session.get("user")
+    if isinstance(user, str) and user in current_app.config["DEMO_USERS"]:
+        return user
+    return None
+
+
+def _may_read_private(user: str, relative_path: str) -> bool:
+    allowed = current_app.config.get("PRIVATE_ALLOWED_USERS")
+    return allowed is None or user in allowed
+
+
+def _refuse_cross_origin_posts() -> None:
+    """A second line behind SameSite=Lax: browsers send ``Origin`` with every POST."""
+    origin = request.headers.get("Origin")
+    if request.method == "POST" and origin and urlsplit(origin).netloc != request.host:
+        abort(403)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: ``//evil.example`` or ``https://...`` would be an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    return "/" if parts.scheme or parts.netloc else target
+
+
+# -- gallery ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GalleryImage:
+    filename: str  # relative to the static folder, for url_for('static')
+    alt: str
+    width: int | None
+    height: int | None
+
+
+def gallery_images(static_folder: Path, subdir: str) -> list[GalleryImage]:
+    """The images below ``static_folder/subdir``, walked with the deploy's own safe walk."""
+    try:
+        files = collect_files(static_folder / subdir)
+    except ConfigError:
+        return []
+    images = []
+    for item in files:
+        if not content_type_for(item.logical_path).startswith("image/"):
+            continue
+        size = _dimensions(str(item.path), item.mtime_ns)
+        images.append(GalleryImage(
+            filename=f"{subdir}/{item.logical_path}",
+            alt=Path(item.logical_path).stem.replace("-", " ").replace("_", " "),
+            width=size[0] if size else None,
+            height=size[1] if size else None,
+        ))
+    return images
+
+
+@lru_cache(maxsize=512)
+def _dimensions(path: str, mtime_ns: int) -> tuple[int, int] | None:
+    """Width and height from the image header (cached per file version), for width/height
+    attributes: the browser reserves the space and the page does not jump while loading."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                return image.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None  # SVG and friends: Pillow cannot read them
+
+
+# -- views -----------------------------------------------------------------------------------
+
+
+def gallery() -> str:
+    user = current_user()
+    return render_template(
+        "gallery.html",
+        static_images=gallery_images(Path(str(current_app.static_folder)),
+                                     current_app.config["GALLERY_DIR"]),
+        public_uploads=list_images(images_state().settings.images_dir),
+        private_images=list_private_images() if user else [],
+    )
+
+
+def login_form() -> str:
+    return render_template("login.html", next=_safe_next(request.args.get("next")), error=None)
+
+
+def login() -> Response | tuple[str, int]:
+    username = request.form.get("username", "")
+    password = request.form.get("password", "")
+    if not check_password(current_app.config["DEMO_USERS"], username, password):
+        log.info("failed login for user %r", username[:64])
+        error = "Wrong user name or password."
+        next_url = _safe_next(request.form.get("next"))
+        return render_template("login.html", next=next_url, error=error), 401
+    session.clear()  # a fresh session on every login
+    session["user"] = username
+    return redirect(_safe_next(request.form.get("next")), code=303)
+
+
+def logout() -> Response:
+    session.clear()
+    return redirect(url_for("gallery"), code=303)
+
+
+def upload() -> Response | str | tuple[str, int]:
+    """Logged-in users upload an image; it is checked by content and stored under a new name."""
+    if current_user() is None:
+        if request.method == "GET":
+            return redirect(url_for("login", next=url_for("upload")))
+        abort(401)
+    if request.method == "GET":
+        return render_template("upload.html", error=None)
+    file = request.files.get("image")
+    if file is None or not file.filename:
+        return render_template("upload.html", error="Choose an image file."), 400
+    private = request.form.get("visibility") == "private"
+    try:
+        name = store_upload(file.read(), private=private)
+    except UploadRejected as exc:
+        return render_template("upload.html", error=f"Not accepted: {exc}."), 400
+    endpoint = "images.private" if private else "images.public"
+    return redirect(url_for(endpoint, filename=name), code=303)
+
+
+def _too_large(exc: RequestEntityTooLarge) -> tuple[str, int]:
+    limit = current_app.config["MAX_CONTENT_LENGTH"] // 1024
+    return render_template("upload.html", error=f"The file is too large (max {limit} KiB)."), 413
