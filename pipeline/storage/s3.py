@@ -57,6 +57,8 @@ def make_client(settings: S3Settings, *, max_attempts: int | None = None) -> Any
         retries={"mode": "standard", "max_attempts": max_attempts or settings.max_attempts},
         max_pool_connections=settings.workers + MULTIPART_CONCURRENCY,
         connect_timeout=settings.connect_timeout,
+        # SigV4 everywhere: presigned URLs then carry X-Amz-Expires (SigV2 is deprecated).
+        signature_version="s3v4",
         read_timeout=settings.read_timeout,
         # Custom endpoints (MinIO, moto, R2 on one host) rarely resolve bucket subdomains.
         s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
@@ -169,11 +171,15 @@ class S3Storage:
         return bytes(response["Body"].read())
 
     def presigned_url(self, key: str, *, expires_in: int) -> str:
-        return str(
-            self.client.generate_presigned_url(
+        try:
+            url = self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
             )
-        )
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise ConfigError(
+                f"no usable AWS credentials to sign URLs for bucket {self.bucket!r}"
+            ) from exc
+        return str(url)
 
     # -- writing -----------------------------------------------------------------------------
 
