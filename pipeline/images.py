@@ -140,26 +140,9 @@ class ImagesState:
 def _s3_storage(bucket: PrivateBucket) -> PrivateStorage:
     from .storage.s3 import S3Settings, S3Storage
 
-    storage = S3Storage(S3Settings(
+    return S3Storage(S3Settings(
         bucket=bucket.bucket, endpoint_url=bucket.endpoint_url, region=bucket.region, workers=4
     ))
-    _presign_with_sigv4(storage.client)
-    return storage
-
-
-def _presign_with_sigv4(client: Any) -> None:
-    """Make presigned URLs SigV4 (``X-Amz-Expires``, at most 7 days, accepted everywhere).
-
-    ``make_client`` sets no ``signature_version``, and botocore then presigns in
-    us-east-1 and other old regions with SigV2 (``Expires=<epoch>``), which AWS has
-    deprecated. Until the client is built with ``signature_version="s3v4"``, answer
-    botocore's ``choose-signer`` event before its SigV2 default does.
-    """
-
-    def choose(signature_version: str, **_: Any) -> str | None:
-        return "s3v4-query" if signature_version.endswith("-query") else None
-
-    client.meta.events.register_first("choose-signer.s3", choose)
 
 
 def images_state(app: Flask | None = None) -> ImagesState:
