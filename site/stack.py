@@ -168,17 +168,19 @@ def nginx_cdn(s3_endpoint: str, workdir: Path) -> Iterator[str]:
         # As root, workers would drop to 'nobody', who cannot write our cache folder.
         user="user root;" if os.geteuid() == 0 else "",
     ))
-    process = subprocess.Popen(
-        [NGINX, "-c", str(conf), "-p", str(work), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    startup_log = work / "startup.log"
+    with open(startup_log, "wb") as log_file:
+        process = subprocess.Popen(
+            [NGINX, "-c", str(conf), "-p", str(work), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL, stderr=log_file,
+        )
     try:
         try:
             wait_for_port(port)
         except RuntimeError:
             process.kill()
-            _, err = process.communicate(timeout=5)
-            raise RuntimeError(f"nginx did not start: {err.decode(errors='replace')}") from None
+            process.wait(timeout=5)
+            raise RuntimeError(f"nginx did not start: {startup_log.read_text()}") from None
         yield f"http://127.0.0.1:{port}"
     finally:
         if process.poll() is None:

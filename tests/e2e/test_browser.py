@@ -1,0 +1,111 @@
+"""The demo site in a real browser, in production (CDN) and development modes."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from typing import Any
+
+from tests.e2e.conftest import save_screenshot
+
+FINGERPRINTED = re.compile(r"\.[0-9a-f]{12}\.[a-z0-9]+$")
+
+
+def load_all_images(page: Any, url: str) -> list[dict[str, Any]]:
+    """Open ``url``, scroll so lazy images load, and return what the browser made of each."""
+    page.goto(url, wait_until="load")
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+    return page.evaluate(
+        "Array.from(document.images).map(img => "
+        "({src: img.currentSrc, width: img.naturalWidth, alt: img.alt}))"
+    )
+
+
+def watch_requests(page: Any) -> list[str]:
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    return seen
+
+
+def test_production_images_come_from_the_cdn_with_fingerprinted_names(
+    prod_stack: Any, page: Any
+) -> None:
+    requests = watch_requests(page)
+    images = load_all_images(page, prod_stack.site_url + "/")
+    save_screenshot(page, "production-gallery")
+    static_images = [img for img in images if img["src"].startswith(prod_stack.cdn_url)]
+    assert len(static_images) >= 7, images
+    for image in images:
+        assert image["width"] > 0, f"{image} did not render"
+    for image in static_images:
+        assert FINGERPRINTED.search(image["src"].split("?")[0]), image["src"]
+    assert not [url for url in requests if url.startswith(prod_stack.site_url + "/static/")]
+
+
+def test_reload_is_served_from_a_cache(prod_stack: Any, page: Any) -> None:
+    load_all_images(page, prod_stack.site_url + "/")
+    responses: list[Any] = []
+    page.on("response", lambda r: responses.append(r))
+    page.reload(wait_until="load")
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+    cdn_responses = [r for r in responses if r.url.startswith(prod_stack.cdn_url)]
+    assert cdn_responses, "the reload must load the CDN images again"
+    for response in cdn_responses:
+        # Either the browser answered from its own cache (immutable: no request at all,
+        # requestStart -1), or the request reached nginx and nginx answered from its cache.
+        from_browser_cache = response.request.timing["requestStart"] == -1
+        assert from_browser_cache or response.header_value("x-cache-status") == "HIT", response.url
+    # And the CDN itself now has every image: a direct request is a HIT.
+    for image in load_all_images(page, prod_stack.site_url + "/"):
+        if image["src"].startswith(prod_stack.cdn_url):
+            with urllib.request.urlopen(image["src"], timeout=10) as direct:
+                assert direct.headers["X-Cache-Status"] == "HIT"
+                assert direct.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+
+
+def test_development_mode_loads_local_files_and_a_placeholder(dev_stack: Any, page: Any) -> None:
+    images = load_all_images(page, dev_stack.site_url + "/")
+    static_images = [img for img in images if "/static/" in img["src"]]
+    assert len(static_images) >= 7
+    for image in static_images:
+        assert image["src"].startswith(dev_stack.site_url + "/static/")
+        assert image["width"] > 0
+    statuses: dict[str, int] = {}
+    page.on("response", lambda r: statuses.__setitem__(r.url, r.status))
+    page.evaluate(
+        "new Promise(done => { const img = new Image(); img.id = 'missing';"
+        " img.onload = img.onerror = done; img.src = '/static/img/not-deployed.png';"
+        " document.body.prepend(img); })"
+    )
+    width = page.evaluate("document.getElementById('missing').naturalWidth")
+    save_screenshot(page, "development-gallery")
+    assert width > 0, "a missing image must show the placeholder, not a broken icon"
+    assert statuses[dev_stack.site_url + "/static/img/not-deployed.png"] == 404
+
+
+def test_private_image_needs_login_then_renders_via_presigned_redirect(
+    prod_stack: Any, page: Any
+) -> None:
+    denied = page.goto(prod_stack.site_url + "/private/secret-plan.png")
+    assert denied is not None and denied.status in (401, 403)
+
+    page.goto(prod_stack.site_url + "/login")
+    page.fill("input[name=username]", "demo")
+    page.fill("input[name=password]", "demo")
+    responses: list[Any] = []
+    page.on("response", lambda r: responses.append(r))
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("load")
+    images = load_all_images(page, prod_stack.site_url + "/")
+    save_screenshot(page, "production-logged-in")
+    private = [img for img in images if "secret-plan" in img["src"]]
+    assert private and private[0]["width"] > 0, images
+    redirects = [r for r in responses if r.url.endswith("/private/secret-plan.png")]
+    assert redirects and redirects[0].status == 302
+    location = redirects[0].header_value("location")
+    assert location.startswith(prod_stack.s3_endpoint + "/demo-private/private/secret-plan.png?")
+    assert "X-Amz-Expires=" in location and "X-Amz-Signature=" in location
+    final = [r for r in responses if r.url == location]
+    assert final and final[0].status == 200
