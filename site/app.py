@@ -44,6 +44,7 @@ from PIL import Image
 
 from pipeline import CDN
 from pipeline.errors import ConfigError
+from pipeline.flask_bundles import init_bundles
 from pipeline.images import (
     images_blueprint,
     images_state,
@@ -91,6 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     _check_secret_key(app)
     CDN(app)
+    init_bundles(app, _load_bundles())
     app.register_blueprint(
         images_blueprint(current_user=current_user, may_read_private=_may_read_private)
     )
@@ -103,6 +105,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.add_url_rule("/logout", "logout", logout, methods=["POST"])
     app.add_url_rule("/upload", "upload", upload, methods=["GET", "POST"])
     return app
+
+
+def _load_bundles() -> dict[str, Any]:
+    """``site/assets.py`` is the one definition of the bundles (the deploy builds it too)."""
+    from pipeline.bundles import load_bundles
+
+    return dict(load_bundles(Path(__file__).with_name("assets.py")))
 
 
 def _check_secret_key(app: Flask) -> None:

@@ -1,0 +1,174 @@
+"""flask-assets bundles through the pipeline: built, rewritten, uploaded, served with SRI."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shutil
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, render_template_string
+
+from pipeline import CDN
+from pipeline.bundles import build_bundles, load_bundles
+from pipeline.css import find_references
+from pipeline.errors import ConfigError
+from pipeline.flask_bundles import init_bundles
+from pipeline.manifest import Manifest
+from pipeline.publish import deploy
+from pipeline.storage.s3 import S3Settings, S3Storage
+from tests.helpers import S3Env
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS_FILE = ROOT / "site" / "assets.py"
+
+
+@pytest.fixture
+def site_static(tmp_path: Path) -> Path:
+    """A copy of the demo's static folder with its bundles built."""
+    static = tmp_path / "static"
+    shutil.copytree(ROOT / "static", static, ignore=shutil.ignore_patterns("gen", ".webassets-cache"))
+    assert build_bundles(load_bundles(ASSETS_FILE), static_dir=static) == ["gen/site.css", "gen/app.js"]
+    return static
+
+
+@pytest.fixture
+def deployed(s3: S3Env, site_static: Path, tmp_path: Path) -> tuple[Manifest, Path]:
+    s3.allow_public_read("static/")
+    storage = S3Storage(S3Settings(bucket=s3.bucket, endpoint_url=s3.endpoint))
+    manifest_path = tmp_path / "manifest.json"
+    deploy(static_dir=site_static, prefix="static", storage=storage, manifest_path=manifest_path,
+           hash_cache_path=None)
+    return Manifest.load(manifest_path), manifest_path
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bytes(response.read())
+
+
+def test_bundles_are_built_from_their_sources(site_static: Path) -> None:
+    css = (site_static / "gen" / "site.css").read_text()
+    assert "@font-face" in css and ".grid figure" in css  # both sources, joined
+    js = (site_static / "gen" / "app.js").read_text()
+    assert "window.demo.onReady = function" in js and "galleryReady" in js
+
+
+def test_every_css_reference_on_the_bucket_resolves_to_an_existing_object(
+    s3: S3Env, deployed: tuple[Manifest, Path]
+) -> None:
+    manifest, _ = deployed
+    base = f"{s3.endpoint}/{s3.bucket}/"
+    css_entry = manifest.files["gen/site.css"]
+    css_url = base + urllib.parse.quote(css_entry.key)
+    css = fetch(css_url).decode()
+    references = [ref.url for ref in find_references(css)]
+    local = [url for url in references if not url.startswith(("data:", "http:", "https:", "//"))]
+    assert len(local) >= 6, references  # fonts x2, hero, logo x3, arrow
+    keys = {entry.key for entry in manifest.files.values()}
+    for url in local:
+        assert re.search(r"\.[0-9a-f]{12}\.\w+", url), f"{url} is not fingerprinted"
+        target = urllib.parse.urljoin(css_url, url)
+        key = urllib.parse.unquote(urllib.parse.urlsplit(target).path)[len(f"/{s3.bucket}/"):]
+        assert key in keys, f"{url} -> {key} is not a deployed object"
+        assert fetch(target.split("#")[0]), f"{target} is empty"
+    assert "?v=1#arrow" in css  # query and fragment survive the rewrite
+
+
+def test_changing_an_image_renames_the_css_that_uses_it(site_static: Path) -> None:
+    from pipeline.fingerprint import HashCache
+    from pipeline.localfs import collect_files
+    from pipeline.manifest import build
+
+    before = build(collect_files(site_static), prefix="static", cache=HashCache(None)).manifest
+    (site_static / "img" / "icons" / "arrow.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    after = build(collect_files(site_static), prefix="static", cache=HashCache(None)).manifest
+    assert after.files["gen/site.css"].key != before.files["gen/site.css"].key
+    assert after.files["css/gallery.css"].key != before.files["css/gallery.css"].key
+    assert after.files["css/base.css"].key == before.files["css/base.css"].key
+    assert after.files["gen/app.js"].key == before.files["gen/app.js"].key
+
+
+def test_integrity_matches_the_uploaded_bytes(s3: S3Env, deployed: tuple[Manifest, Path]) -> None:
+    manifest, _ = deployed
+    for logical in ("gen/site.css", "gen/app.js", "css/base.css", "js/util.js"):
+        entry = manifest.files[logical]
+        data = s3.get(entry.key)["Body"].read()
+        expected = "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+        assert entry.integrity == expected
+        assert entry.size == len(data)
+    assert manifest.files["img/cat.jpg"].integrity is None
+
+
+@pytest.mark.parametrize(("logical", "content_type"), [
+    ("gen/site.css", "text/css; charset=utf-8"),
+    ("gen/app.js", "text/javascript; charset=utf-8"),
+    ("fonts/demo-bold.woff2", "font/woff2"),
+    ("fonts/demo-bold.woff", "font/woff"),
+])
+def test_text_and_font_types_come_from_the_one_table(
+    s3: S3Env, deployed: tuple[Manifest, Path], logical: str, content_type: str
+) -> None:
+    manifest, _ = deployed
+    assert s3.get(manifest.files[logical].key)["ContentType"] == content_type
+
+
+def make_app(static: Path, manifest_path: Path, **config: Any) -> Flask:
+    app = Flask(__name__, static_folder=str(static))
+    app.config.update({"CDN_URL": "https://cdn.example.com", "CDN_MANIFEST": manifest_path,
+                       "ASSETS_DEBUG": False, **config})
+    CDN(app)
+    init_bundles(app, load_bundles(ASSETS_FILE))
+    return app
+
+
+def test_asset_tags_on_the_cdn_carry_integrity(deployed: tuple[Manifest, Path],
+                                               site_static: Path) -> None:
+    manifest, manifest_path = deployed
+    app = make_app(site_static, manifest_path)
+    with app.test_request_context():
+        html = render_template_string('{{ asset_tags("css_all") }}\n{{ asset_tags("js_all") }}')
+    css, js = manifest.files["gen/site.css"], manifest.files["gen/app.js"]
+    assert (f'<link rel="stylesheet" href="https://cdn.example.com/{css.key}" '
+            f'integrity="{css.integrity}" crossorigin="anonymous">') in html
+    assert (f'<script src="https://cdn.example.com/{js.key}" integrity="{js.integrity}" '
+            'crossorigin="anonymous" defer></script>') in html
+
+
+def test_assets_block_yields_the_cdn_url_when_enabled(deployed: tuple[Manifest, Path],
+                                                      site_static: Path) -> None:
+    manifest, manifest_path = deployed
+    app = make_app(site_static, manifest_path)
+    with app.test_request_context():
+        html = render_template_string('{% assets "css_all" %}{{ ASSET_URL }}{% endassets %}')
+    assert html == f"https://cdn.example.com/{manifest.files['gen/site.css'].key}"
+
+
+def test_development_serves_local_bundles_without_integrity(
+    deployed: tuple[Manifest, Path], site_static: Path
+) -> None:
+    _, manifest_path = deployed
+    app = make_app(site_static, manifest_path, CDN_ENABLED=False, ASSETS_DEBUG=True)
+    with app.test_request_context():
+        html = render_template_string('{{ asset_tags("css_all") }}')
+    assert '<link rel="stylesheet" href="/static/css/base.css' in html
+    assert '/static/css/gallery.css' in html and "integrity" not in html
+    client = app.test_client()
+    response = client.get("/static/css/base.css")
+    assert response.status_code == 200 and b"@font-face" in response.data
+    response.close()
+
+
+def test_missing_assets_file_and_broken_bundle_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_bundles(tmp_path / "nope.py")
+    bad = tmp_path / "assets.py"
+    bad.write_text("from webassets import Bundle\nBUNDLES = {'x': Bundle('missing.css', output='gen/x.css')}\n")
+    (tmp_path / "static").mkdir()
+    with pytest.raises(ConfigError, match="bundle 'x'"):
+        build_bundles(load_bundles(bad), static_dir=tmp_path / "static")
