@@ -33,13 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
-from botocore.config import Config  # noqa: E402
-from flask import Flask  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
+import boto3
+from botocore.config import Config
+from flask import Flask
+from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
-from pipeline.cli import main as deploy_main  # noqa: E402
+from pipeline.bundles import build_bundles, load_bundles
+from pipeline.cli import main as deploy_main
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ASSET_BUCKET = "demo-assets"
@@ -74,7 +75,11 @@ http {{
             proxy_hide_header x-amz-request-id;
             proxy_hide_header x-amz-id-2;
             add_header X-Cache-Status $upstream_cache_status always;
-            # Fonts and SRI-checked CSS/JS are fetched in CORS mode.
+            # Fonts and SRI-checked CSS/JS are fetched in CORS mode: one CORS answer, the
+            # CDN's, whatever the origin sends (two values make the browser refuse both).
+            proxy_hide_header Access-Control-Allow-Origin;
+            proxy_hide_header Access-Control-Allow-Methods;
+            proxy_hide_header Access-Control-Expose-Headers;
             add_header Access-Control-Allow-Origin * always;
         }}
     }}
@@ -147,6 +152,8 @@ def create_buckets(endpoint: str, *, prefix: str = "static") -> None:
 
 
 def deploy_static(endpoint: str, manifest_path: Path, static_dir: Path = ROOT / "static") -> None:
+    """Build the bundles, then run the real deploy into the asset bucket."""
+    build_bundles(load_bundles(ROOT / "site" / "assets.py"), static_dir=static_dir)
     code = deploy_main([
         "--bucket", ASSET_BUCKET, "--endpoint-url", endpoint, "--static-dir", str(static_dir),
         "--manifest", str(manifest_path), "--no-hash-cache", "--quiet",

@@ -43,6 +43,24 @@ def test_production_images_come_from_the_cdn_with_fingerprinted_names(
     assert not [url for url in requests if url.startswith(prod_stack.site_url + "/static/")]
 
 
+def test_css_backgrounds_and_fonts_load_from_the_cdn(prod_stack: Any, page: Any) -> None:
+    responses: list[Any] = []
+    page.on("response", lambda r: responses.append(r))
+    load_all_images(page, prod_stack.site_url + "/")
+    page.wait_for_function("document.documentElement.dataset.galleryReady === 'yes'")
+    font_loaded = page.evaluate(
+        "document.fonts.ready.then(() => document.fonts.check('700 16px \"Demo Sans\"'))")
+    assert font_loaded, "the web font from the CDN did not load"
+    hero = page.evaluate("getComputedStyle(document.querySelector('.hero')).backgroundImage")
+    assert prod_stack.cdn_url in hero and FINGERPRINTED.search(hero.split('"')[1]), hero
+    ok = {r.url.split("?")[0] for r in responses if r.ok and r.url.startswith(prod_stack.cdn_url)}
+    for expected in ("/static/gen/site.", "/static/gen/app.", "/static/fonts/demo-bold.",
+                     "/static/img/photos/sunset%20beach.", "/static/img/icons/arrow."):
+        assert any(expected in url for url in ok), f"nothing like {expected} loaded: {ok}"
+    link = page.get_attribute("link[rel=stylesheet]", "integrity")
+    assert link and link.startswith("sha384-")  # the browser checked it, or nothing would style
+
+
 def test_reload_is_served_from_a_cache(prod_stack: Any, page: Any) -> None:
     load_all_images(page, prod_stack.site_url + "/")
     responses: list[Any] = []
