@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -142,3 +143,15 @@ def validate_int(value: Any, what: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ConfigError(f"{what} must be between {low} and {high}, not {number}")
     return number
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_DURATION_UNITS = {"": 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str, what: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` (a bare number means days)."""
+    match = _DURATION_RE.match(value or "")
+    if not match:
+        raise ConfigError(f"{what} {value!r} is not a duration: use e.g. 7d, 12h, 30m or 0")
+    return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])

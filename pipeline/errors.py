@@ -42,3 +42,7 @@ class MissingAssetError(PipelineError, LookupError):
             "run the deploy again or fix the reference"
         )
         self.filename = filename
+
+
+class ConflictError(DeployError):
+    """A conditional write lost a race: another deploy, rollback or prune changed the object."""

@@ -1,24 +1,33 @@
-"""The deploy itself: collect, fingerprint, plan, upload, confirm, publish.
+"""The deploy itself: collect, fingerprint, plan, upload, confirm, record, publish.
 
 The manifest is published last and only when every object it names is confirmed
 in storage (already listed with the right size, or stored by this run), so a
 failed or interrupted deploy leaves the previous manifest, local and remote, in
 place. Objects are never deleted here: old releases keep working (rollback).
+
+Order of writes, each safe to be killed after: objects, then the immutable release
+object (:mod:`pipeline.current`), then the current manifest (conditional on the
+ETag read at the start; a lost race retries, last writer wins), then the local
+manifest. A kill between the release and the manifest leaves a complete release
+that is simply not current; the re-run publishes its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from .errors import DeployError
+from .current import point_current, store_release
+from .errors import DeployError, ManifestError
 from .fingerprint import HashCache
 from .localfs import collect_files
 from .manifest import Manifest, build, manifest_key
-from .media_types import IMMUTABLE_CACHE_CONTROL, MANIFEST_CACHE_CONTROL, content_type_for
-from .plan import Plan, missing_keys, plan_deploy
+from .media_types import IMMUTABLE_CACHE_CONTROL
+from .plan import Plan, RemoteObject, missing_keys, plan_deploy
+from .releases import Current, ReleaseDoc, make_release, read_current, release_key
 from .storage.base import Storage, Upload
+from .storage.folder import write_atomic_unique
 
 
 class DeployObserver(Protocol):
@@ -50,6 +59,14 @@ class DeployResult:
     manifest_key: str
     target: str
     dry_run: bool
+    #: The release now current (``None`` for a dry run).
+    release_id: str | None = None
+    #: The release that was current before, if any.
+    previous_release: str | None = None
+    #: False when the files equal the current release's, which was published again.
+    new_release: bool = False
+    #: Conditional writes lost to concurrent deploys before this one's went through.
+    conflicts: int = 0
 
     @property
     def uploaded(self) -> int:
@@ -80,11 +97,14 @@ def deploy(
     for warning in built.warnings:
         observer.warned(warning)
     manifest = built.manifest
-    existing = storage.list_objects(prefix)
-    plan = plan_deploy(manifest, {f.logical_path: f.path for f in files}, existing)
+    existing = storage.list_keys(prefix, hints=[e.key for e in manifest.files.values()])
+    current = read_current(storage, prefix)
+    known = dict(current.doc.etags) if current.doc else {}
+    plan = plan_deploy(manifest, {f.logical_path: f.path for f in files}, existing,
+                       known_etags=known)
     observer.planned(plan)
     result = DeployResult(manifest, plan, manifest_path, manifest_key(prefix),
-                          storage.description, dry_run)
+                          storage.description, dry_run, previous_release=current.release_id)
     if dry_run:
         return result
 
@@ -108,17 +128,35 @@ def deploy(
             f"({outcome.not_attempted} not attempted), first: {first.key}: {first.message}; "
             "nothing was published, the previous manifest is still current"
         )
-    missing = missing_keys(manifest, {**existing, **outcome.stored})
+    confirmed = {**existing, **outcome.stored}
+    missing = missing_keys(manifest, confirmed)
     if missing:
         raise DeployError(
             f"{len(missing)} object(s) could not be confirmed in {storage.description}, "
             f"first: {missing[0]}; the manifest was not published"
         )
-    storage.put_bytes(
-        result.manifest_key,
-        manifest.to_json(),
-        content_type=content_type_for(result.manifest_key),
-        cache_control=MANIFEST_CACHE_CONTROL,
-    )
-    manifest.save(manifest_path)
-    return result
+    doc, new = _release_for(storage, prefix, manifest, current, existing, confirmed)
+    conflicts = point_current(storage, prefix, doc, expected=current, retry=True)
+    write_local_manifest(manifest_path, doc)
+    return replace(result, release_id=doc.release_id, new_release=new, conflicts=conflicts)
+
+
+def _release_for(
+    storage: Storage, prefix: str, manifest: Manifest, current: Current,
+    existing: dict[str, RemoteObject], confirmed: dict[str, RemoteObject],
+) -> tuple[ReleaseDoc, bool]:
+    """The current release again if nothing changed, else a newly stored one."""
+    doc = current.doc
+    if (doc is not None and doc.release_id is not None and doc.manifest == manifest
+            and release_key(prefix, doc.release_id) in existing):
+        return doc, False
+    etags = {key: remote.etag for key, remote in confirmed.items()}
+    return store_release(storage, prefix, make_release(manifest, etags)), True
+
+
+def write_local_manifest(path: Path, doc: ReleaseDoc) -> None:
+    """The same bytes as the published manifest, written atomically for the Flask app."""
+    try:
+        write_atomic_unique(path, doc.to_json())
+    except OSError as exc:
+        raise ManifestError(f"cannot write manifest {str(path)!r}: {exc.strerror}") from exc

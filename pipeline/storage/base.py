@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +39,38 @@ class UploadOutcome:
     not_attempted: int = 0
 
 
+@dataclass(frozen=True)
+class StoredBytes:
+    """A small object read whole, with the ETag a conditional write must match."""
+
+    data: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD (or a stat of a local file) tells beyond the listing.
+
+    ``None`` means the backend has no such notion (a folder has no stored
+    Content-Type: the web server in front of it derives one from the extension).
+    """
+
+    size: int
+    etag: str | None
+    content_type: str | None
+    cache_control: str | None
+    #: SHA-256 of the stored bytes where reading them is cheap (a folder), else ``None``.
+    sha256: str | None = None
+
+
+@dataclass
+class DeleteOutcome:
+    deleted: list[str] = field(default_factory=list)
+    failures: list[UploadFailure] = field(default_factory=list)
+    #: Delete requests sent (one per batch of up to 1,000 keys on S3).
+    requests: int = 0
+
+
 #: Called from worker threads after each upload that succeeded.
 ProgressCallback = Callable[[Upload], None]
 
@@ -65,3 +97,27 @@ class Storage(Protocol):
 
     def get_bytes(self, key: str) -> bytes | None:
         """Return an object's bytes, or ``None`` if it does not exist."""
+
+    # -- releases, verify, rollback, prune ---------------------------------------------------
+
+    #: Whether ``list_objects`` reports an ETag per object (S3) or not (a folder).
+    listing_has_etags: bool
+
+    def list_keys(self, prefix: str, *, hints: Sequence[str] = ()) -> dict[str, RemoteObject]:
+        """Like ``list_objects``; ``hints`` (expected keys) may split a big listing in parallel."""
+
+    def read(self, key: str) -> StoredBytes | None:
+        """An object's bytes and ETag, or ``None`` if it does not exist."""
+
+    def put_if(
+        self, key: str, data: bytes, *, content_type: str, cache_control: str,
+        if_match: str | None = None, if_absent: bool = False,
+    ) -> str:
+        """Write only if the object still has ETag ``if_match`` (or, ``if_absent``, does not
+        exist); raise :class:`~pipeline.errors.ConflictError` otherwise. Returns the new ETag."""
+
+    def inspect(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
+        """Details per key (HEAD on S3, stat and MD5 for a folder); ``None`` = missing."""
+
+    def delete_keys(self, keys: Sequence[str]) -> DeleteOutcome:
+        """Delete the keys in as few requests as the backend allows."""

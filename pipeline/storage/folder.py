@@ -4,22 +4,72 @@ Used by the embedded default (no cloud account needed) and as a real target for
 a folder that nginx or any static server publishes. Files are written to a
 temporary name and renamed, so a crash never leaves a torn object that a later
 run would take for a complete one.
+
+ETags are the hex MD5 of the bytes, as S3 gives for a single-part upload, so
+releases record the same kind of checksum on both backends. Conditional writes
+hold an ``flock`` on ``<root>/.cdn-lock`` while they compare and rename: that is
+what S3's ``If-Match`` does server-side. A folder stores no headers (the web server
+derives Content-Type from the extension), so :meth:`inspect` reports none.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
-import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import ConfigError, UnsafePathError
-from ..localfs import write_atomic
+from ..errors import ConfigError, ConflictError, DeployError, UnsafePathError
 from ..plan import RemoteObject
-from .base import ProgressCallback, Upload, UploadFailure, UploadOutcome
+from .base import (
+    DeleteOutcome,
+    ObjectInfo,
+    ProgressCallback,
+    StoredBytes,
+    Upload,
+    UploadFailure,
+    UploadOutcome,
+)
+
+LOCK_NAME = ".cdn-lock"
+_CHUNK = 1024 * 1024
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def file_digests(path: Path) -> tuple[str, str]:
+    """MD5 (the ETag) and SHA-256 (the manifest's hash) in one read of the file."""
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def write_atomic_unique(path: Path, data: bytes) -> None:
+    """``write_atomic`` with a temporary name unique per call, so threads never share one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 class FolderStorage:
+    listing_has_etags = False
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.description = f"local folder {str(root)!r}"
@@ -40,6 +90,8 @@ class FolderStorage:
             raise UnsafePathError(f"object key {key!r} is not a safe relative path")
         return self.root.joinpath(*parts)
 
+    # -- reading -----------------------------------------------------------------------------
+
     def list_objects(self, prefix: str) -> dict[str, RemoteObject]:
         base = self.path_for(prefix) if prefix else self.root
         found: dict[str, RemoteObject] = {}
@@ -47,12 +99,48 @@ class FolderStorage:
             return found
         for folder, dirs, files in os.walk(base):
             for name in files:
-                if name.startswith("."):  # our own in-flight temporary files
+                if name.startswith("."):  # our own in-flight temporary files and the lock
                     continue
                 path = Path(folder, name)
                 key = path.relative_to(self.root).as_posix()
-                found[key] = RemoteObject(size=path.stat().st_size)
+                try:
+                    info = path.stat()
+                except FileNotFoundError:  # deleted by a concurrent prune
+                    continue
+                found[key] = RemoteObject(
+                    size=info.st_size,
+                    last_modified=datetime.fromtimestamp(info.st_mtime, timezone.utc),
+                )
         return found
+
+    def list_keys(self, prefix: str, *, hints: Sequence[str] = ()) -> dict[str, RemoteObject]:
+        return self.list_objects(prefix)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self.path_for(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def read(self, key: str) -> StoredBytes | None:
+        data = self.get_bytes(key)
+        return None if data is None else StoredBytes(data, md5_hex(data))
+
+    def inspect(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
+        found: dict[str, ObjectInfo | None] = {}
+        for key in sorted(set(keys)):
+            path = self.path_for(key)
+            try:
+                md5, sha256 = file_digests(path)
+                found[key] = ObjectInfo(size=path.stat().st_size, etag=md5, content_type=None,
+                                        cache_control=None, sha256=sha256)
+            except FileNotFoundError:
+                found[key] = None
+            except OSError as exc:
+                raise DeployError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
+        return found
+
+    # -- writing -----------------------------------------------------------------------------
 
     def upload_files(
         self, uploads: Sequence[Upload], *, on_stored: ProgressCallback | None = None
@@ -60,34 +148,70 @@ class FolderStorage:
         outcome = UploadOutcome()
         for index, upload in enumerate(uploads):
             try:
-                self._copy(upload)
+                etag = self._copy(upload)
             except OSError as exc:
                 outcome.failures.append(UploadFailure(upload.key, exc.strerror or str(exc)))
                 outcome.not_attempted = len(uploads) - index - 1
                 break
-            outcome.stored[upload.key] = RemoteObject(size=upload.size)
+            outcome.stored[upload.key] = RemoteObject(size=upload.size, etag=etag)
             if on_stored:
                 on_stored(upload)
         return outcome
 
-    def _copy(self, upload: Upload) -> None:
+    def _copy(self, upload: Upload) -> str:
+        """Stream to a unique temporary name, then rename; return the MD5 of what was written."""
         target = self.path_for(upload.key)
         if upload.body is not None:
-            write_atomic(target, upload.body)
-            return
+            write_atomic_unique(target, upload.body)
+            return md5_hex(upload.body)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        digest = hashlib.md5(usedforsecurity=False)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
-            shutil.copyfile(upload.source, tmp)
+            with os.fdopen(fd, "wb") as out, open(upload.source, "rb") as source:
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
             os.replace(tmp, target)
         finally:
-            tmp.unlink(missing_ok=True)
+            Path(tmp).unlink(missing_ok=True)
+        return digest.hexdigest()
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
-        write_atomic(self.path_for(key), data)
+        write_atomic_unique(self.path_for(key), data)
 
-    def get_bytes(self, key: str) -> bytes | None:
-        try:
-            return self.path_for(key).read_bytes()
-        except FileNotFoundError:
-            return None
+    def put_if(
+        self, key: str, data: bytes, *, content_type: str, cache_control: str,
+        if_match: str | None = None, if_absent: bool = False,
+    ) -> str:
+        path = self.path_for(key)
+        with self._locked():
+            current = self.read(key)
+            if if_match is not None and (current is None or current.etag != if_match):
+                raise ConflictError(f"{key!r} was changed by someone else")
+            if if_match is None and if_absent and current is not None:
+                raise ConflictError(f"{key!r} already exists")
+            write_atomic_unique(path, data)
+        return md5_hex(data)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive ``flock``: released by the kernel even if the process is killed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_NAME, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def delete_keys(self, keys: Sequence[str]) -> DeleteOutcome:
+        outcome = DeleteOutcome(requests=len(keys))
+        for key in keys:
+            try:
+                self.path_for(key).unlink(missing_ok=True)
+            except OSError as exc:
+                outcome.failures.append(UploadFailure(key, exc.strerror or str(exc)))
+                continue
+            outcome.deleted.append(key)
+        return outcome

@@ -1,0 +1,109 @@
+"""What every ``deploy.py`` command shares: the target options, settings, storage, output.
+
+The options are one decorator, so ``deploy.py verify --bucket b`` and ``deploy.py
+--bucket b`` accept the same names with the same environment fallbacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO, TypeVar
+
+import click
+
+from .config import DEFAULT_EMBEDDED_DIR, DeploySettings, resolve_settings
+from .errors import DeployError, PipelineError
+from .storage import FolderStorage, Storage
+from .storage.cloudfront import invalidate, validate_distribution_id
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_COMMON: list[Callable[[Any], Any]] = [
+    click.option("--static-dir", type=click.Path(file_okay=False), help="Folder to deploy [CDN_STATIC_DIR; default: static]."),
+    click.option("--bucket", help="Target bucket [CDN_BUCKET]. Without one, the embedded default folder is used."),
+    click.option("--prefix", help="Key prefix in the bucket [CDN_PREFIX; default: static]."),
+    click.option("--endpoint-url", help="S3-compatible endpoint, e.g. MinIO or R2 [AWS_ENDPOINT_URL]."),
+    click.option("--region", help="Bucket region [AWS_REGION]."),
+    click.option("--cdn-url", help="Public base URL of the CDN, for the summary [CDN_URL]."),
+    click.option("--manifest", type=click.Path(dir_okay=False), help="Where to write the manifest [CDN_MANIFEST; default: build/cdn-manifest.json]."),
+    click.option("--target-dir", type=click.Path(file_okay=False), help="Publish to this folder instead of a bucket [CDN_TARGET_DIR]."),
+    click.option("--workers", type=int, help="Concurrent requests (1-64) [CDN_WORKERS; default: 16]."),
+    click.option("--max-attempts", type=int, help="Tries per request before giving up (1-20) [CDN_MAX_ATTEMPTS; default: 6]."),
+    click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+]
+
+INVALIDATE_OPTION = click.option(
+    "--invalidate", "distribution_id", metavar="DISTRIBUTION_ID",
+    help="After publishing, invalidate the manifest path (only) on this CloudFront distribution.",
+)
+
+
+def common_options(func: F) -> F:
+    """Add the target and output options shared by every command."""
+    for option in reversed(_COMMON):
+        func = option(func)
+    return func
+
+
+@dataclass(frozen=True)
+class Run:
+    """One command invocation: resolved settings, output mode, and where messages go."""
+
+    settings: DeploySettings
+    as_json: bool
+    quiet: bool
+
+    @property
+    def out(self) -> TextIO:
+        """Human text: stdout normally, stderr under ``--json`` (stdout is the JSON)."""
+        return sys.stderr if self.as_json else sys.stdout
+
+    def say(self, message: str) -> None:
+        click.echo(message, file=self.out)
+
+    def emit(self, document: Mapping[str, Any]) -> None:
+        click.echo(json.dumps(document, sort_keys=True))
+
+
+def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, quiet: bool,
+              action: str) -> Run:
+    env: Mapping[str, str] = ctx.obj.get("env", os.environ) if isinstance(ctx.obj, dict) else os.environ
+    run = Run(resolve_settings(options, env), as_json, quiet)
+    if options.get("distribution_id"):
+        validate_distribution_id(options["distribution_id"])
+    if run.settings.embedded:
+        run.say(f"Using the embedded default: no bucket configured (--bucket / CDN_BUCKET), "
+                f"{action} local folder {str(DEFAULT_EMBEDDED_DIR)!r}")
+    return run
+
+
+def open_storage(settings: DeploySettings) -> Storage:
+    """The backend the settings name; boto3 is imported only for a bucket."""
+    if settings.bucket:
+        from .storage.s3 import S3Settings, S3Storage
+
+        return S3Storage(S3Settings(
+            bucket=settings.bucket, endpoint_url=settings.endpoint_url,
+            region=settings.region, workers=settings.workers,
+            max_attempts=settings.max_attempts,
+        ))
+    return FolderStorage(settings.target_dir or DEFAULT_EMBEDDED_DIR)
+
+
+def invalidate_after_publish(distribution_id: str | None, keys: list[str], *,
+                             release_id: str | None, max_attempts: int) -> str | None:
+    """Invalidate once the new manifest is live; a failure says the release *is* current."""
+    if not distribution_id:
+        return None
+    try:
+        return invalidate(distribution_id, keys, max_attempts=max_attempts)
+    except PipelineError as exc:
+        raise DeployError(
+            f"release {release_id} is current, but {exc}; the CDN picks up the manifest "
+            "within its max-age (60 s) anyway"
+        ) from exc
