@@ -142,9 +142,10 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     try:
-        cli.main(args=args, prog_name="deploy.py", standalone_mode=False,
-                 obj={"env": os.environ if env is None else env})
-    except click.exceptions.Exit as exc:  # --help, or a command's "problems found"
+        # Not standalone, click returns the code of ctx.exit() (--help, "problems found").
+        code = cli.main(args=args, prog_name="deploy.py", standalone_mode=False,
+                        obj={"env": os.environ if env is None else env})
+    except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.UsageError as exc:
         return _fail(as_json, f"{exc.format_message()} (see --help)", 2)
@@ -154,7 +155,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return _fail(as_json, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return _fail(as_json, "interrupted; nothing was published", 130)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _fail(as_json: bool, message: str, code: int) -> int:

@@ -59,3 +59,54 @@ def write_tree(root: Path, files: dict[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return root
+
+
+def published_state(s3: S3Env, prefix: str = "static") -> tuple[dict[str, Any], dict[str, int]]:
+    """(current manifest document, key -> size of every object) as the bucket has them now."""
+    document = json.loads(s3.get(f"{prefix}/manifest.json")["Body"].read())
+    return document, s3.keys(prefix + "/")
+
+
+def assert_consistent(s3: S3Env, prefix: str = "static") -> dict[str, Any]:
+    """The invariant of issue 5: the current manifest is a complete, recorded release.
+
+    Every object it names exists with the recorded size (and ETag where recorded),
+    and the release object it names exists with the same files.
+    """
+    document, stored = published_state(s3, prefix)
+    release = document.get("release")
+    assert release, "the current manifest names no release"
+    release_doc = json.loads(s3.get(f"{prefix}/releases/{release}.json")["Body"].read())
+    assert release_doc["files"] == document["files"]
+    listing = {}
+    for page in s3.client.get_paginator("list_objects_v2").paginate(
+        Bucket=s3.bucket, Prefix=prefix + "/"
+    ):
+        for item in page.get("Contents", ()):
+            listing[item["Key"]] = item["ETag"].strip('"')
+    for logical, entry in document["files"].items():
+        assert stored.get(entry["key"]) == entry["size"], f"{logical}: {entry['key']} missing"
+        recorded = document.get("etags", {}).get(entry["key"])
+        if recorded:
+            assert listing[entry["key"]] == recorded, f"{logical}: ETag changed"
+    return document
+
+
+def target_args(s3: S3Env, tmp_path: Path, static: Path, *, endpoint: str | None = None,
+                manifest: Path | None = None) -> list[str]:
+    """The options that point a command at the test bucket and a per-test local manifest."""
+    return ["--bucket", s3.bucket, "--endpoint-url", endpoint or s3.endpoint,
+            "--static-dir", str(static),
+            "--manifest", str(manifest or tmp_path / "out" / "manifest.json")]
+
+
+def run_json(capsys: Any, args: list[str]) -> tuple[int, dict[str, Any]]:
+    """Run ``deploy.py ARGS --json`` in-process: (exit code, the one JSON object printed)."""
+    from pipeline.cli import main
+
+    capsys.readouterr()
+    code = main([*args, "--json"])
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one JSON object, got {out!r}"
+    return code, json.loads(lines[0])
