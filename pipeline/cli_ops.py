@@ -24,8 +24,8 @@ from .manifest import manifest_key
 from .prune import PruneResult, prune
 from .publish import write_local_manifest
 from .releases import read_current, read_releases, release_ids, validate_release_id
-from .reporting import format_size
 from .repair import RepairResult, repair
+from .reporting import format_size
 from .rollback import rollback
 from .verify import VerifyReport, verify
 

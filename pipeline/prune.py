@@ -27,13 +27,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .errors import DeployError
 from .manifest import manifest_key
 from .plan import RemoteObject
-from .releases import Current, ReleaseDoc, read_current, read_releases, release_ids, release_key
-from .releases import releases_prefix
+from .releases import (
+    Current,
+    ReleaseDoc,
+    read_current,
+    read_releases,
+    release_ids,
+    release_key,
+    releases_prefix,
+)
 from .storage.base import DeleteOutcome, Storage
 
 #: Without ``--max-deletes``, refuse to delete more than this share of the objects.
@@ -98,7 +105,7 @@ def prune(
     current = read_current(storage, prefix)
     ids = release_ids(listing, prefix)
     kept = kept_releases(storage, prefix, ids, current, keep)
-    cutoff = (now or datetime.now(timezone.utc)) - grace
+    cutoff = (now or datetime.now(UTC)) - grace
     plan = plan_prune(listing, prefix, kept=kept, current=current, cutoff=cutoff,
                       max_deletes=max_deletes)
     if dry_run or not plan.candidates:

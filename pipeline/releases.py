@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .errors import ConfigError, ManifestError
 from .manifest import Manifest, manifest_key
@@ -43,7 +43,7 @@ _READ_WORKERS = 8
 
 
 def new_release_id(manifest: Manifest, *, now: datetime | None = None) -> str:
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"
     return f"{stamp}-{files_digest(manifest)[:6]}"
 
@@ -116,13 +116,13 @@ class ReleaseDoc:
         if not self.created:
             return None
         try:
-            return datetime.fromisoformat(self.created.replace("Z", "+00:00"))
+            return datetime.fromisoformat(self.created)
         except ValueError:
             return None
 
 
 def make_release(manifest: Manifest, etags: Mapping[str, str | None]) -> ReleaseDoc:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     keys = {entry.key for entry in manifest.files.values()}
     return ReleaseDoc(
         manifest=manifest,

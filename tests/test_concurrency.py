@@ -126,7 +126,8 @@ def test_two_concurrent_deploys_both_finish_and_leave_one_complete_release(
         barrier = threading.Barrier(2, timeout=30)
         codes: dict[str, int] = {}
 
-        def run(name: str) -> None:
+        def run(name: str, barrier: threading.Barrier = barrier,
+                codes: dict[str, int] = codes, trees: dict[str, Path] = trees) -> None:
             barrier.wait()
             codes[name] = main([*target(name, trees[name]), "-q", "--workers", "4",
                                 "--hash-cache", str(tmp_path / f"{name}-cache.json")])

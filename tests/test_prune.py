@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -49,8 +49,9 @@ def test_prune_deletes_what_no_kept_release_names_and_keeps_the_rest(
     gone = {f"static/releases/{v1}.json", three_releases["logo_v1"]}
     assert set(result["keys"]) == gone and result["deleted"] == 2
     assert result["kept_releases"] == [v2, v3]
-    assert set(s3.keys()) == set(before) - gone
-    assert three_releases["cat_v1"] in s3.keys()  # v2 still names it
+    after = s3.keys()
+    assert set(after) == set(before) - gone
+    assert three_releases["cat_v1"] in after  # v2 still names it
     assert_consistent(s3)
     assert run_json(capsys, ["verify", "--release", v2, *args])[0] == 0
     assert run_json(capsys, ["rollback", *args])[1]["release"] == v2
@@ -68,7 +69,7 @@ def test_objects_inside_the_grace_period_are_kept(
 
 
 def test_grace_is_measured_against_last_modified() -> None:
-    now = datetime(2026, 1, 10, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 10, tzinfo=UTC)
     entry = Entry("static/kept.1.png", "h" * 64, 1, "image/png")
     doc = ReleaseDoc(Manifest({"kept.png": entry}), "20260101T000000.000Z-aaaaaa", None, {})
     listing = {

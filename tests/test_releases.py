@@ -206,3 +206,43 @@ def test_invalid_distribution_id_is_rejected_before_any_work(
                                      str(static_tree), "--invalidate", "not an id"])
     assert code == 2 and "distribution" in result["error"]
     assert not (tmp_path / "cdn").exists()
+
+
+def test_deploy_and_rollback_invalidate_only_the_manifest_after_publishing(
+    static_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, list[str]]] = []
+
+    def fake_invalidate(distribution_id: str, keys: list[str], **_: object) -> str:
+        published = (tmp_path / "cdn" / "static" / "manifest.json").read_bytes()
+        assert published == (tmp_path / "m.json").read_bytes()  # called after publishing
+        calls.append((distribution_id, list(keys)))
+        return f"I{len(calls)}"
+
+    monkeypatch.setattr("pipeline.cli_common.invalidate", fake_invalidate)
+    args = ["--target-dir", str(tmp_path / "cdn"), "--static-dir", str(static_tree),
+            "--manifest", str(tmp_path / "m.json"), "--invalidate", "E2QWRUHAPOMQZL"]
+    assert run_json(capsys, args)[1]["invalidation"] == "I1"
+    (static_tree / "LICENSE").write_bytes(b"BSD\n")
+    run_json(capsys, args)
+    code, result = run_json(capsys, ["rollback", *args])
+    assert code == 0 and result["invalidation"] == "I3"
+    assert calls == [("E2QWRUHAPOMQZL", ["static/manifest.json"])] * 3
+
+
+def test_a_failed_invalidation_says_the_release_is_current(
+    static_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.errors import DeployError
+
+    def failing(*_: object, **__: object) -> str:
+        raise DeployError("the CloudFront invalidation failed: Throttling")
+
+    monkeypatch.setattr("pipeline.cli_common.invalidate", failing)
+    code, result = run_json(capsys, ["--target-dir", str(tmp_path / "cdn"), "--static-dir",
+                                     str(static_tree), "--manifest", str(tmp_path / "m.json"),
+                                     "--invalidate", "E2QWRUHAPOMQZL"])
+    assert code == 1 and "is current, but" in result["error"]
+    assert (tmp_path / "m.json").exists()

@@ -20,7 +20,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ConfigError, ConflictError, DeployError, UnsafePathError
@@ -109,7 +109,7 @@ class FolderStorage:
                     continue
                 found[key] = RemoteObject(
                     size=info.st_size,
-                    last_modified=datetime.fromtimestamp(info.st_mtime, timezone.utc),
+                    last_modified=datetime.fromtimestamp(info.st_mtime, UTC),
                 )
         return found
 
