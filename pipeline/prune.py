@@ -103,6 +103,11 @@ def prune(
 ) -> PruneResult:
     listing = storage.list_keys(prefix)
     current = read_current(storage, prefix)
+    if current.doc is None:
+        raise DeployError(
+            f"no readable manifest at {manifest_key(prefix)!r} in {storage.description}: "
+            "refusing to prune a prefix with nothing published (check --prefix)"
+        )
     ids = release_ids(listing, prefix)
     kept = kept_releases(storage, prefix, ids, current, keep)
     cutoff = (now or datetime.now(UTC)) - grace

@@ -167,3 +167,13 @@ def test_bad_prune_options_exit_2(
 ) -> None:
     code, result = run_json(capsys, ["prune", "--target-dir", str(tmp_path / "cdn"), *extra])
     assert code == 2 and needle in result["error"]
+
+
+def test_prune_refuses_a_prefix_with_nothing_published(
+    s3: S3Env, static_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3.client.put_object(Bucket=s3.bucket, Key="static/stray.txt", Body=b"x")
+    code, result = run_json(capsys, ["prune", "--grace", "0", "--force",
+                                     *target_args(s3, tmp_path, static_tree)])
+    assert code == 1 and "nothing published" in result["error"]
+    assert set(s3.keys()) == {"static/stray.txt"}
