@@ -61,14 +61,18 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
 @common_options
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache file [default: build/.cdn-hash-cache.json].")
 @click.option("--no-hash-cache", is_flag=True, help="Re-hash every file.")
+@click.option("--assets", type=click.Path(dir_okay=False), help="Python file whose BUNDLES (webassets) are built into the static folder first [CDN_ASSETS; deploy.py: site/assets.py].")
+@click.option("--no-assets", is_flag=True, help="Build no bundles.")
 @click.option("--no-strict", is_flag=True, help="A CSS url() to a missing file is a warning, not an error.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (new/unchanged per file); upload and write nothing.")
+@click.option("--relist", is_flag=True, help="List the bucket even when nothing changed since the current release (re-uploads objects deleted behind the deploy's back; `verify` reports them).")
 @INVALIDATE_OPTION
 @click.pass_context
 def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, **options: Any) -> None:
     """Fingerprint the static folder, upload new objects, record a release, publish the manifest."""
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="publishing to")
     settings = run.settings
+    _build_bundles(settings, run)
     reporter = ProgressReporter(
         out=run.out, err=None if quiet else sys.stderr,
         tty=sys.stderr.isatty(), verbose_plan=settings.dry_run and not quiet,
@@ -76,7 +80,8 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, **options: An
     result = deploy(
         static_dir=settings.static_dir, prefix=settings.prefix, storage=open_storage(settings),
         manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
-        dry_run=settings.dry_run, strict=settings.strict, observer=reporter,
+        dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
+        observer=reporter,
     )
     invalidation = None if result.dry_run else invalidate_after_publish(
         options.get("distribution_id"), [result.manifest_key], release_id=result.release_id,
@@ -85,6 +90,21 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, **options: An
         run.emit(_summary(result, invalidation))
         return
     _print_summary(result, settings, run, invalidation)
+
+
+def _build_bundles(settings: DeploySettings, run: Run) -> None:
+    """Bundles first, so their outputs are fingerprinted and uploaded like any file."""
+    if settings.assets is None:
+        return
+    if settings.dry_run:
+        run.say(f"Dry run: bundles of {settings.assets} not rebuilt (planning what is on disk)")
+        return
+    from .bundles import build_bundles, load_bundles
+
+    outputs = build_bundles(load_bundles(settings.assets), static_dir=settings.static_dir)
+    if not run.quiet:
+        click.echo(f"Built {len(outputs)} bundle(s) from {settings.assets}: {', '.join(outputs)}",
+                   file=sys.stderr)
 
 
 def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
@@ -98,7 +118,7 @@ def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
                f"{result.uploaded} uploaded ({format_size(result.bytes_uploaded)}), "
                f"{result.plan.skipped} unchanged")
     click.echo(f"Manifest: {result.manifest_path} (published as {result.manifest_key})")
-    what = "new release" if result.new_release else "unchanged, published again"
+    what = "new release" if result.new_release else "unchanged: already current"
     click.echo(f"Release: {result.release_id} ({what}; previous: "
                f"{result.previous_release or 'none'})")
     if invalidation:

@@ -18,7 +18,6 @@ import click
 from .config import DEFAULT_EMBEDDED_DIR, DeploySettings, resolve_settings
 from .errors import DeployError, PipelineError
 from .storage import FolderStorage, Storage
-from .storage.cloudfront import invalidate, validate_distribution_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,6 +74,8 @@ def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, qui
     env: Mapping[str, str] = ctx.obj.get("env", os.environ) if isinstance(ctx.obj, dict) else os.environ
     run = Run(resolve_settings(options, env), as_json, quiet)
     if options.get("distribution_id"):
+        from .storage.cloudfront import validate_distribution_id  # boto3: only when asked
+
         validate_distribution_id(options["distribution_id"])
     if run.settings.embedded:
         run.say(f"Using the embedded default: no bucket configured (--bucket / CDN_BUCKET), "
@@ -100,6 +101,8 @@ def invalidate_after_publish(distribution_id: str | None, keys: list[str], *,
     """Invalidate once the new manifest is live; a failure says the release *is* current."""
     if not distribution_id:
         return None
+    from .storage.cloudfront import invalidate
+
     try:
         return invalidate(distribution_id, keys, max_attempts=max_attempts)
     except PipelineError as exc:

@@ -40,6 +40,7 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     "target_dir": ("CDN_TARGET_DIR",),
     "workers": ("CDN_WORKERS",),
     "max_attempts": ("CDN_MAX_ATTEMPTS",),
+    "assets": ("CDN_ASSETS",),
 }
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
@@ -61,6 +62,8 @@ class DeploySettings:
     dry_run: bool = False
     #: A CSS reference to a missing file is an error (``--no-strict``: a warning).
     strict: bool = True
+    #: A Python file with a ``BUNDLES`` dict of webassets bundles to build first.
+    assets: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -101,6 +104,7 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Depl
                                   "max attempts", 1, 20),
         dry_run=bool(options.get("dry_run")),
         strict=not options.get("no_strict"),
+        assets=None if options.get("no_assets") or not pick("assets") else Path(pick("assets")),
     )
 
 

@@ -98,8 +98,8 @@ class HashCache:
 
     def save(self) -> None:
         """Write the cache atomically; failure to write it is not worth failing a deploy."""
-        if self.path is None:
-            return
+        if self.path is None or (self.misses == 0 and self._new.keys() == self._old.keys()):
+            return  # nothing new to remember
         payload = {"version": self._VERSION, "entries": dict(sorted(self._new.items()))}
         try:
             write_atomic(self.path, json.dumps(payload, separators=(",", ":")).encode())

@@ -13,6 +13,7 @@ bytes on every machine and an unchanged deploy is recognisable by its manifest.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -193,11 +194,20 @@ def _hash_all(files: list[LocalFile], cache: HashCache) -> dict[str, str]:
             stale.append(item)
         else:
             hashes[item.logical_path] = cached
-    with ThreadPoolExecutor(max_workers=_HASH_WORKERS) as pool:
-        for item, digest in zip(stale, pool.map(_hash_local, stale)):
-            hashes[item.logical_path] = digest
-            cache.put(item.path, FileStamp(item.size, item.mtime_ns), digest)
+    # One strided slice per worker, not one task per file: most static files are small,
+    # and per-task overhead would eat the gain of hashing on several cores.
+    workers = max(1, min(_HASH_WORKERS, os.cpu_count() or 1, len(stale)))
+    slices = [stale[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for part, digests in zip(slices, pool.map(_hash_slice, slices)):
+            for item, digest in zip(part, digests):
+                hashes[item.logical_path] = digest
+                cache.put(item.path, FileStamp(item.size, item.mtime_ns), digest)
     return hashes
+
+
+def _hash_slice(items: list[LocalFile]) -> list[str]:
+    return [_hash_local(item) for item in items]
 
 
 def _read(item: LocalFile) -> bytes:

@@ -63,7 +63,7 @@ class DeployResult:
     release_id: str | None = None
     #: The release that was current before, if any.
     previous_release: str | None = None
-    #: False when the files equal the current release's, which was published again.
+    #: False when the files equal the current release's, which stays current.
     new_release: bool = False
     #: Conditional writes lost to concurrent deploys before this one's went through.
     conflicts: int = 0
@@ -86,9 +86,16 @@ def deploy(
     hash_cache_path: Path | None,
     dry_run: bool = False,
     strict: bool = True,
+    relist: bool = False,
     observer: DeployObserver | None = None,
 ) -> DeployResult:
-    """Publish ``static_dir`` to ``storage`` under ``prefix``; see the module docstring."""
+    """Publish ``static_dir`` to ``storage`` under ``prefix``; see the module docstring.
+
+    When the files equal the current release, nothing is listed or written remotely:
+    a release is only published once all its objects were confirmed, so there is
+    nothing to upload. Objects deleted behind the deploy's back are what ``verify``
+    (or ``relist=True``) finds.
+    """
     observer = observer or _Silent()
     files = collect_files(static_dir)
     storage.check()
@@ -97,11 +104,14 @@ def deploy(
     for warning in built.warnings:
         observer.warned(warning)
     manifest = built.manifest
-    existing = storage.list_keys(prefix, hints=[e.key for e in manifest.files.values()])
+    sources = {f.logical_path: f.path for f in files}
     current = read_current(storage, prefix)
+    if not relist and _is_current(current, manifest):
+        return _unchanged(current, manifest, sources, observer, cache, manifest_path,
+                          key=manifest_key(prefix), target=storage.description, dry_run=dry_run)
+    existing = storage.list_keys(prefix, hints=[e.key for e in manifest.files.values()])
     known = dict(current.doc.etags) if current.doc else {}
-    plan = plan_deploy(manifest, {f.logical_path: f.path for f in files}, existing,
-                       known_etags=known)
+    plan = plan_deploy(manifest, sources, existing, known_etags=known)
     observer.planned(plan)
     result = DeployResult(manifest, plan, manifest_path, manifest_key(prefix),
                           storage.description, dry_run, previous_release=current.release_id)
@@ -141,6 +151,29 @@ def deploy(
     return replace(result, release_id=doc.release_id, new_release=new, conflicts=conflicts)
 
 
+def _is_current(current: Current, manifest: Manifest) -> bool:
+    doc = current.doc
+    return doc is not None and doc.release_id is not None and doc.manifest == manifest
+
+
+def _unchanged(
+    current: Current, manifest: Manifest, sources: dict[str, Path], observer: DeployObserver,
+    cache: HashCache, manifest_path: Path, *, key: str, target: str, dry_run: bool,
+) -> DeployResult:
+    """Nothing changed since the current release: plan it all unchanged, write locally only."""
+    assert current.doc is not None
+    listed = {entry.key: RemoteObject(size=entry.size) for entry in manifest.files.values()}
+    plan = plan_deploy(manifest, sources, listed)
+    observer.planned(plan)
+    result = DeployResult(manifest, plan, manifest_path, key, target, dry_run,
+                          previous_release=current.release_id)
+    if dry_run:
+        return result
+    cache.save()
+    write_local_manifest(manifest_path, current.doc)
+    return replace(result, release_id=current.release_id, new_release=False)
+
+
 def _release_for(
     storage: Storage, prefix: str, manifest: Manifest, current: Current,
     existing: dict[str, RemoteObject], confirmed: dict[str, RemoteObject],
@@ -155,8 +188,15 @@ def _release_for(
 
 
 def write_local_manifest(path: Path, doc: ReleaseDoc) -> None:
-    """The same bytes as the published manifest, written atomically for the Flask app."""
+    """The same bytes as the published manifest, written atomically for the Flask app.
+
+    An identical file is left alone: rewriting it would bump its mtime, and apps that
+    reload on change would reload for nothing.
+    """
+    data = doc.to_json()
     try:
-        write_atomic_unique(path, doc.to_json())
+        if path.is_file() and path.read_bytes() == data:
+            return
+        write_atomic_unique(path, data)
     except OSError as exc:
         raise ManifestError(f"cannot write manifest {str(path)!r}: {exc.strerror}") from exc

@@ -39,7 +39,6 @@ from flask import Flask
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
-from pipeline.bundles import build_bundles, load_bundles
 from pipeline.cli import main as deploy_main
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -152,9 +151,9 @@ def create_buckets(endpoint: str, *, prefix: str = "static") -> None:
 
 
 def deploy_static(endpoint: str, manifest_path: Path, static_dir: Path = ROOT / "static") -> None:
-    """Build the bundles, then run the real deploy into the asset bucket."""
-    build_bundles(load_bundles(ROOT / "site" / "assets.py"), static_dir=static_dir)
+    """Run the real deploy (bundles first) into the asset bucket."""
     code = deploy_main([
+        "--assets", str(ROOT / "site" / "assets.py"),
         "--bucket", ASSET_BUCKET, "--endpoint-url", endpoint, "--static-dir", str(static_dir),
         "--manifest", str(manifest_path), "--no-hash-cache", "--quiet",
     ])

@@ -172,3 +172,30 @@ def test_missing_assets_file_and_broken_bundle_are_config_errors(tmp_path: Path)
     (tmp_path / "static").mkdir()
     with pytest.raises(ConfigError, match="bundle 'x'"):
         build_bundles(load_bundles(bad), static_dir=tmp_path / "static")
+
+
+def test_the_deploy_command_builds_bundles_first(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    static = tmp_path / "static"
+    shutil.copytree(ROOT / "static", static, ignore=shutil.ignore_patterns("gen", ".webassets-cache"))
+    code = main(["--static-dir", str(static), "--assets", str(ASSETS_FILE), "--target-dir",
+                 str(tmp_path / "cdn"), "--manifest", str(tmp_path / "m.json"), "--json"])
+    assert code == 0, capsys.readouterr().err
+    manifest = Manifest.load(tmp_path / "m.json")
+    for output in ("gen/site.css", "gen/app.js"):
+        stored = tmp_path / "cdn" / manifest.files[output].key
+        assert stored.read_bytes() != (static / output).read_bytes() or output.endswith(".js")
+    assert b"../fonts/demo-bold." in (tmp_path / "cdn" / manifest.files["gen/site.css"].key).read_bytes()
+
+
+def test_a_broken_assets_file_stops_the_deploy_with_exit_2(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    code = main(["--static-dir", str(ROOT / "static"), "--assets", str(tmp_path / "nope.py"),
+                 "--target-dir", str(tmp_path / "cdn"), "--manifest", str(tmp_path / "m.json")])
+    assert code == 2
+    assert "nope.py" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()

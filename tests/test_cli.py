@@ -26,6 +26,8 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> su
                      "AWS_CONFIG_FILE": str(cwd / "none"),
                      "AWS_SHARED_CREDENTIALS_FILE": str(cwd / "none")})
     full_env.update(env or {})
+    # These trees are not the demo's static folder: build none of its bundles.
+    args = [*args, "--no-assets"] if args[:1] != ["--no-such-flag"] else args
     return subprocess.run([sys.executable, str(ROOT / "deploy.py"), *args], cwd=cwd,
                           env=full_env, capture_output=True, text=True, timeout=120, check=False)
 

@@ -75,7 +75,7 @@ def subprocess_env(s3: S3Env, tmp_path: Path) -> dict[str, str]:
 
 
 def spawn_deploy(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, str(ROOT / "deploy.py"), *args, "-q"], cwd=cwd,
+    return subprocess.Popen([sys.executable, str(ROOT / "deploy.py"), *args, "-q", "--no-assets"], cwd=cwd,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -72,18 +72,32 @@ def test_uploads_carry_a_checksum_the_server_stored(
     assert head.get("ChecksumCRC32")
 
 
-def test_rerun_without_changes_uploads_nothing_and_lists_once(
+def test_rerun_without_changes_writes_nothing_remote(
     s3: S3Env, static_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deploy_json(s3, static_tree, tmp_path, capsys)
+    local = tmp_path / "out" / "manifest.json"
+    before = (local.read_bytes(), local.stat().st_mtime_ns)
     with fault_proxy(s3.endpoint) as proxy:
         code, summary = deploy_json(s3, static_tree, tmp_path, capsys, endpoint=proxy.url)
     assert code == 0
     assert summary["uploaded"] == 0 and summary["skipped"] == 9 and summary["bytes_uploaded"] == 0
-    # Only the manifest is rewritten: no object PUT, one listing page.
-    puts = [key for key in proxy.requests if key.startswith("PUT ")]
-    assert puts == [f"PUT /{s3.bucket}/static/manifest.json"]
-    assert proxy.count("GET", "list-type=2") == 1
+    assert summary["new_release"] is False
+    # The current manifest already names exactly these objects: no PUT, no listing.
+    assert [key for key in proxy.requests if not key.startswith(("GET", "HEAD"))] == []
+    assert proxy.count("GET", "list-type=2") == 0
+    assert (local.read_bytes(), local.stat().st_mtime_ns) == before  # not even touched
+
+
+def test_relist_reuploads_an_object_deleted_behind_the_deploys_back(
+    s3: S3Env, static_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy_json(s3, static_tree, tmp_path, capsys)
+    key = Manifest.load(tmp_path / "out" / "manifest.json").files["img/cat.jpg"].key
+    s3.client.delete_object(Bucket=s3.bucket, Key=key)
+    code, summary = deploy_json(s3, static_tree, tmp_path, capsys, "--relist")
+    assert code == 0 and summary["uploaded"] == 1
+    assert s3.get(key)["Body"].read() == (static_tree / "img/cat.jpg").read_bytes()
 
 
 def test_one_changed_file_uploads_exactly_one_and_keeps_the_old_object(

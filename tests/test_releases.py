@@ -220,7 +220,7 @@ def test_deploy_and_rollback_invalidate_only_the_manifest_after_publishing(
         calls.append((distribution_id, list(keys)))
         return f"I{len(calls)}"
 
-    monkeypatch.setattr("pipeline.cli_common.invalidate", fake_invalidate)
+    monkeypatch.setattr("pipeline.storage.cloudfront.invalidate", fake_invalidate)
     args = ["--target-dir", str(tmp_path / "cdn"), "--static-dir", str(static_tree),
             "--manifest", str(tmp_path / "m.json"), "--invalidate", "E2QWRUHAPOMQZL"]
     assert run_json(capsys, args)[1]["invalidation"] == "I1"
@@ -240,7 +240,7 @@ def test_a_failed_invalidation_says_the_release_is_current(
     def failing(*_: object, **__: object) -> str:
         raise DeployError("the CloudFront invalidation failed: Throttling")
 
-    monkeypatch.setattr("pipeline.cli_common.invalidate", failing)
+    monkeypatch.setattr("pipeline.storage.cloudfront.invalidate", failing)
     code, result = run_json(capsys, ["--target-dir", str(tmp_path / "cdn"), "--static-dir",
                                      str(static_tree), "--manifest", str(tmp_path / "m.json"),
                                      "--invalidate", "E2QWRUHAPOMQZL"])

@@ -68,7 +68,9 @@ class S3Settings:
     read_timeout: float = 60.0
 
 
-def make_client(settings: S3Settings, *, max_attempts: int | None = None) -> Any:
+def make_client(settings: S3Settings, *, max_attempts: int | None = None,
+                session: Any | None = None) -> Any:
+    """An S3 client for ``settings``; pass one ``session`` to build several cheaply."""
     config = Config(
         retries={"mode": "standard", "max_attempts": max_attempts or settings.max_attempts},
         max_pool_connections=settings.workers + MULTIPART_CONCURRENCY,
@@ -80,7 +82,7 @@ def make_client(settings: S3Settings, *, max_attempts: int | None = None) -> Any
         s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
     )
     try:
-        return boto3.session.Session().client(
+        return (session or boto3.session.Session()).client(
             "s3",
             endpoint_url=settings.endpoint_url,
             region_name=settings.region or "us-east-1",
@@ -110,7 +112,10 @@ class S3Storage:
     def __init__(self, settings: S3Settings, *, client: Any | None = None) -> None:
         self.settings = settings
         self.bucket = settings.bucket
-        self.client = client if client is not None else make_client(settings)
+        # One session for the transfer client and the preflight probe: a session loads
+        # botocore's service models, which costs more than building a client from it.
+        self._session = boto3.session.Session()
+        self.client = client if client is not None else make_client(settings, session=self._session)
         endpoint = redact_url(settings.endpoint_url) or "AWS"
         self.description = f"s3://{settings.bucket} ({endpoint})"
         self._transfer_config = TransferConfig(
@@ -127,7 +132,7 @@ class S3Storage:
         ``upload_file`` would hide the error code of a missing bucket, so ask first.
         A client with few retries keeps a wrong endpoint from hanging for a minute.
         """
-        probe = make_client(self.settings, max_attempts=2)
+        probe = make_client(self.settings, max_attempts=2, session=self._session)
         try:
             probe.head_bucket(Bucket=self.bucket)
         except (NoCredentialsError, PartialCredentialsError) as exc:
