@@ -426,7 +426,9 @@ class Bench:
         return run
 
     def deploy_cmd(self, static_dir: Path, bucket: str | None, *extra: str) -> list[str]:
-        cmd = [PYTHON, str(self.deploy_root / "deploy.py"), "--static-dir", str(static_dir)]
+        # The corpus is not the demo's static folder: build none of its bundles.
+        cmd = [PYTHON, str(self.deploy_root / "deploy.py"), "--static-dir", str(static_dir),
+               "--no-assets"]
         if bucket:
             cmd += ["--bucket", bucket, "--endpoint-url", self.server.endpoint,
                     "--manifest", str(self.scratch / f"manifest-{bucket}.json")]
