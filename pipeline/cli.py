@@ -56,7 +56,7 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
-               epilog="Other commands: releases, verify, rollback, prune "
+               epilog="Other commands: releases, verify, rollback, prune, private "
                       "(deploy.py COMMAND --help).")
 @common_options
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache file [default: build/.cdn-hash-cache.json].")
@@ -147,10 +147,17 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from .cli_ops import prune_command, releases_command, rollback_command, verify_command
+    from .cli_ops import (
+        private_command,
+        prune_command,
+        releases_command,
+        rollback_command,
+        verify_command,
+    )
 
     cli.add_command(deploy_command, "deploy")
-    for command in (releases_command, verify_command, rollback_command, prune_command):
+    for command in (releases_command, verify_command, rollback_command, prune_command,
+                    private_command):
         cli.add_command(command)
 
 

@@ -16,7 +16,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from .config import DEFAULT_EMBEDDED_DIR, DeploySettings, resolve_settings
-from .errors import DeployError, PipelineError
+from .errors import ConfigError, DeployError, PipelineError
 from .storage import FolderStorage, Storage
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,9 +70,12 @@ class Run:
 
 
 def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, quiet: bool,
-              action: str) -> Run:
+              action: str, needs_bucket: str | None = None) -> Run:
+    """Resolve the settings once; ``needs_bucket`` says why a folder target will not do."""
     env: Mapping[str, str] = ctx.obj.get("env", os.environ) if isinstance(ctx.obj, dict) else os.environ
     run = Run(resolve_settings(options, env), as_json, quiet)
+    if needs_bucket and not run.settings.bucket:
+        raise ConfigError(f"this command needs a bucket (--bucket / CDN_BUCKET): {needs_bucket}")
     if options.get("distribution_id"):
         from .storage.cloudfront import validate_distribution_id  # boto3: only when asked
 

@@ -7,6 +7,7 @@ Each renders its result for people or as exactly one JSON object, and ends with
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,8 +20,10 @@ from .cli_common import (
     open_storage,
     start_run,
 )
-from .config import parse_duration, validate_int
+from .config import parse_duration, validate_int, validate_prefix
+from .errors import ConfigError
 from .manifest import manifest_key
+from .private import public_grants, upload_private
 from .prune import PruneResult, prune
 from .publish import write_local_manifest
 from .releases import read_current, read_releases, release_ids, validate_release_id
@@ -209,3 +212,52 @@ def _print_prune(result: PruneResult, run: Run) -> None:
     click.echo(f"Deleted {len(outcome.deleted)} of {plan.total_objects} objects in "
                f"{outcome.requests} request(s); {plan.in_grace} unreferenced but inside the "
                f"grace period; kept releases: {', '.join(plan.kept_releases) or 'none'}")
+
+
+@click.command("private", context_settings=_CONTEXT)
+@common_options
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--private-prefix", default="private", show_default=True,
+              help="Key prefix of the private objects; must not overlap --prefix.")
+@click.pass_context
+def private_command(ctx: click.Context, as_json: bool, quiet: bool, folder: str,
+                    private_prefix: str, **options: Any) -> None:
+    """Upload a folder of private images: no ACL, never under the public prefix.
+
+    Refuses (exit 2) when the bucket policy lets anyone read the private prefix, so a
+    policy written for the CDN can never expose them. Readers get presigned URLs.
+    """
+    run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="uploading to",
+                    needs_bucket="a local folder is served publicly, private images are not")
+    settings = run.settings
+    prefix = _private_prefix(private_prefix, public=settings.prefix)
+    from .storage.s3 import S3Storage
+
+    storage = open_storage(settings)
+    assert isinstance(storage, S3Storage) and settings.bucket  # needs_bucket made sure
+    storage.check()
+    grants = public_grants(storage.bucket_policy(), bucket=settings.bucket,
+                           key=f"{prefix}/any-image.png")
+    if grants:
+        raise ConfigError(
+            f"the policy of bucket {settings.bucket!r} lets anyone read {prefix}/ "
+            f"({grants[0]}): private images would be public; narrow the policy to the "
+            "public prefix or use another bucket"
+        )
+    keys = upload_private(Path(folder), storage, prefix)
+    if as_json:
+        run.emit({"target": storage.description, "prefix": prefix, "uploaded": len(keys)})
+        return
+    click.echo(f"Uploaded {len(keys)} private file(s) to {storage.description} under {prefix}/ "
+               "(no ACL: readable only through presigned URLs)")
+
+
+def _private_prefix(value: str, *, public: str) -> str:
+    prefix = validate_prefix(value)
+    if not prefix:
+        raise ConfigError("--private-prefix must not be empty: private images need their own prefix")
+    if not public or prefix == public or prefix.startswith(public + "/") \
+            or public.startswith(prefix + "/"):
+        raise ConfigError(f"--private-prefix {prefix!r} overlaps the public prefix "
+                          f"{public or '(whole bucket)'!r}: private images would be public")
+    return prefix

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .localfs import write_atomic
 
@@ -34,11 +34,12 @@ def hashed_name(logical_path: str, sha256_hex: str) -> str:
     A name without an extension gets the hash appended (``LICENSE`` -> ``LICENSE.<h>``).
     """
     short = sha256_hex[:NAME_HASH_LENGTH]
-    path = PurePosixPath(logical_path)
-    suffix = path.suffix
-    stem = path.name[: -len(suffix)] if suffix else path.name
-    name = f"{stem}.{short}{suffix}"
-    return str(path.with_name(name))
+    # Plain string work (same rule as PurePosixPath.suffix): this runs once per file.
+    folder, slash, name = logical_path.rpartition("/")
+    dot = name.rfind(".")
+    if dot <= 0 or dot == len(name) - 1:  # ".hidden" and "name." have no suffix
+        return f"{folder}{slash}{name}.{short}"
+    return f"{folder}{slash}{name[:dot]}.{short}{name[dot:]}"
 
 
 @dataclass(frozen=True)

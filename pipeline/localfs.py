@@ -59,22 +59,21 @@ def _walk(
     for entry in entries:
         if is_junk(entry.name):
             continue
-        path = Path(entry.path)
         logical = prefix + entry.name
         if entry.is_symlink():
-            _check_link_target(path, logical, real_root)
+            _check_link_target(Path(entry.path), logical, real_root)
         try:
-            info = path.stat()  # follows links, which are now known to stay inside
+            info = entry.stat()  # follows links, which are now known to stay inside
         except OSError as exc:
             raise ConfigError(f"cannot read {logical!r} in the static folder: {exc.strerror}") from exc
         if stat.S_ISDIR(info.st_mode):
-            real = path.resolve()
+            real = Path(entry.path).resolve()
             if real not in visited:  # a link back up the tree must not loop forever
-                _walk(path, logical + "/", real_root, found, visited | {real})
+                _walk(Path(entry.path), logical + "/", real_root, found, visited | {real})
         elif stat.S_ISREG(info.st_mode):
-            if not os.access(path, os.R_OK):
+            if not os.access(entry.path, os.R_OK):
                 raise ConfigError(f"cannot read {logical!r} in the static folder: permission denied")
-            found.append(LocalFile(logical, path, info.st_size, info.st_mtime_ns))
+            found.append(LocalFile(logical, Path(entry.path), info.st_size, info.st_mtime_ns))
         else:
             raise ConfigError(f"{logical!r} in the static folder is not a regular file")
 

@@ -22,7 +22,9 @@ How private objects reach the bucket, and why they stay private:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Protocol
 
@@ -69,6 +71,45 @@ def validate_expires_in(seconds: object) -> int:
             f"(15 minutes), not {value}"
         )
     return value
+
+
+def public_grants(policy_json: str | None, *, bucket: str, key: str) -> list[str]:
+    """Resources of statements in a bucket policy that let anyone read ``key``.
+
+    Conservative on purpose: an ``Allow`` for principal ``*`` with a read action and a
+    resource pattern matching the key counts, whatever its conditions (a condition
+    such as a CDN's source ARN narrows it, but this check must never miss a grant).
+    """
+    if not policy_json:
+        return []
+    try:
+        statements = json.loads(policy_json).get("Statement", [])
+    except (ValueError, AttributeError):
+        return ["<unreadable policy>"]
+    if isinstance(statements, dict):
+        statements = [statements]
+    arn = f"arn:aws:s3:::{bucket}/{key}"
+    found = []
+    for statement in statements:
+        if statement.get("Effect") != "Allow" or not _anyone(statement.get("Principal")):
+            continue
+        actions = [a.lower() for a in _as_list(statement.get("Action"))]  # IAM: any case
+        if not any(fnmatchcase("s3:getobject", a) for a in actions):
+            continue
+        found += [r for r in _as_list(statement.get("Resource")) if fnmatchcase(arn, r)]
+    return found
+
+
+def _anyone(principal: object) -> bool:
+    if principal == "*":
+        return True
+    return isinstance(principal, dict) and "*" in _as_list(principal.get("AWS"))
+
+
+def _as_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value] if isinstance(value, list) else []
 
 
 def private_key(prefix: str, relative_path: str) -> str:

@@ -573,3 +573,73 @@ def test_store_image_uses_a_generated_name(tmp_path: Path) -> None:
     assert (tmp_path / name).read_bytes() == JPEG
     assert store_image(tmp_path, JPEG) != name
     assert list_images(tmp_path) and set(list_images(tmp_path)) == {p.name for p in tmp_path.iterdir()}
+
+
+# -- deploy.py private: how private images reach the bucket ---------------------------------
+
+
+def test_private_command_uploads_without_acl_under_its_own_prefix(
+    s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    folder = tmp_path / "private"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "plan.png").write_bytes(PNG)
+    (folder / ".DS_Store").write_bytes(b"junk")
+    s3.allow_public_read("static/")  # the CDN's grant covers the public prefix only
+    code = main(["private", str(folder), "--bucket", s3.bucket, "--endpoint-url", s3.endpoint,
+                 "--json"])
+    assert code == 0, capsys.readouterr().err
+    assert s3.keys("private/") == {"private/sub/plan.png": len(PNG)}
+    grants = s3.client.get_object_acl(Bucket=s3.bucket, Key="private/sub/plan.png")["Grants"]
+    assert [g["Grantee"].get("Type") for g in grants] == ["CanonicalUser"]  # the owner only
+
+
+@pytest.mark.parametrize("resource", ["{bucket}/*", "{bucket}/priv*", "{bucket}/private/*"])
+def test_private_command_refuses_a_policy_that_would_expose_it(
+    s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str], resource: str
+) -> None:
+    import json as json_module
+
+    from pipeline.cli import main
+
+    folder = tmp_path / "private"
+    folder.mkdir()
+    (folder / "plan.png").write_bytes(PNG)
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["s3:Get*"],
+        "Resource": "arn:aws:s3:::" + resource.format(bucket=s3.bucket)}]}
+    s3.client.put_bucket_policy(Bucket=s3.bucket, Policy=json_module.dumps(policy))
+    code = main(["private", str(folder), "--bucket", s3.bucket, "--endpoint-url", s3.endpoint])
+    assert code == 2
+    assert "private images would be public" in capsys.readouterr().err
+    assert s3.keys() == {}
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--private-prefix", "static"], "overlaps"),
+    (["--private-prefix", "static/private"], "overlaps"),
+    (["--prefix", "/", "--private-prefix", "private"], "overlaps"),
+    (["--private-prefix", "/"], "must not be empty"),
+])
+def test_private_command_refuses_overlapping_prefixes(
+    s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    from pipeline.cli import main
+
+    (tmp_path / "p").mkdir()
+    code = main(["private", str(tmp_path / "p"), "--bucket", s3.bucket, "--endpoint-url",
+                 s3.endpoint, *args])
+    assert code == 2 and needle in capsys.readouterr().err
+
+
+def test_private_command_refuses_a_folder_target(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    (tmp_path / "p").mkdir()
+    assert main(["private", str(tmp_path / "p"), "--target-dir", str(tmp_path / "cdn")]) == 2
+    captured = capsys.readouterr().err
+    assert "needs a bucket" in captured and "Using the embedded default" not in captured
+    assert not (tmp_path / "cdn").exists()

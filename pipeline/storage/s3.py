@@ -258,6 +258,17 @@ class S3Storage:
             raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
         return bytes(response["Body"].read())
 
+    def bucket_policy(self) -> str | None:
+        """The bucket policy JSON, or ``None`` when the bucket has none."""
+        try:
+            return str(self.client.get_bucket_policy(Bucket=self.bucket)["Policy"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchBucketPolicy":
+                return None
+            raise DeployError(
+                f"cannot read the policy of bucket {self.bucket!r}: {describe_error(exc)}"
+            ) from exc
+
     def presigned_url(self, key: str, *, expires_in: int) -> str:
         try:
             url = self.client.generate_presigned_url(
