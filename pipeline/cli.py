@@ -175,17 +175,18 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.UsageError as exc:
-        return _fail(as_json, f"{exc.format_message()} (see --help)", 2)
+        return report_failure(as_json, f"{exc.format_message()} (see --help)", 2)
     except click.Abort:
-        return _fail(as_json, "interrupted", 130)
+        return report_failure(as_json, "interrupted", 130)
     except PipelineError as exc:
-        return _fail(as_json, str(exc), exc.exit_code)
+        return report_failure(as_json, str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return _fail(as_json, "interrupted; nothing was published", 130)
+        return report_failure(as_json, "interrupted; nothing was published", 130)
     return code if isinstance(code, int) else 0
 
 
-def _fail(as_json: bool, message: str, code: int) -> int:
+def report_failure(as_json: bool, message: str, code: int) -> int:
+    """Say what failed (one line on stderr; with ``--json`` also the JSON object); return ``code``."""
     if as_json:
         click.echo(json.dumps({"error": message, "exit_code": code}, sort_keys=True))
     click.echo(f"error: {message}", err=True)

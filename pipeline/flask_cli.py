@@ -16,7 +16,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from .cli import deploy_command
+from .cli import deploy_command, report_failure
 from .errors import PipelineError
 from .flask_ext import CDNState, get_state
 from .manifest import Manifest
@@ -36,9 +36,13 @@ class CDNGroup(AppGroup):
     """Maps the package's errors to their exit codes instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Read before invoking: the group hands its arguments on and clears them.
+        as_json = "--json" in ctx.args
         try:
             return super().invoke(ctx)
         except PipelineError as exc:
+            if as_json:  # the same one JSON object as ``deploy.py --json``
+                raise click.exceptions.Exit(report_failure(True, str(exc), exc.exit_code)) from exc
             raise PipelineCommandError(exc) from exc
 
 

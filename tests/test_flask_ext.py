@@ -515,3 +515,15 @@ def test_cli_deploy_help_is_the_shared_command(cdn_app: Flask) -> None:
     result = cdn_app.test_cli_runner().invoke(args=["cdn", "deploy", "--help"])
     assert result.exit_code == 0
     assert "--static-dir" in result.output and "--dry-run" in result.output
+
+
+def test_flask_cdn_deploy_json_failure_is_one_json_object(tmp_path: Path) -> None:
+    import json as json_module
+
+    app = Flask(__name__, static_folder=str(tmp_path / "missing-static"))
+    CDN(app)
+    result = app.test_cli_runner().invoke(args=["cdn", "deploy", "--json", "--no-assets",
+                                                "--target-dir", str(tmp_path / "cdn")])
+    assert result.exit_code == 2
+    document = json_module.loads(result.stdout)
+    assert document["exit_code"] == 2 and "missing-static" in document["error"]
