@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.artifacts import ARTIFACTS, SAVED
+
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-_saved: list[Path] = []
-
 
 def _load_stack() -> Any:
     spec = importlib.util.spec_from_file_location("demo_site_stack", ROOT / "site" / "stack.py")
@@ -40,18 +38,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _saved:
+    if SAVED:
         terminalreporter.write_line(f"e2e screenshots saved in {ARTIFACTS}:")
-        for path in _saved:
+        for path in SAVED:
             terminalreporter.write_line(f"  {path}")
-
-
-def save_screenshot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    _saved.append(path)
-    return path
 
 
 @pytest.fixture(scope="module")

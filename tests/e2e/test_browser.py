@@ -6,7 +6,7 @@ import re
 import urllib.request
 from typing import Any
 
-from tests.e2e.conftest import save_screenshot
+from tests.e2e.artifacts import save_screenshot
 
 FINGERPRINTED = re.compile(r"\.[0-9a-f]{12}\.[a-z0-9]+$")
 
