@@ -199,3 +199,25 @@ def test_a_broken_assets_file_stops_the_deploy_with_exit_2(tmp_path: Path,
     assert code == 2
     assert "nope.py" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_css_reference_to_a_missing_file_fails_naming_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    static = tmp_path / "static"
+    (static / "css").mkdir(parents=True)
+    (static / "css" / "a.css").write_text("body {\n  color: red;\n  background: url(../img/gone.png);\n}\n")
+    args = ["--static-dir", str(static), "--no-assets", "--target-dir", str(tmp_path / "cdn"),
+            "--manifest", str(tmp_path / "m.json")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "css/a.css:3" in err and "gone.png" in err
+    assert not (tmp_path / "m.json").exists()
+
+    assert main([*args, "--no-strict"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "css/a.css:3" in err
+    stored = (tmp_path / "cdn" / Manifest.load(tmp_path / "m.json").files["css/a.css"].key)
+    assert b"url(../img/gone.png)" in stored.read_bytes()  # left as written, not broken further
