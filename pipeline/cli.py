@@ -86,10 +86,15 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, **options: An
     invalidation = None if result.dry_run else invalidate_after_publish(
         options.get("distribution_id"), [result.manifest_key], release_id=result.release_id,
         max_attempts=settings.max_attempts)
-    if as_json:
-        run.emit(_summary(result, invalidation))
-        return
-    _print_summary(result, settings, run, invalidation)
+    try:
+        if as_json:
+            run.emit(_summary(result, invalidation))
+        else:
+            _print_summary(result, settings, run, invalidation)
+    except BrokenPipeError:
+        # The deploy is done; only its reader left (``| head``). Silence stdout so the
+        # interpreter's last flush cannot fail, and exit 0: nothing failed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _build_bundles(settings: DeploySettings, run: Run) -> None:
@@ -182,6 +187,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return report_failure(as_json, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return report_failure(as_json, "interrupted; nothing was published", 130)
+
     return code if isinstance(code, int) else 0
 
 

@@ -24,7 +24,8 @@ class ProgressReporter:
     ``out`` gets the plan (a result); ``err`` gets progress, so ``--json`` output on
     stdout stays one clean object. On a TTY the bar is redrawn at most ten times a
     second; elsewhere each stored object gets its own line, which CI logs keep.
-    ``err=None`` silences progress (``--quiet``).
+    ``err=None`` silences progress (``--quiet``). Progress is best effort: a closed
+    stream (``deploy.py | head``) ends the progress, never the uploads.
     """
 
     def __init__(self, *, out: TextIO, err: TextIO | None, tty: bool, verbose_plan: bool) -> None:
@@ -46,13 +47,20 @@ class ProgressReporter:
             for item in plan.files:
                 print(f"{item.reason.value:<10} {item.logical_path} -> {item.entry.key} "
                       f"({format_size(item.entry.size)})", file=self.out)
-        if self.err:
-            print(f"{len(plan.files)} files: {self._total} to upload "
-                  f"({format_size(self._total_bytes)}), {plan.skipped} unchanged", file=self.err)
+        self._progress(f"{len(plan.files)} files: {self._total} to upload "
+                       f"({format_size(self._total_bytes)}), {plan.skipped} unchanged\n")
 
     def warned(self, message: str) -> None:
-        if self.err:
-            print(f"warning: {message}", file=self.err)
+        self._progress(f"warning: {message}\n")
+
+    def _progress(self, text: str) -> None:
+        if self.err is None:
+            return
+        try:
+            self.err.write(text)
+            self.err.flush()
+        except OSError:  # the reader went away: stop reporting, keep deploying
+            self.err = None
 
     def stored(self, upload: Upload) -> None:
         if self.err is None:
@@ -63,11 +71,10 @@ class ProgressReporter:
             if self.tty:
                 self._draw()
             else:
-                print(f"[{self._done}/{self._total}] uploaded {upload.key} "
-                      f"({format_size(upload.size)})", file=self.err, flush=True)
+                self._progress(f"[{self._done}/{self._total}] uploaded {upload.key} "
+                               f"({format_size(upload.size)})\n")
 
     def _draw(self) -> None:
-        assert self.err is not None
         now = time.monotonic()
         if self._done < self._total and now - self._last_draw < 0.1:
             return
@@ -76,6 +83,5 @@ class ProgressReporter:
         filled = int(width * self._bytes / self._total_bytes) if self._total_bytes else width
         bar = "#" * filled + "-" * (width - filled)
         end = "\n" if self._done == self._total else ""
-        self.err.write(f"\r[{bar}] {self._done}/{self._total} files, "
+        self._progress(f"\r[{bar}] {self._done}/{self._total} files, "
                        f"{format_size(self._bytes)}/{format_size(self._total_bytes)}{end}")
-        self.err.flush()

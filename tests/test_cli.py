@@ -133,3 +133,19 @@ def test_progress_bar_on_a_terminal_and_lines_elsewhere() -> None:
         reporter.stored(upload)
     assert "\r[" in tty.getvalue() and "1/1 files" in tty.getvalue()
     assert "[1/1] uploaded static/a.1.png (2.0 KiB)" in lines.getvalue()
+
+
+def test_a_closed_output_pipe_never_fails_the_uploads(static_tree: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
+    env.update({"PYTHONPATH": str(ROOT), "AWS_EC2_METADATA_DISABLED": "true"})
+    args = [sys.executable, str(ROOT / "deploy.py"), "--static-dir", str(static_tree),
+            "--no-assets", "--target-dir", str(tmp_path / "cdn"), "--manifest",
+            str(tmp_path / "m.json")]
+    process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    process.stdout.close()  # the reader leaves before the first line, like `| head -0`
+    code = process.wait(timeout=60)
+    assert code == 0
+    manifest = json.loads((tmp_path / "m.json").read_text())  # published all the same
+    assert len(manifest["files"]) == 9
