@@ -367,7 +367,11 @@ class S3Storage:
 
         with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
             futures: list[Future[None]] = [pool.submit(run, upload) for upload in uploads]
-            wait(futures, return_when=FIRST_EXCEPTION)
+            try:
+                wait(futures, return_when=FIRST_EXCEPTION)
+            except KeyboardInterrupt:
+                stop.set()  # queued uploads return at once; only those in flight finish
+                raise
             for future in futures:
                 future.result()  # re-raise programming errors instead of hiding them
         outcome.not_attempted = len(uploads) - len(outcome.stored) - len(outcome.failures)
