@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from .errors import ConfigError, UnsafePathError
 
@@ -90,15 +94,31 @@ def _check_link_target(path: Path, logical: str, real_root: Path) -> None:
         )
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so readers see the old file or the new one, never a torn one."""
+@contextmanager
+def replacing(path: Path, *, unique: bool = False) -> Iterator[IO[bytes]]:
+    """A temporary file next to ``path``, renamed over it if the block succeeds.
+
+    Readers see the old file or the new one, never a torn one, and a failed write
+    leaves no temporary file behind. The temporary name is per process, or with
+    ``unique`` per call (``mkstemp``), so threads writing one path never share it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if unique:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+    else:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with os.fdopen(fd, "wb") if unique else open(tmp, "wb") as handle:
+            yield handle
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes, *, unique: bool = False) -> None:
+    """Write ``data`` durably (fsync) through :func:`replacing`."""
+    with replacing(path, unique=unique) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -21,13 +21,12 @@ from typing import Protocol
 from .current import point_current, store_release
 from .errors import DeployError, ManifestError
 from .fingerprint import HashCache
-from .localfs import collect_files
+from .localfs import collect_files, write_atomic
 from .manifest import Manifest, build, manifest_key
 from .media_types import IMMUTABLE_CACHE_CONTROL
 from .plan import Plan, RemoteObject, missing_keys, plan_deploy
 from .releases import Current, ReleaseDoc, make_release, read_current, release_key
 from .storage.base import Storage, Upload
-from .storage.folder import write_atomic_unique
 
 
 class DeployObserver(Protocol):
@@ -197,6 +196,6 @@ def write_local_manifest(path: Path, doc: ReleaseDoc) -> None:
     try:
         if path.is_file() and path.read_bytes() == data:
             return
-        write_atomic_unique(path, data)
+        write_atomic(path, data, unique=True)  # concurrent deploys in one process
     except OSError as exc:
         raise ManifestError(f"cannot write manifest {str(path)!r}: {exc.strerror}") from exc

@@ -17,13 +17,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ConfigError, ConflictError, DeployError, UnsafePathError
+from ..localfs import replacing, write_atomic
 from ..plan import RemoteObject
 from .base import (
     DeleteOutcome,
@@ -51,20 +51,6 @@ def file_digests(path: Path) -> tuple[str, str]:
             md5.update(chunk)
             sha256.update(chunk)
     return md5.hexdigest(), sha256.hexdigest()
-
-
-def write_atomic_unique(path: Path, data: bytes) -> None:
-    """``write_atomic`` with a temporary name unique per call, so threads never share one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class FolderStorage:
@@ -162,23 +148,17 @@ class FolderStorage:
         """Stream to a unique temporary name, then rename; return the MD5 of what was written."""
         target = self.path_for(upload.key)
         if upload.body is not None:
-            write_atomic_unique(target, upload.body)
+            write_atomic(target, upload.body, unique=True)
             return md5_hex(upload.body)
-        target.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.md5(usedforsecurity=False)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out, open(upload.source, "rb") as source:
-                while chunk := source.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with replacing(target, unique=True) as out, open(upload.source, "rb") as source:
+            while chunk := source.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
         return digest.hexdigest()
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
-        write_atomic_unique(self.path_for(key), data)
+        write_atomic(self.path_for(key), data, unique=True)
 
     def put_if(
         self, key: str, data: bytes, *, content_type: str, cache_control: str,
@@ -191,7 +171,7 @@ class FolderStorage:
                 raise ConflictError(f"{key!r} was changed by someone else")
             if if_match is None and if_absent and current is not None:
                 raise ConflictError(f"{key!r} already exists")
-            write_atomic_unique(path, data)
+            write_atomic(path, data, unique=True)
         return md5_hex(data)
 
     @contextmanager
