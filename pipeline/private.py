@@ -56,7 +56,7 @@ class PrivateStorage(Protocol):
 
     def presigned_url(self, key: str, *, expires_in: int) -> str: ...
 
-    def list_objects(self, prefix: str) -> Mapping[str, object]: ...
+    def list_keys(self, prefix: str) -> Mapping[str, object]: ...
 
 
 def validate_expires_in(seconds: object) -> int:
@@ -164,7 +164,7 @@ class PrivateObjects:
     def names(self) -> list[str]:
         """The relative paths of all private objects (one listing request per 1,000)."""
         start = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(key[start:] for key in self.storage.list_objects(self.prefix))
+        return sorted(key[start:] for key in self.storage.list_keys(self.prefix))
 
     def put(self, relative_path: str, data: bytes) -> str:
         """Store ``data`` as a private object (no ACL); return its key."""

@@ -84,9 +84,6 @@ class Storage(Protocol):
     def check(self) -> None:
         """Fail early with a :class:`ConfigError` if the target cannot be used."""
 
-    def list_objects(self, prefix: str) -> dict[str, RemoteObject]:
-        """Every object whose key starts with ``prefix + '/'``."""
-
     def upload_files(
         self, uploads: Sequence[Upload], *, on_stored: ProgressCallback | None = None
     ) -> UploadOutcome:
@@ -95,16 +92,14 @@ class Storage(Protocol):
     def put_bytes(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
         """Store a small object in one request (the manifest)."""
 
-    def get_bytes(self, key: str) -> bytes | None:
-        """Return an object's bytes, or ``None`` if it does not exist."""
-
     # -- releases, verify, rollback, prune ---------------------------------------------------
 
-    #: Whether ``list_objects`` reports an ETag per object (S3) or not (a folder).
+    #: Whether ``list_keys`` reports an ETag per object (S3) or not (a folder).
     listing_has_etags: bool
 
     def list_keys(self, prefix: str, *, hints: Sequence[str] = ()) -> dict[str, RemoteObject]:
-        """Like ``list_objects``; ``hints`` (expected keys) may split a big listing in parallel."""
+        """Every object whose key starts with ``prefix + '/'``; ``hints`` (expected keys) may
+        split a big listing in parallel."""
 
     def read(self, key: str) -> StoredBytes | None:
         """An object's bytes and ETag, or ``None`` if it does not exist."""

@@ -78,7 +78,8 @@ class FolderStorage:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def list_objects(self, prefix: str) -> dict[str, RemoteObject]:
+    def list_keys(self, prefix: str, *, hints: Sequence[str] = ()) -> dict[str, RemoteObject]:
+        """Every file under ``prefix`` (``hints`` do not help a local walk)."""
         base = self.path_for(prefix) if prefix else self.root
         found: dict[str, RemoteObject] = {}
         if not base.is_dir():
@@ -99,18 +100,12 @@ class FolderStorage:
                 )
         return found
 
-    def list_keys(self, prefix: str, *, hints: Sequence[str] = ()) -> dict[str, RemoteObject]:
-        return self.list_objects(prefix)
-
-    def get_bytes(self, key: str) -> bytes | None:
+    def read(self, key: str) -> StoredBytes | None:
         try:
-            return self.path_for(key).read_bytes()
+            data = self.path_for(key).read_bytes()
         except FileNotFoundError:
             return None
-
-    def read(self, key: str) -> StoredBytes | None:
-        data = self.get_bytes(key)
-        return None if data is None else StoredBytes(data, md5_hex(data))
+        return StoredBytes(data, md5_hex(data))
 
     def inspect(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
         found: dict[str, ObjectInfo | None] = {}

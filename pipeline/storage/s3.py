@@ -172,12 +172,9 @@ class S3Storage:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def list_objects(self, prefix: str) -> dict[str, RemoteObject]:
-        """One paginated listing (1,000 keys a request) instead of a HEAD per file."""
-        return self.list_keys(prefix)
-
     def list_keys(self, prefix: str, *, hints: Sequence[str] = ()) -> dict[str, RemoteObject]:
-        """The listing, split at ``hints`` into ranges listed in parallel when it is big.
+        """One paginated listing (1,000 keys a request) instead of a HEAD per file, split
+        at ``hints`` into ranges listed in parallel when it is big.
 
         A page costs the server and botocore's XML parser about the same, so two or
         three ranges in flight roughly halve a 10,000-key listing. Each range starts
@@ -248,15 +245,6 @@ class S3Storage:
             size=int(head.get("ContentLength", 0)), etag=_etag(head.get("ETag")),
             content_type=head.get("ContentType", ""), cache_control=head.get("CacheControl", ""),
         )
-
-    def get_bytes(self, key: str) -> bytes | None:
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
-        return bytes(response["Body"].read())
 
     def bucket_policy(self) -> str | None:
         """The bucket policy JSON, or ``None`` when the bucket has none."""
