@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from .css import build_css, sri_hash
 from .errors import ConfigError, ManifestError
@@ -65,16 +66,20 @@ class Manifest:
         return sum(entry.size for entry in self.files.values())
 
     def to_json(self) -> bytes:
+        return dump_json(self.document())
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document :meth:`to_json` encodes (a release adds its fields to it)."""
         files = {name: _entry_json(self.files[name]) for name in sorted(self.files)}
-        document = {"version": MANIFEST_VERSION, "files": files}
-        return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        return {"version": MANIFEST_VERSION, "files": files}
 
     @classmethod
     def from_json(cls, data: bytes | str, *, source: str = "manifest") -> Manifest:
-        try:
-            document = json.loads(data)
-        except ValueError as exc:
-            raise ManifestError(f"{source} is not valid JSON: {exc}") from exc
+        return cls.from_document(parse_json(data, source=source), source=source)
+
+    @classmethod
+    def from_document(cls, document: Any, *, source: str = "manifest") -> Manifest:
+        """The manifest in an already parsed document (extra top-level fields are ignored)."""
         if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
             raise ManifestError(f"{source} is not a version {MANIFEST_VERSION} manifest")
         raw_files = document.get("files")
@@ -108,6 +113,18 @@ class Manifest:
             write_atomic(path, self.to_json())
         except OSError as exc:
             raise ManifestError(f"cannot write manifest {str(path)!r}: {exc.strerror}") from exc
+
+
+def dump_json(document: Mapping[str, Any]) -> bytes:
+    """The canonical encoding: sorted keys, indented, UTF-8, a final newline."""
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def parse_json(data: bytes | str, *, source: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ManifestError(f"{source} is not valid JSON: {exc}") from exc
 
 
 def _entry_json(entry: Entry) -> dict[str, object]:

@@ -24,15 +24,15 @@ time as strings, and identical content shows the same suffix.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
 from .errors import ConfigError, ManifestError
-from .manifest import Manifest, manifest_key
+from .manifest import Manifest, dump_json, manifest_key, parse_json
 from .plan import RemoteObject
 from .storage.base import Storage
 
@@ -90,16 +90,21 @@ class ReleaseDoc:
     etags: Mapping[str, str]
 
     def to_json(self) -> bytes:
-        document = json.loads(self.manifest.to_json())
+        """The document's bytes; encoded once, since a deploy writes them up to three times."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> bytes:
+        document = self.manifest.document()
         document["release"] = self.release_id
         document["created"] = self.created
         document["etags"] = dict(sorted(self.etags.items()))
-        return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        return dump_json(document)
 
     @classmethod
     def from_json(cls, data: bytes, *, source: str) -> ReleaseDoc:
-        manifest = Manifest.from_json(data, source=source)
-        document = json.loads(data)
+        document = parse_json(data, source=source)
+        manifest = Manifest.from_document(document, source=source)
         release_id = document.get("release")
         etags = document.get("etags") or {}
         if release_id is not None and not (isinstance(release_id, str)
