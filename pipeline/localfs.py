@@ -105,6 +105,9 @@ def replacing(path: Path, *, unique: bool = False) -> Iterator[IO[bytes]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     if unique:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # mkstemp makes 0600 files; published files must be readable by the web server
+        # (nginx runs as another user), like those open() creates under the usual umask.
+        os.fchmod(fd, 0o644)
         tmp = Path(name)
     else:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -90,3 +90,10 @@ def test_write_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> 
     write_atomic(target, b"two")
     assert target.read_bytes() == b"two"
     assert sorted(p.name for p in target.parent.iterdir()) == ["m.json"]
+
+
+def test_published_files_are_readable_by_a_web_server_user(tmp_path: Path) -> None:
+    for unique in (False, True):
+        target = tmp_path / f"u{unique}" / "obj.png"
+        write_atomic(target, b"x", unique=unique)
+        assert target.stat().st_mode & 0o044 == 0o044  # group and others may read
