@@ -33,7 +33,7 @@ def test_ctrl_c_mid_upload_stops_with_130_and_publishes_nothing(s3: S3Env, tmp_p
         while proxy.count("PUT") < 4 and time.monotonic() < deadline:  # uploads under way
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)  # bounded: queued uploads must not run
+        _, err = process.communicate(timeout=30)  # bounded: queued uploads must not run
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert proxy.count("PUT") < 200
