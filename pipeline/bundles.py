@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .extras import needs_extra
 
 #: Where Flask serves the static folder; ``cssrewrite`` computes relative URLs from it.
 DEFAULT_STATIC_URL = "/static"
@@ -24,7 +25,11 @@ def load_bundles(assets_file: Path) -> Mapping[str, Any]:
         raise ConfigError(f"assets file {str(assets_file)!r} does not exist: fix --assets / "
                           "CDN_ASSETS or pass --no-assets")
     try:
-        namespace = runpy.run_path(str(assets_file))
+        # An assets file imports webassets itself: a missing one names the extra.
+        with needs_extra(f"assets file {str(assets_file)!r}"):
+            namespace = runpy.run_path(str(assets_file))
+    except ConfigError:
+        raise
     except Exception as exc:  # the file is user code: any failure is a config problem
         raise ConfigError(f"cannot load assets file {str(assets_file)!r}: {exc}") from exc
     bundles = namespace.get("BUNDLES")
@@ -41,8 +46,9 @@ def build_bundles(bundles: Mapping[str, Any], *, static_dir: Path,
     webassets' own cache or version query strings: the content hash in the
     fingerprinted name already does that job.
     """
-    from webassets import Environment
-    from webassets.exceptions import BundleError
+    with needs_extra("building bundles"):
+        from webassets import Environment
+        from webassets.exceptions import BundleError
 
     env = Environment(directory=str(static_dir), url=static_url, debug=False,
                       cache=False, manifest=False, url_expire=False, auto_build=False)

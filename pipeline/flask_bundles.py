@@ -20,10 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, current_app
-from flask_assets import Environment
 from markupsafe import Markup, escape
 
+from .extras import needs_extra
 from .flask_ext import get_state
+
+with needs_extra("pipeline.flask_bundles"):
+    from flask_assets import Environment
 
 
 def init_bundles(app: Flask, bundles: Mapping[str, Any]) -> Environment:

@@ -27,10 +27,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from .errors import PipelineError
+from .extras import needs_extra
 from .localfs import write_atomic
+
+with needs_extra("image uploads (pipeline.uploads)"):
+    from PIL import Image, UnidentifiedImageError
 
 #: Pillow format name -> the extension we store (and so the Content-Type we serve).
 ALLOWED_FORMATS: dict[str, str] = {

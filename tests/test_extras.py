@@ -1,0 +1,119 @@
+"""Install only what runs: the core works without the optional packages, and a missing one
+names the extra to install.
+
+A missing package is simulated in a fresh interpreter with a ``sitecustomize`` that puts
+``None`` in ``sys.modules`` for it (what Python does for a module that cannot be imported).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import write_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+OPTIONAL = ("boto3", "botocore", "PIL", "webassets", "flask_assets", "moto")
+
+
+def run_python(args: list[str], *, cwd: Path, blocked: tuple[str, ...] = (),
+               shim: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run Python with our tree first on the path and ``blocked`` modules made unimportable."""
+    path = [str(ROOT)]
+    if blocked:
+        assert shim is not None
+        shim.mkdir(exist_ok=True)
+        (shim / "sitecustomize.py").write_text(
+            "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in blocked)
+        )
+        path.insert(0, str(shim))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
+    env.update({"PYTHONPATH": os.pathsep.join(path), "AWS_EC2_METADATA_DISABLED": "true"})
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_importing_the_flask_extension_loads_no_optional_package(tmp_path: Path) -> None:
+    probe = (
+        "import sys\nfrom pipeline import CDN\nimport pipeline.cli\n"
+        f"print(sorted(m for m in {OPTIONAL!r} if m in sys.modules))"
+    )
+    result = run_python(["-c", probe], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_deploy_runs_with_runtime_dependencies_only(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write_tree(project / "static", {"css/a.css": b"body{}", "img/x.png": b"\x89PNG x"})
+    result = run_python([str(ROOT / "deploy.py"), "--no-assets"], cwd=project,
+                        blocked=("PIL", "webassets", "flask_assets", "moto"), shim=tmp_path / "shim")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert list((project / "build" / "cdn" / "static" / "css").glob("a.*.css"))
+
+
+def test_bundles_without_webassets_name_the_extra_and_exit_2(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write_tree(project / "static", {"css/a.css": b"body{}"})
+    (project / "assets.py").write_text(
+        "from webassets import Bundle\n"
+        "BUNDLES = {'css': Bundle('css/a.css', output='gen/a.css')}\n"
+    )
+    result = run_python([str(ROOT / "deploy.py"), "--assets", "assets.py"], cwd=project,
+                        blocked=("webassets", "flask_assets"), shim=tmp_path / "shim")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "pip install 'flask-cdn-pipeline[bundles]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "build").exists()
+
+
+def test_building_bundles_without_webassets_names_the_extra(tmp_path: Path) -> None:
+    probe = (
+        "from pathlib import Path\nfrom pipeline.bundles import build_bundles\n"
+        "from pipeline.errors import ConfigError\n"
+        "try:\n    build_bundles({}, static_dir=Path('.'))\n"
+        "except ConfigError as exc:\n    print(exc.exit_code, exc)\n"
+    )
+    result = run_python(["-c", probe], cwd=tmp_path, blocked=("webassets",),
+                        shim=tmp_path / "shim")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("2 building bundles needs 'webassets'")
+    assert "pip install 'flask-cdn-pipeline[bundles]'" in result.stdout
+
+
+def test_image_code_without_pillow_is_an_import_error_naming_the_extra(tmp_path: Path) -> None:
+    probe = (
+        "try:\n    import pipeline.images\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    result = run_python(["-c", probe], cwd=tmp_path, blocked=("PIL",), shim=tmp_path / "shim")
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'flask-cdn-pipeline[images]'" in result.stdout
+
+
+def test_flask_bundles_without_flask_assets_names_the_extra(tmp_path: Path) -> None:
+    probe = (
+        "try:\n    import pipeline.flask_bundles\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    result = run_python(["-c", probe], cwd=tmp_path, blocked=("flask_assets",),
+                        shim=tmp_path / "shim")
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'flask-cdn-pipeline[bundles]'" in result.stdout
+
+
+def test_extras_in_pyproject_match_the_features() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {dep.split(">")[0].split("[")[0].lower() for dep in project["dependencies"]}
+    assert runtime == {"flask", "boto3", "click"}
+    extras = project["optional-dependencies"]
+    assert set(extras) >= {"images", "bundles", "demo", "dev"}
+    assert any(dep.startswith("pillow") for dep in extras["images"])
+    assert any(dep.startswith("flask-assets") for dep in extras["bundles"])
+    assert any(dep.startswith("moto[server]") for dep in extras["demo"])
