@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .css import build_css, sri_hash
+from .css import build_css, is_css, sri_hash
 from .errors import ConfigError, ManifestError
 from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
 from .localfs import LocalFile, write_atomic
 from .media_types import content_type_for
+from .sourcemaps import has_comment, is_js, link_maps, rewrite_comment
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -165,7 +166,7 @@ def manifest_key(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class Build:
-    """A manifest plus the bytes to upload for files that were rewritten (CSS)."""
+    """A manifest plus the bytes to upload for files that were rewritten (CSS, maps, JS)."""
 
     manifest: Manifest
     bodies: Mapping[str, bytes]
@@ -187,15 +188,38 @@ def build(
 ) -> Build:
     """Hash every file, rewrite CSS references to fingerprinted names, name every object.
 
-    CSS is hashed after rewriting, so a changed image renames the CSS that uses it.
+    CSS is hashed after rewriting, so a changed image renames the CSS that uses it;
+    source maps are linked first (:mod:`pipeline.sourcemaps`), so a changed map
+    renames the CSS or JS file whose ``sourceMappingURL`` names it.
     """
     files = list(files)
     by_path = {item.logical_path: item for item in files}
     hashes = _hash_all(files, cache)
+    read = _reader(by_path)
+    # Source maps first: a CSS/JS name must cover the fingerprinted name of its map.
+    commented = [item.logical_path for item in files
+                 if _may_have_map_comment(item.logical_path)
+                 and has_comment(item.logical_path, read(item.logical_path))]
+    linked = link_maps(set(by_path), read=read, hashes=hashes, commented=commented,
+                       static_url_path=static_url_path)
+    map_warnings: list[str] = []
+
+    def read_css(path: str) -> bytes:
+        data = read(path)
+        if path not in commented:
+            return data
+        text, warning = rewrite_comment(path, data.decode("utf-8", "surrogateescape"),
+                                        exists=by_path, hashes=linked.hashes,
+                                        static_url_path=static_url_path)
+        if warning:
+            map_warnings.append(warning)
+        return text.encode("utf-8", "surrogateescape")
+
     css = build_css(
-        set(by_path), read=lambda path: by_path[path].path.read_bytes(), hashes=hashes,
+        set(by_path), read=read_css, hashes=linked.hashes,
         strict=strict, static_url_path=static_url_path,
     )
+    bodies = {**linked.bodies, **{path: done.content for path, done in css.files.items()}}
     entries: dict[str, Entry] = {}
     for item in files:
         path = item.logical_path
@@ -208,13 +232,32 @@ def build(
                 integrity=sri_hash(rewritten.content),
             )
             continue
+        body = bodies.get(path)
+        digest = linked.hashes[path]
         entries[path] = Entry(
-            key=object_key(prefix, path, hashes[path]), hash=hashes[path], size=item.size,
-            content_type=content_type,
-            integrity=sri_hash(_read(item)) if _wants_integrity(path) else None,
+            key=object_key(prefix, path, digest), hash=digest,
+            size=item.size if body is None else len(body), content_type=content_type,
+            integrity=(sri_hash(read(path) if body is None else body)
+                       if _wants_integrity(path) else None),
         )
-    bodies = {path: rewritten.content for path, rewritten in css.files.items()}
-    return Build(Manifest(entries), bodies, css.warnings)
+    warnings = (*linked.warnings, *sorted(map_warnings), *css.warnings)
+    return Build(Manifest(entries), bodies, warnings)
+
+
+def _reader(by_path: Mapping[str, LocalFile]) -> Callable[[str], bytes]:
+    """Read a file at most once per build (CSS and JS are read for comments and SRI)."""
+    cache: dict[str, bytes] = {}
+
+    def read(path: str) -> bytes:
+        if path not in cache:
+            cache[path] = _read(by_path[path])
+        return cache[path]
+
+    return read
+
+
+def _may_have_map_comment(logical_path: str) -> bool:
+    return is_css(logical_path) or is_js(logical_path)
 
 
 def _wants_integrity(logical_path: str) -> bool:
