@@ -159,10 +159,11 @@ def _register() -> None:
         rollback_command,
         verify_command,
     )
+    from .serve import serve_command
 
     cli.add_command(deploy_command, "deploy")
     for command in (releases_command, verify_command, rollback_command, prune_command,
-                    private_command):
+                    private_command, serve_command):
         cli.add_command(command)
 
 

@@ -1,0 +1,105 @@
+"""``deploy.py serve``: the deployed folder as a CDN origin a browser accepts for SRI tags."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.serve import cache_control_for
+from tests.helpers import write_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Deploy a foreign project's static/ to the embedded default, then run `deploy.py serve`."""
+    project = tmp_path / "project"
+    write_tree(project / "static", {"css/site.css": b"body{color:red}",
+                                    "js/app.js": b"go()", "fonts/f.woff2": b"wOF2",
+                                    "img/i.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>"})
+    deployed = subprocess.run([sys.executable, str(ROOT / "deploy.py"), "--no-assets", "-q"],
+                              cwd=project, env=_env(), capture_output=True, text=True,
+                              timeout=120, check=False)
+    assert deployed.returncode == 0, deployed.stderr
+    server = subprocess.Popen([sys.executable, str(ROOT / "deploy.py"), "serve", "--port", "0"],
+                              cwd=project, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # printed (and flushed) once the port is bound
+        assert line.startswith("Serving build/cdn at http://127.0.0.1:"), line
+        yield line.split(" at ")[1].split(";")[0], project / "build" / "cdn"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+def request(base: str, path: str, headers: dict[str, str] | None = None
+            ) -> http.client.HTTPResponse:
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("GET", path, headers=headers or {})  # raw path: no client normalising
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_objects_have_cors_type_and_cache_headers(served: tuple[str, Path]) -> None:
+    base, folder = served
+    expected = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".woff2": "font/woff2", ".svg": "image/svg+xml"}
+    objects = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in expected)
+    assert len(objects) == 4
+    for path in objects:
+        response = request(base, "/" + path.relative_to(folder).as_posix(),
+                           {"Origin": "http://127.0.0.1:5000"})
+        assert response.status == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert response.headers["Content-Type"] == expected[path.suffix]
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        again = request(base, "/" + path.relative_to(folder).as_posix(),
+                        {"If-None-Match": response.headers["ETag"]})
+        assert again.status == 304
+    manifest = request(base, "/static/manifest.json")
+    assert manifest.status == 200
+    assert manifest.headers["Cache-Control"] == "public, max-age=60"
+
+
+def test_nothing_outside_the_folder_nor_hidden_files_nor_listings(
+    served: tuple[str, Path], tmp_path: Path
+) -> None:
+    base, folder = served
+    (tmp_path / "project" / "build" / "secret.txt").write_text("secret")
+    for path in ("/../secret.txt", "/static/../../secret.txt", "/%2e%2e/secret.txt",
+                 "/static/%2e%2e/%2e%2e/secret.txt", "/.cdn-lock", "/static/", "/",
+                 "//etc/passwd"):
+        assert request(base, path).status == 404, path
+
+
+def test_serve_without_the_folder_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "deploy.py"), "serve"], cwd=tmp_path,
+                            env=_env(), capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr == ("error: folder 'build/cdn' does not exist: run `python deploy.py` "
+                             "first or pass --dir\n")
+
+
+def test_only_the_manifest_is_short_lived() -> None:
+    assert cache_control_for("static/manifest.json") == "public, max-age=60"
+    assert cache_control_for("static/css/a.0123456789ab.css").endswith("immutable")
