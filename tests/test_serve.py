@@ -84,7 +84,7 @@ def test_objects_have_cors_type_and_cache_headers(served: tuple[str, Path]) -> N
 def test_nothing_outside_the_folder_nor_hidden_files_nor_listings(
     served: tuple[str, Path], tmp_path: Path
 ) -> None:
-    base, folder = served
+    base, _ = served
     (tmp_path / "project" / "build" / "secret.txt").write_text("secret")
     for path in ("/../secret.txt", "/static/../../secret.txt", "/%2e%2e/secret.txt",
                  "/static/%2e%2e/%2e%2e/secret.txt", "/.cdn-lock", "/static/", "/",
