@@ -11,6 +11,7 @@ pieces (``tests/e2e``). Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import logging
@@ -272,13 +273,30 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # same clean teardown as Ctrl-C (nginx must not be orphaned)
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Only ``--help`` for now: the stack needs no settings, and help must start nothing."""
+    parser = argparse.ArgumentParser(
+        prog="python site/stack.py",
+        description="Run moto's S3 server, deploy static/ into it, nginx as a caching CDN in "
+                    "front of it, and the demo site, all on 127.0.0.1; print their URLs and "
+                    "stop everything on Ctrl-C (or SIGTERM). Needs nginx (apt-get install nginx) "
+                    "and the demo extra (pip install -e '.[demo]').",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="cdn-demo-") as tmp, running_stack(Path(tmp)) as stack:
-        print(f"S3 (moto):   {stack.s3_endpoint}  buckets {ASSET_BUCKET}, {PRIVATE_BUCKET}")
-        print(f"CDN (nginx): {stack.cdn_url}  (see the X-Cache-Status header)")
-        print(f"Site:        {stack.site_url}  (log in as demo / demo for private images)")
-        print("Press Ctrl-C to stop.", flush=True)
+        # Flushed line by line: piped into a log or `tee`, the URLs must show at once.
+        for line in (
+            f"S3 (moto):   {stack.s3_endpoint}  buckets {ASSET_BUCKET}, {PRIVATE_BUCKET}",
+            f"CDN (nginx): {stack.cdn_url}  (see the X-Cache-Status header)",
+            f"Site:        {stack.site_url}  (log in as demo / demo for private images)",
+            "Press Ctrl-C to stop.",
+        ):
+            print(line, flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
