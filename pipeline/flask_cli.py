@@ -21,6 +21,7 @@ from .errors import PipelineError
 from .flask_ext import CDNState, get_state
 from .manifest import Manifest
 from .reporting import format_size
+from .serve import serve_command
 from .urls import cdn_url
 
 
@@ -73,6 +74,7 @@ def with_app_defaults(default_map: Mapping[str, Any] | None, app: Flask) -> dict
 
 
 cdn_group.add_command(deploy_command, "deploy")
+cdn_group.add_command(serve_command, "serve")
 
 
 @cdn_group.command("manifest")

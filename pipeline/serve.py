@@ -1,4 +1,4 @@
-"""``deploy.py serve``: the embedded default's folder as a CDN origin on loopback.
+"""``deploy.py serve`` / ``flask cdn serve``: the embedded default's folder as a CDN origin on loopback.
 
 ``python -m http.server`` is not enough for the README's recipe: the site's
 ``<link>``/``<script>`` tags carry ``integrity`` with ``crossorigin="anonymous"``,
@@ -13,6 +13,7 @@ absolute paths; dotfiles such as the deploy's lock are hidden) and lists no fold
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +93,8 @@ def serve_command(ctx: click.Context, folder: str | None, port: int, host: str) 
     """Serve the deployed folder as a local CDN origin (CORS, types, cache headers)."""
     from .errors import ConfigError
 
-    env = (ctx.obj or {}).get("env") or {}
+    # deploy.py passes its environment in ``ctx.obj``; under ``flask cdn`` that is Flask's.
+    env = ctx.obj.get("env", os.environ) if isinstance(ctx.obj, dict) else os.environ
     root = Path(folder or env.get("CDN_TARGET_DIR") or DEFAULT_EMBEDDED_DIR)
     if not root.is_dir():
         raise ConfigError(f"folder {str(root)!r} does not exist: run `python deploy.py` first "

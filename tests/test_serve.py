@@ -103,3 +103,28 @@ def test_serve_without_the_folder_is_a_usage_error(tmp_path: Path) -> None:
 def test_only_the_manifest_is_short_lived() -> None:
     assert cache_control_for("static/manifest.json") == "public, max-age=60"
     assert cache_control_for("static/css/a.0123456789ab.css").endswith("immutable")
+
+
+def test_flask_cdn_serve_serves_the_folder_with_cors(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        "from flask import Flask\nfrom pipeline import CDN\n"
+        "app = Flask(__name__)\nCDN(app)\n"
+    )
+    write_tree(tmp_path / "out", {"static/a.0123456789ab.css": b"a{}"})
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app.py", "cdn", "serve", "--dir", "out",
+         "--port", "0"], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("Serving out at http://127.0.0.1:"), line
+        response = request(line.split(" at ")[1].split(";")[0], "/static/a.0123456789ab.css")
+        assert response.status == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert response.headers["Content-Type"] == "text/css; charset=utf-8"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        if server.stdout is not None:
+            server.stdout.close()
