@@ -32,7 +32,7 @@ from .fingerprint import hashed_name
 _CSS_COMMENT = re.compile(r"/\*[#@][ \t]*sourceMappingURL=(?P<url>[^\s*]*)[ \t]*\*/")
 #: ``//# sourceMappingURL=x.js.map`` on a line of its own.
 _JS_COMMENT = re.compile(
-    r"^[ \t]*//[#@][ \t]*sourceMappingURL=(?P<url>[^\s'\"]*)[ \t]*(?:\r?\n)?", re.MULTILINE
+    r"^[ \t]*//[#@][ \t]*sourceMappingURL=(?P<url>[^\s'\"]*)[ \t]*(?:\r?\n|\Z)", re.MULTILINE
 )
 
 JS_SUFFIXES = (".js", ".mjs")
@@ -161,7 +161,8 @@ def rewrite_comment(
         return text[:start] + new_url + text[end:], None
     start, end = match.span()
     # Keep the line break a JS comment consumed, so line numbers of the code stay right.
-    keep = "\n" if text[start:end].endswith("\n") else ""
+    comment = text[start:end]
+    keep = comment[len(comment.rstrip("\r\n")):]
     warning = f"{path}: source map {url!r} is not deployed: sourceMappingURL comment removed"
     return text[:start] + keep + text[end:], warning
 
