@@ -5,8 +5,10 @@ Framework-neutral (Pillow only), so the rules are tested without a web server.
 Why by content: the file name and the multipart ``Content-Type`` are chosen by the
 client, so a ``.png`` may hold HTML or a script. Pillow parses the bytes, only
 decoders for the allowed formats are tried (less parser surface), the header's
-pixel count is bounded before anything is decoded (decompression bombs), and the
-image is decoded in full so truncated or corrupt files are refused.
+pixel count is bounded before anything is decoded (decompression bombs), so is the
+work the structure asks for (repeated JPEG scans, floods of chunks or segments; see
+:mod:`pipeline.image_structure`), and the image is decoded in full so truncated or
+corrupt files are refused.
 
 Why SVG is refused rather than sanitised: SVG is XML that may carry ``<script>``,
 event handlers, ``<foreignObject>`` HTML and external references; a sanitiser has
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from .errors import PipelineError
 from .extras import needs_extra
+from .image_structure import ImageStructureError, check_structure
 from .localfs import write_atomic
 
 with needs_extra("image uploads (pipeline.uploads)"):
@@ -64,6 +67,10 @@ def detect_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Detect
     """Identify ``data`` as one of :data:`ALLOWED_FORMATS` or raise :class:`UploadRejected`."""
     if not data:
         raise UploadRejected("the file is empty")
+    try:
+        check_structure(data)  # before Pillow sees a byte: it bounds Pillow's work too
+    except ImageStructureError as exc:
+        raise UploadRejected(str(exc)) from exc
     try:
         with warnings.catch_warnings():
             # Pillow warns (not raises) for images a bit above its own bomb limit.
