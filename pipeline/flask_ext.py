@@ -12,6 +12,9 @@ given a default with ``app.config.setdefault``:
 ``CDN_ENABLED`` (``None`` = automatic)
     Automatic means on when ``CDN_URL`` is set, the manifest file exists when
     ``init_app`` runs, and the app is not in debug mode. ``True``/``False`` force it.
+    Outside debug mode, ``CDN_URL`` set with no manifest file logs one ERROR at start-up
+    naming the path (the app then serves ``static/`` itself); ``CDN_ENABLED=True``
+    makes that a start-up failure instead.
 ``CDN_STRICT`` (``False``)
     An asset missing from the manifest raises :class:`~pipeline.errors.MissingAssetError`
     instead of falling back to the local URL (for CI checks of templates).
@@ -291,6 +294,8 @@ class CDN:
         set_defaults(app)
         state = CDNState.load(read_settings(app))
         app.extensions[EXTENSION_KEY] = state
+        if parse_flag(app.config["CDN_ENABLED"], "CDN_ENABLED") is None:  # automatic
+            _report_missing_manifest(state.settings, debug=app.debug)
         if state.enabled:
             install_url_for(app, state)
         elif "static" in app.view_functions:
@@ -305,6 +310,15 @@ class CDN:
     def state(app: Flask) -> CDNState:
         """The extension's state for ``app`` (``KeyError`` names the fix when not registered)."""
         return get_state(app)
+
+
+def _report_missing_manifest(settings: CDNSettings, *, debug: bool) -> None:
+    """A production app given a CDN but no manifest would quietly serve every asset itself."""
+    if settings.cdn_url and not settings.enabled and not debug \
+            and not settings.manifest_path.is_file():
+        log.error("CDN_URL is set but there is no manifest at %s: static files are served by "
+                  "this app, not the CDN; deploy (python deploy.py), fix CDN_MANIFEST, or set "
+                  "CDN_ENABLED=True to refuse to start without it", settings.manifest_path)
 
 
 def get_state(app: Flask) -> CDNState:

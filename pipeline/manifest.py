@@ -98,6 +98,10 @@ class Manifest:
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise ManifestError(f"{source}: entry {name!r} is malformed") from exc
+            problem = unsafe_key_reason(files[name].key)
+            if problem is not None:
+                raise ManifestError(f"{source}: entry {name!r} has an unsafe key "
+                                    f"{files[name].key!r} ({problem}); deploy again")
         return cls(files)
 
     @classmethod
@@ -114,6 +118,26 @@ class Manifest:
             write_atomic(path, self.to_json())
         except OSError as exc:
             raise ManifestError(f"cannot write manifest {str(path)!r}: {exc.strerror}") from exc
+
+
+def unsafe_key_reason(key: str) -> str | None:
+    """Why ``key`` could not be a deployed object's key, or ``None`` if it is fine.
+
+    A key becomes a URL path under ``CDN_URL`` (and a file under a folder target): a
+    ``..`` or ``.`` segment, a leading ``/``, an empty segment or a backslash (which
+    browsers read as ``/``) could point outside the CDN's prefix, and control characters
+    (which browsers strip from URLs) could hide such a segment. The deploy never writes
+    such keys; a manifest that has one was edited or forged.
+    """
+    if not key:
+        return "empty"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        return "control character"
+    if "\\" in key:
+        return "backslash"
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        return "absolute, or an empty, '.' or '..' segment"
+    return None
 
 
 #: Compact and sorted; without ``indent`` the json module uses its C encoder, which is

@@ -527,3 +527,48 @@ def test_flask_cdn_deploy_json_failure_is_one_json_object(tmp_path: Path) -> Non
     assert result.exit_code == 2
     document = json_module.loads(result.stdout)
     assert document["exit_code"] == 2 and "missing-static" in document["error"]
+
+
+# --- start-up checks a production app makes ----------------------------------------------
+
+
+def test_cdn_url_without_manifest_logs_one_error_in_production(
+    static_tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "build" / "none.json"
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    app = make_app(static_tree, CDN_URL=BASE, CDN_MANIFEST=str(missing))
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and str(missing) in errors[0].getMessage()
+    assert static_url(app, "img/cat.jpg") == "/static/img/cat.jpg"
+    caplog.clear()  # quiet where nothing is wrong: debug, forced off, no CDN_URL
+    make_app(static_tree, debug=True, CDN_URL=BASE, CDN_MANIFEST=str(missing))
+    make_app(static_tree, CDN_URL=BASE, CDN_MANIFEST=str(missing), CDN_ENABLED=False)
+    make_app(static_tree, CDN_MANIFEST=str(missing))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    with pytest.raises(ManifestError, match="none.json"):  # or refuse to start
+        make_app(static_tree, CDN_URL=BASE, CDN_MANIFEST=str(missing), CDN_ENABLED=True)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["../outside/x.css", "static/../../x.css", "/etc/x.css", "static//x.css", "static/./x.css",
+     "static\\..\\x.css", "static/\r/x.css", "static/\t../x.css", ""],
+)
+def test_a_manifest_key_that_could_leave_the_cdn_path_is_refused(
+    static_tree: Path, manifest_path: Path, manifest: Manifest, key: str
+) -> None:
+    document = json.loads(manifest_path.read_text())
+    document["files"]["img/cat.jpg"]["key"] = key
+    manifest_path.write_text(json.dumps(document))
+    with pytest.raises(ManifestError, match="unsafe key"):
+        Manifest.load(manifest_path)
+    with pytest.raises(ManifestError, match="img/cat.jpg"):
+        make_app(static_tree, CDN_URL=BASE, CDN_MANIFEST=str(manifest_path))
+
+
+def test_awkward_but_safe_keys_still_load(manifest_path: Path, manifest: Manifest) -> None:
+    document = json.loads(manifest_path.read_text())
+    document["files"]["img/cat.jpg"]["key"] = "static/..a/b..c/%2e%2e/caf\u00e9 #1?.jpg"
+    manifest_path.write_text(json.dumps(document))
+    assert Manifest.load(manifest_path).files["img/cat.jpg"].key.endswith("?.jpg")
