@@ -11,6 +11,11 @@ Routes: ``/`` gallery, ``/images/<path>`` and ``/private/<path>`` (see
 
 Uploads require a login: they publish content under our origin, so anonymous
 uploads would turn the demo into free hosting for anyone.
+
+Outside debug/testing the app refuses to start with the development ``SECRET_KEY`` or
+the demo/demo account (:func:`check_production_config`). Failed logins are throttled
+per account and per client address, and logging out ends the user's sessions; both
+are kept in memory, per process (``site/login_guard.py``).
 """
 
 from __future__ import annotations
@@ -56,16 +61,24 @@ from pipeline.localfs import collect_files
 from pipeline.media_types import content_type_for
 from pipeline.uploads import UploadRejected
 
+try:
+    from login_guard import LoginThrottle, SessionGenerations
+except ModuleNotFoundError:  # loaded from its file (tests, stack.py): site/ is not on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from login_guard import LoginThrottle, SessionGenerations
+
 log = logging.getLogger(__name__)
 
 #: Signs the session cookie. Anyone who knows it can log in as anyone: set
 #: FLASK_SECRET_KEY (e.g. ``python -c "import secrets; print(secrets.token_hex())"``).
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-set-FLASK_SECRET_KEY"
+#: The published demo account (user, password): debug and testing only.
+DEMO_ACCOUNT = ("demo", "demo")
 
 DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": DEV_SECRET_KEY,
     # Demo accounts, plain passwords on purpose (dev only): set FLASK_DEMO_USERS.
-    "DEMO_USERS": {"demo": "demo"},
+    "DEMO_USERS": dict([DEMO_ACCOUNT]),
     # None: every logged-in user may read every private image; else a list of names.
     "PRIVATE_ALLOWED_USERS": None,
     "IMAGES_DIR": ROOT / "instance" / "images",
@@ -75,8 +88,13 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    "SESSION_COOKIE_SECURE": False,  # set FLASK_SESSION_COOKIE_SECURE=true behind HTTPS
+    # None: Secure (HTTPS only) unless in debug mode; False for plain HTTP on loopback.
+    "SESSION_COOKIE_SECURE": None,
 }
+
+#: Keys of the per-app login state in ``app.extensions``.
+THROTTLE_KEY = "demo.login_throttle"
+GENERATIONS_KEY = "demo.session_generations"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -90,7 +108,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env()
     app.config.update({k: os.environ[k] for k in ("CDN_URL", "CDN_MANIFEST") if os.environ.get(k)})
     app.config.update(config or {})
-    _check_secret_key(app)
+    check_production_config(app)
+    if app.config["SESSION_COOKIE_SECURE"] is None:
+        app.config["SESSION_COOKIE_SECURE"] = not app.debug
+    app.extensions[THROTTLE_KEY] = LoginThrottle()
+    app.extensions[GENERATIONS_KEY] = SessionGenerations()
     CDN(app)
     init_bundles(app, _load_bundles())
     app.register_blueprint(
@@ -114,11 +136,32 @@ def _load_bundles() -> dict[str, Any]:
     return dict(load_bundles(Path(__file__).with_name("assets.py")))
 
 
-def _check_secret_key(app: Flask) -> None:
+def check_production_config(app: Flask) -> None:
+    """Refuse to run with publicly known credentials outside debug/testing.
+
+    Anyone can sign a session cookie with the development key, and anyone can log in
+    as demo/demo: either would hand out private images and uploads.
+    """
+    users = app.config.get("DEMO_USERS")
+    if not isinstance(users, Mapping) or not all(
+            isinstance(name, str) and isinstance(pw, str) for name, pw in users.items()):
+        raise ConfigError("DEMO_USERS must map user names to passwords, e.g. "
+                          "FLASK_DEMO_USERS='{\"alice\": \"a long password\"}'")
     if not app.config.get("SECRET_KEY"):
         raise ConfigError("SECRET_KEY is empty: set FLASK_SECRET_KEY")
-    if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not (app.debug or app.testing):
-        log.warning("using the dev-only SECRET_KEY: set FLASK_SECRET_KEY before deploying")
+    if app.debug or app.testing:
+        return
+    if app.config["SECRET_KEY"] == DEV_SECRET_KEY:
+        raise ConfigError(
+            "the development SECRET_KEY is public and this app is not in debug mode: set "
+            "FLASK_SECRET_KEY to a random value (python -c \"import secrets; "
+            "print(secrets.token_hex())\"), or run with --debug on your own machine")
+    name, password = DEMO_ACCOUNT
+    if users.get(name) == password:
+        raise ConfigError(
+            f"the demo account {name}/{password} is enabled and this app is not in debug "
+            "mode: set FLASK_DEMO_USERS='{\"alice\": \"a long password\"}' (JSON), or run "
+            "with --debug on your own machine")
 
 
 # -- users -----------------------------------------------------------------------------------
@@ -144,11 +187,24 @@ def _digest(value: str) -> bytes:
 
 
 def current_user() -> str | None:
-    """The logged-in user, if the session names one who still exists in ``DEMO_USERS``."""
+    """The logged-in user, if the session names one who still exists in ``DEMO_USERS``
+    and was not logged out since the session began."""
     user = session.get("user")
-    if isinstance(user, str) and user in current_app.config["DEMO_USERS"]:
-        return user
-    return None
+    if not isinstance(user, str) or user not in current_app.config["DEMO_USERS"]:
+        return None
+    if session.get("generation") != _generations().current(user):
+        return None  # a cookie from before a logout
+    return user
+
+
+def _throttle() -> LoginThrottle:
+    throttle: LoginThrottle = current_app.extensions[THROTTLE_KEY]
+    return throttle
+
+
+def _generations() -> SessionGenerations:
+    generations: SessionGenerations = current_app.extensions[GENERATIONS_KEY]
+    return generations
 
 
 def _may_read_private(user: str, relative_path: str) -> bool:
@@ -164,8 +220,13 @@ def _refuse_cross_origin_posts() -> None:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: ``//evil.example`` or ``https://...`` would be an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only same-site paths: ``//evil.example`` or ``https://...`` would be an open redirect.
+
+    Control characters are refused too: CR or LF cannot go into a ``Location`` header,
+    and browsers drop tabs and newlines from URLs, so ``/\t/evil.example`` is ``//evil...``.
+    """
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in target)):
         return "/"
     parts = urlsplit(target)
     return "/" if parts.scheme or parts.netloc else target
@@ -233,20 +294,35 @@ def login_form() -> str:
     return render_template("login.html", next=_safe_next(request.args.get("next")), error=None)
 
 
-def login() -> Response | tuple[str, int]:
+def login() -> Response | tuple[str, int, dict[str, str]] | tuple[str, int]:
     username = request.form.get("username", "")
     password = request.form.get("password", "")
+    next_url = _safe_next(request.form.get("next"))
+    throttle = _throttle()
+    keys = throttle.keys(username, request.remote_addr)
+    wait = throttle.retry_after(keys)
+    if wait:
+        log.warning("login for user %r from %s throttled for %d s", username[:64],
+                    request.remote_addr, wait)
+        error = f"Too many failed logins. Try again in {wait} seconds."
+        return render_template("login.html", next=next_url, error=error), 429, {
+            "Retry-After": str(wait)}
     if not check_password(current_app.config["DEMO_USERS"], username, password):
+        throttle.failed(keys)
         log.info("failed login for user %r", username[:64])
         error = "Wrong user name or password."
-        next_url = _safe_next(request.form.get("next"))
         return render_template("login.html", next=next_url, error=error), 401
+    throttle.succeeded(username)
     session.clear()  # a fresh session on every login
     session["user"] = username
-    return redirect(_safe_next(request.form.get("next")), code=303)
+    session["generation"] = _generations().current(username)
+    return redirect(next_url, code=303)
 
 
 def logout() -> Response:
+    user = current_user()
+    if user is not None:
+        _generations().end_sessions(user)  # copies of this cookie stop working too
     session.clear()
     return redirect(url_for("gallery"), code=303)
 
@@ -267,8 +343,8 @@ def upload() -> Response | str | tuple[str, int]:
         name = store_upload(file.read(), private=private)
     except UploadRejected as exc:
         return render_template("upload.html", error=f"Not accepted: {exc}."), 400
-    endpoint = "images.private" if private else "images.public"
-    return redirect(url_for(endpoint, filename=name), code=303)
+    log.info("%s uploaded %s image %s", current_user(), "a private" if private else "an", name)
+    return redirect(url_for("gallery"), code=303)  # where the new image is listed first
 
 
 def _too_large(exc: RequestEntityTooLarge) -> tuple[str, int]:

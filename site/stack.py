@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -251,6 +252,10 @@ def running_stack(workdir: Path, *, cdn_enabled: bool = True,
             "CDN_URL": cdn_url, "CDN_MANIFEST": manifest_path, "CDN_ENABLED": cdn_enabled,
             "IMAGES_DIR": images_dir, "PRIVATE_DIR": private_dir,
             "SECRET_KEY": os.urandom(16).hex(),
+            # Not debug mode, so the app refuses the published demo/demo account; the
+            # demo user gets a fresh password, printed at start-up.
+            "DEMO_USERS": {"demo": secrets.token_urlsafe(9)},
+            "SESSION_COOKIE_SECURE": False,  # plain HTTP on loopback
         }
         if cdn_enabled:
             config.update({"PRIVATE_BUCKET": PRIVATE_BUCKET, "PRIVATE_ENDPOINT_URL": endpoint})
@@ -290,10 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="cdn-demo-") as tmp, running_stack(Path(tmp)) as stack:
         # Flushed line by line: piped into a log or `tee`, the URLs must show at once.
+        password = stack.app.config["DEMO_USERS"]["demo"]
         for line in (
             f"S3 (moto):   {stack.s3_endpoint}  buckets {ASSET_BUCKET}, {PRIVATE_BUCKET}",
             f"CDN (nginx): {stack.cdn_url}  (see the X-Cache-Status header)",
-            f"Site:        {stack.site_url}  (log in as demo / demo for private images)",
+            f"Site:        {stack.site_url}  (log in as demo / {password} for private images)",
             "Press Ctrl-C to stop.",
         ):
             print(line, flush=True)

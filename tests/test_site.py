@@ -25,6 +25,7 @@ from PIL import Image
 from pipeline.fingerprint import HashCache
 from pipeline.localfs import collect_files
 from pipeline.manifest import build_manifest
+from tests.imagecraft import repeated_scan_jpeg
 
 if TYPE_CHECKING:  # the fixture's type; only annotations use it
     from tests.helpers import S3Env
@@ -99,6 +100,17 @@ def upload(client: FlaskClient, data: bytes, filename: str = "photo.png", **form
     )
 
 
+def upload_new(client: FlaskClient, data: bytes, filename: str = "photo.png", **form: str) -> str:
+    """Upload as a user does: back to the gallery, which now shows one more image; its URL."""
+    before = set(img_sources(client.get("/").get_data(as_text=True)))
+    response = upload(client, data, filename, **form)
+    assert (response.status_code, response.headers["Location"]) == (303, "/")
+    new = [src for src in img_sources(client.get("/").get_data(as_text=True))
+           if src not in before]
+    assert len(new) == 1, new
+    return new[0]
+
+
 # -- gallery ---------------------------------------------------------------------------------
 
 
@@ -142,8 +154,8 @@ def test_gallery_in_cdn_mode_uses_fingerprinted_urls(make_app: Any, tmp_path: Pa
 
 def test_gallery_lists_uploads_and_private_images_for_users(client: FlaskClient) -> None:
     log_in(client)
-    public = upload(client, png_bytes()).headers["Location"]
-    private = upload(client, png_bytes(), visibility="private").headers["Location"]
+    public = upload_new(client, png_bytes())
+    private = upload_new(client, png_bytes(), visibility="private")
     html = client.get("/").get_data(as_text=True)
     assert public in img_sources(html) and private in img_sources(html)
     client.post("/logout")
@@ -169,12 +181,14 @@ def test_login_sets_a_safe_session_cookie(client: FlaskClient) -> None:
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
-    assert "Secure" not in cookie
+    assert "Secure" in cookie  # by default outside debug mode
 
 
 def test_secure_cookie_is_configurable(make_app: Any) -> None:
-    client = make_app(SESSION_COOKIE_SECURE=True).test_client()
-    assert "Secure" in log_in(client).headers["Set-Cookie"]
+    client = make_app(SESSION_COOKIE_SECURE=False).test_client()
+    assert "Secure" not in log_in(client).headers["Set-Cookie"]
+    debug = make_app(DEBUG=True).test_client()  # flask --debug run on http://127.0.0.1
+    assert "Secure" not in log_in(debug).headers["Set-Cookie"]
 
 
 def test_private_image_needs_login(client: FlaskClient, tmp_path: Path) -> None:
@@ -241,6 +255,116 @@ def test_login_redirects_only_to_local_paths(client: FlaskClient) -> None:
         assert response.headers["Location"] == expected
 
 
+@pytest.mark.parametrize("target", ["/upload\r", "/\rx", "/up\nload", "/\t/evil.example",
+                                    "/\n/evil.example", "/x\x00", "/x\x7f"])
+def test_a_next_target_with_control_characters_goes_home(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture, target: str
+) -> None:
+    """CR/LF cannot go into a Location header (it was a 500), and browsers drop tabs and
+    newlines from URLs, so "/<TAB>/evil.example" would have been an open redirect."""
+    response = client.post(
+        "/login", data={"username": "alice", "password": USERS["alice"], "next": target}
+    )
+    assert (response.status_code, response.headers["Location"]) == (303, "/")
+    assert "Traceback" not in caplog.text
+    form = client.get("/login", query_string={"next": target}).get_data(as_text=True)
+    assert 'name="next" value="/"' in form
+
+
+class FakeClock:
+    """Stands in for time.monotonic in the login throttle: tests move time, never sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def throttled_app(make_app: Any) -> tuple[Flask, FakeClock]:
+    app = make_app()
+    clock = FakeClock()
+    app.extensions["demo.login_throttle"].clock = clock
+    return app, clock
+
+
+def test_password_guessing_is_throttled_per_account(make_app: Any) -> None:
+    """300 wrong passwords no longer buy a 301st try: the account backs off with 429."""
+    app, clock = throttled_app(make_app)
+    client = app.test_client()
+    statuses = [log_in(client, password=f"guess {n}").status_code for n in range(300)]
+    assert statuses[:5] == [401] * 5  # a few typos are free
+    assert statuses[5] == 429 and set(statuses[5:]) == {429}
+    blocked = log_in(client)  # the right password while blocked: still refused
+    assert blocked.status_code == 429 and "session" not in blocked.headers.get("Set-Cookie", "")
+    assert "Too many failed logins" in blocked.get_data(as_text=True)
+    assert blocked.headers["Retry-After"] == "1"
+    for wait in (1, 2, 4, 8):  # one try each time the wait is over, each failure doubles it
+        clock.now += wait
+        assert log_in(client, password="wrong again").status_code == 401
+        assert log_in(client).headers["Retry-After"] == str(wait * 2)
+    clock.now += 16
+    assert log_in(client).status_code == 303  # the owner, once the wait is over
+    assert log_in(client, password="typo").status_code == 401  # and the count starts afresh
+
+
+def test_one_address_guessing_many_accounts_is_throttled(make_app: Any) -> None:
+    app, _ = throttled_app(make_app)
+    client = app.test_client()
+    statuses = [log_in(client, f"user{n}", "guess").status_code for n in range(25)]
+    assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+    other = app.test_client()  # another address is not affected
+    response = other.post("/login", data={"username": "alice", "password": USERS["alice"]},
+                          environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert response.status_code == 303
+
+
+def test_a_blocked_account_is_blocked_from_every_address(make_app: Any) -> None:
+    app, _ = throttled_app(make_app)
+    for n in range(6):
+        app.test_client().post("/login", data={"username": "alice", "password": "x"},
+                               environ_base={"REMOTE_ADDR": f"192.0.2.{n}"})
+    response = app.test_client().post(
+        "/login", data={"username": "ALICE", "password": USERS["alice"]},
+        environ_base={"REMOTE_ADDR": "198.51.100.1"})
+    assert response.status_code == 429
+
+
+def test_throttle_backoff_is_capped_forgotten_and_bounded_in_memory(site: ModuleType) -> None:
+    clock = FakeClock()
+    throttle = site.LoginThrottle(free_per_account=1, free_per_address=1, max_delay=60,
+                                  forget_after=600, max_entries=4, clock=clock)
+    keys = throttle.keys("alice", "192.0.2.1")
+    for _ in range(20):
+        throttle.failed(keys)
+    assert throttle.retry_after(keys) == 60  # capped
+    clock.now += 601
+    assert throttle.retry_after(keys) == 0  # a quiet key starts afresh
+    for n in range(10):
+        throttle.failed(throttle.keys(f"user{n}", f"198.51.100.{n}"))
+    assert len(throttle._entries) == 4
+
+
+def test_logout_ends_the_session_on_the_server(make_app: Any, tmp_path: Path) -> None:
+    """A cookie copied before logout (another tab, a stolen copy) stops working."""
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "me.png").write_bytes(png_bytes())
+    app = make_app()
+    client = app.test_client()
+    log_in(client)
+    captured = client.get_cookie("session")
+    assert captured is not None
+    thief = app.test_client()
+    thief.set_cookie("session", captured.value)
+    assert thief.get("/private/me.png").status_code == 200
+    client.post("/logout")
+    assert thief.get("/private/me.png").status_code == 401
+    assert upload(thief, png_bytes()).status_code == 401
+    log_in(client)  # logging in again gives a working session
+    assert client.get("/private/me.png").status_code == 200
+    assert thief.get("/private/me.png").status_code == 401
+
+
 def test_cross_origin_posts_are_refused(client: FlaskClient) -> None:
     response = client.post(
         "/login", data={"username": "alice", "password": USERS["alice"]},
@@ -252,13 +376,43 @@ def test_cross_origin_posts_are_refused(client: FlaskClient) -> None:
     assert same.status_code == 303
 
 
-def test_dev_secret_key_is_flagged(
-    site: ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        ({}, "FLASK_SECRET_KEY"),  # the defaults: development key and demo/demo
+        ({"DEMO_USERS": {"alice": "a long password"}}, "FLASK_SECRET_KEY"),
+        ({"SECRET_KEY": "a real secret"}, "FLASK_DEMO_USERS"),
+        ({"SECRET_KEY": "a real secret", "DEMO_USERS": {"demo": "demo", "al": "x"}},
+         "FLASK_DEMO_USERS"),
+    ],
+)
+def test_production_refuses_public_credentials(
+    site: ModuleType, tmp_path: Path, config: dict[str, Any], names: str
 ) -> None:
-    with caplog.at_level("WARNING"):
-        site.create_app({"CDN_MANIFEST": tmp_path / "none.json"})
-    assert "dev-only SECRET_KEY" in caplog.text
-    assert "dev-only" in site.DEV_SECRET_KEY
+    with pytest.raises(site.ConfigError, match=names):
+        site.create_app({"CDN_MANIFEST": tmp_path / "none.json", **config})
+
+
+def test_public_credentials_are_fine_in_debug_and_testing(
+    site: ModuleType, tmp_path: Path
+) -> None:
+    for mode in ("DEBUG", "TESTING"):
+        app = site.create_app({"CDN_MANIFEST": tmp_path / "none.json", mode: True})
+        assert app.config["DEMO_USERS"] == {"demo": "demo"}
+    app = site.create_app({"CDN_MANIFEST": tmp_path / "none.json", "SECRET_KEY": "s",
+                           "DEMO_USERS": {"alice": "a long password"}})
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_production_refusal_from_the_flask_command(tmp_path: Path) -> None:
+    """What an operator sees: one message naming what to set."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", str(SITE_APP), "routes"],
+        check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "FLASK_SECRET_KEY": "x"},
+    )
+    assert result.returncode != 0
+    assert "FLASK_DEMO_USERS" in result.stderr and "demo/demo" in result.stderr
 
 
 def test_secret_key_from_environment(
@@ -291,9 +445,7 @@ def test_upload_accepts_a_real_png_under_a_generated_name(
 ) -> None:
     log_in(client)
     data = png_bytes()
-    response = upload(client, data, filename="../../evil name.png")
-    assert response.status_code == 303
-    location = response.headers["Location"]
+    location = upload_new(client, data, filename="../../evil name.png")
     match = re.fullmatch(r"/images/([0-9a-f]{32}\.png)", location)
     assert match, location
     assert (tmp_path / "images" / match.group(1)).read_bytes() == data
@@ -306,8 +458,8 @@ def test_upload_accepts_a_real_png_under_a_generated_name(
 
 def test_upload_extension_comes_from_the_content(client: FlaskClient) -> None:
     log_in(client)
-    response = upload(client, png_bytes(fmt="JPEG"), filename="photo.png")
-    assert re.fullmatch(r"/images/[0-9a-f]{32}\.jpg", response.headers["Location"])
+    location = upload_new(client, png_bytes(fmt="JPEG"), filename="photo.png")
+    assert re.fullmatch(r"/images/[0-9a-f]{32}\.jpg", location)
 
 
 @pytest.mark.parametrize(
@@ -329,6 +481,18 @@ def test_upload_rejects_non_images(
     assert list((tmp_path / "images").glob("*")) == []  # nothing stored, not even a temp file
 
 
+def test_upload_of_a_jpeg_with_repeated_scans_is_refused_before_decoding(
+    client: FlaskClient, tmp_path: Path
+) -> None:
+    """Issue: 2,000 repeated scans took 8.7 s of CPU through /upload; now refused unread."""
+    crafted = repeated_scan_jpeg((1024, 1024), copies=2000)
+    log_in(client)
+    response = upload(client, crafted, filename="photo.jpg")
+    assert response.status_code == 400
+    assert "more than 32 scans" in response.get_data(as_text=True)
+    assert not (tmp_path / "images").exists() or not os.listdir(tmp_path / "images")
+
+
 def test_upload_without_a_file_is_400(client: FlaskClient) -> None:
     log_in(client)
     assert client.post("/upload", data={}, content_type="multipart/form-data").status_code == 400
@@ -347,18 +511,18 @@ def test_upload_rejects_an_oversized_file_with_413(make_app: Any, tmp_path: Path
 
 def test_private_upload_in_local_mode(client: FlaskClient, tmp_path: Path) -> None:
     log_in(client)
-    response = upload(client, png_bytes(), visibility="private")
-    match = re.fullmatch(r"/private/([0-9a-f]{32}\.png)", response.headers["Location"])
+    location = upload_new(client, png_bytes(), visibility="private")
+    match = re.fullmatch(r"/private/([0-9a-f]{32}\.png)", location)
     assert match
     assert (tmp_path / "private" / match.group(1)).is_file()
-    assert client.get(response.headers["Location"]).data == png_bytes()
+    assert client.get(location).data == png_bytes()
 
 
 def test_private_upload_in_cdn_mode_goes_to_the_bucket(make_app: Any, s3: S3Env) -> None:
     client = make_app(PRIVATE_BUCKET=s3.bucket, PRIVATE_ENDPOINT_URL=s3.endpoint,
                       PRIVATE_PREFIX="members").test_client()
     log_in(client)
-    location = upload(client, png_bytes(), visibility="private").headers["Location"]
+    location = upload_new(client, png_bytes(), visibility="private")
     name = location.rsplit("/", 1)[1]
     key = f"members/{name}"
     assert s3.get(key)["Body"].read() == png_bytes()
@@ -377,7 +541,7 @@ def test_flask_command_loads_the_site(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", str(SITE_APP), "routes"],
         check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "FLASK_SECRET_KEY": "x"},
+        env={**os.environ, "FLASK_SECRET_KEY": "x", "FLASK_DEMO_USERS": '{"al": "pw"}'},
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr

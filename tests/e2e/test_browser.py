@@ -111,7 +111,7 @@ def test_private_image_needs_login_then_renders_via_presigned_redirect(
 
     page.goto(prod_stack.site_url + "/login")
     page.fill("input[name=username]", "demo")
-    page.fill("input[name=password]", "demo")
+    page.fill("input[name=password]", prod_stack.app.config["DEMO_USERS"]["demo"])
     responses: list[Any] = []
     page.on("response", lambda r: responses.append(r))
     page.click("button[type=submit], input[type=submit]")

@@ -1,0 +1,105 @@
+"""Login state for the demo site, in memory: failed-login throttling and logout.
+
+Plain Python (no Flask), so the rules are tested without requests. Both are per
+process: every worker process counts on its own and a restart forgets everything,
+which is fine for a demo and documented in the README; a real application keeps
+this state with its user records or in a shared store.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+
+class LoginThrottle:
+    """Failed logins per account and per client address, with exponential backoff.
+
+    After ``free`` failures a key is blocked for ``base_delay`` seconds, doubling with
+    each further failure (one is allowed each time the block ends) up to ``max_delay``; a key quiet for ``forget_after`` seconds
+    starts afresh. Addresses get more free attempts than accounts, because many users
+    may share one address (NAT, a proxy). A blocked attempt is answered 429 without the
+    password being checked, so it tells the client nothing.
+
+    In memory, per process: every worker process counts on its own and a restart
+    forgets everything. At most ``max_entries`` keys are kept (least recently failed
+    dropped first), so a flood of names or addresses cannot exhaust memory.
+    """
+
+    def __init__(
+        self,
+        *,
+        free_per_account: int = 5,
+        free_per_address: int = 20,
+        base_delay: float = 1.0,
+        max_delay: float = 900.0,
+        forget_after: float = 3600.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free = {"account": free_per_account, "address": free_per_address}
+        self.base_delay, self.max_delay, self.forget_after = base_delay, max_delay, forget_after
+        self.max_entries = max_entries
+        self.clock = clock
+        #: (kind, value) -> (failures, blocked until, last failure)
+        self._entries: OrderedDict[tuple[str, str], tuple[int, float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def keys(username: str, address: str | None) -> list[tuple[str, str]]:
+        return [("account", username.casefold()[:256]), ("address", address or "unknown")]
+
+    def retry_after(self, keys: list[tuple[str, str]]) -> int:
+        """Whole seconds until these keys may try again; 0 when they may now."""
+        now = self.clock()
+        with self._lock:
+            waits = [self._entry(key, now)[1] - now for key in keys]
+        return max(0, math.ceil(max(waits)))
+
+    def failed(self, keys: list[tuple[str, str]]) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in keys:
+                failures = self._entry(key, now)[0] + 1
+                over = failures - self.free[key[0]]  # 0 at the last free failure: 1 s
+                delay = min(self.max_delay, self.base_delay * 2 ** over) if over >= 0 else 0
+                self._entries[key] = (failures, now + delay, now)
+                self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def succeeded(self, username: str) -> None:
+        """A correct password clears the account; the address keeps its count, or one
+        valid account would let its owner guess others' passwords without limit."""
+        with self._lock:
+            self._entries.pop(self.keys(username, None)[0], None)
+
+    def _entry(self, key: tuple[str, str], now: float) -> tuple[int, float, float]:
+        entry = self._entries.get(key)
+        if entry is None or now - entry[2] > self.forget_after:
+            return (0, 0.0, now)
+        return entry
+
+
+class SessionGenerations:
+    """Per-user session generation: logging out bumps it, and every session cookie
+    issued before (on any device) stops working although its signature is still valid.
+
+    In memory, per process, like :class:`LoginThrottle`: a logout is not seen by other
+    worker processes, and a restart revives cookies from before it (until they expire).
+    A real application keeps the generation with the user record.
+    """
+
+    def __init__(self) -> None:
+        self._generations: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def current(self, user: str) -> int:
+        return self._generations.get(user, 0)
+
+    def end_sessions(self, user: str) -> None:
+        with self._lock:
+            self._generations[user] = self.current(user) + 1
