@@ -48,7 +48,9 @@ _JPEG_STANDALONE = frozenset({0x00, 0x01, *range(0xD0, 0xD8)})
 _JPEG_MARKER = re.compile(rb"\xff+([^\xff])")
 #: The end of a scan's entropy-coded data: a run of 0xFF then a marker byte. 0xFF00 is an
 #: escaped data byte and RSTn markers sit inside the data; decoders read past both.
-_JPEG_SCAN_END = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+#: Spelled as two alternatives because ``re`` searches that far faster than the
+#: equivalent ``\xff+[^\x00\xd0-\xd7\xff]``: a 4 MB JPEG in 2 ms instead of 50-170 ms.
+_JPEG_SCAN_END = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]|\xff\xff+[^\x00\xd0-\xd7\xff]")
 
 
 class ImageStructureError(ValueError):

@@ -49,6 +49,16 @@ def test_normal_progressive_jpegs_are_accepted() -> None:
     assert detect_image(repeated_scan_jpeg((64, 48), copies=MAX_JPEG_SCANS - 12)).width == 64
 
 
+def test_restart_markers_and_escaped_bytes_inside_scans_are_not_counted() -> None:
+    """A restart marker after every block: thousands of RSTn and 0xFF00 inside the data."""
+    buffer = io.BytesIO()
+    Image.effect_noise((256, 256), 60).convert("RGB").save(
+        buffer, "JPEG", progressive=True, restart_marker_blocks=1)
+    data = buffer.getvalue()
+    assert data.count(b"\xff\xd0") > 500 and data.count(b"\xff\x00") > 10
+    assert detect_image(data).width == 256
+
+
 def test_the_scan_limit_counts_every_scan() -> None:
     """The default progression has 10 scans: 22 more reach the limit, 23 pass it."""
     assert detect_image(repeated_scan_jpeg((32, 32), copies=MAX_JPEG_SCANS - 10)).width == 32
