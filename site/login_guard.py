@@ -8,6 +8,7 @@ this state with its user records or in a shared store.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -50,7 +51,7 @@ class LoginThrottle:
 
     @staticmethod
     def keys(username: str, address: str | None) -> list[tuple[str, str]]:
-        return [("account", username.casefold()[:256]), ("address", address or "unknown")]
+        return [("account", username.casefold()[:256]), ("address", client_network(address))]
 
     def retry_after(self, keys: list[tuple[str, str]]) -> int:
         """Whole seconds until these keys may try again; 0 when they may now."""
@@ -103,3 +104,17 @@ class SessionGenerations:
     def end_sessions(self, user: str) -> None:
         with self._lock:
             self._generations[user] = self.current(user) + 1
+
+
+def client_network(address: str | None) -> str:
+    """What one client controls: an IPv4 address, or an IPv6 /64 (the usual smallest
+    allocation, so rotating addresses inside it does not reset the count)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -319,6 +319,14 @@ def test_one_address_guessing_many_accounts_is_throttled(make_app: Any) -> None:
     assert response.status_code == 303
 
 
+def test_rotating_ipv6_addresses_inside_one_64_does_not_help(make_app: Any) -> None:
+    app, _ = throttled_app(make_app)
+    statuses = [app.test_client().post(
+        "/login", data={"username": f"user{n}", "password": "guess"},
+        environ_base={"REMOTE_ADDR": f"2001:db8:1:2::{n:x}"}).status_code for n in range(22)]
+    assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+
+
 def test_a_blocked_account_is_blocked_from_every_address(make_app: Any) -> None:
     app, _ = throttled_app(make_app)
     for n in range(6):
