@@ -299,20 +299,20 @@ def login() -> Response | tuple[str, int, dict[str, str]] | tuple[str, int]:
     password = request.form.get("password", "")
     next_url = _safe_next(request.form.get("next"))
     throttle = _throttle()
-    keys = throttle.keys(username, request.remote_addr)
-    wait = throttle.retry_after(keys)
+    verified, wait = throttle.attempt(
+        throttle.keys(username, request.remote_addr),
+        lambda: check_password(current_app.config["DEMO_USERS"], username, password),
+    )
     if wait:
         log.warning("login for user %r from %s throttled for %d s", username[:64],
                     request.remote_addr, wait)
         error = f"Too many failed logins. Try again in {wait} seconds."
         return render_template("login.html", next=next_url, error=error), 429, {
             "Retry-After": str(wait)}
-    if not check_password(current_app.config["DEMO_USERS"], username, password):
-        throttle.failed(keys)
+    if not verified:
         log.info("failed login for user %r", username[:64])
         error = "Wrong user name or password."
         return render_template("login.html", next=next_url, error=error), 401
-    throttle.succeeded(username)
     session.clear()  # a fresh session on every login
     session["user"] = username
     session["generation"] = _generations().current(username)

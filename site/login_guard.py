@@ -20,10 +20,16 @@ class LoginThrottle:
     """Failed logins per account and per client address, with exponential backoff.
 
     After ``free`` failures a key is blocked for ``base_delay`` seconds, doubling with
-    each further failure (one is allowed each time the block ends) up to ``max_delay``; a key quiet for ``forget_after`` seconds
-    starts afresh. Addresses get more free attempts than accounts, because many users
-    may share one address (NAT, a proxy). A blocked attempt is answered 429 without the
-    password being checked, so it tells the client nothing.
+    each further failure (one try is allowed each time a block ends) up to
+    ``max_delay``; a key quiet for ``forget_after`` seconds starts afresh. Addresses get
+    more free attempts than accounts, because many users may share one address (NAT,
+    a proxy). A blocked attempt is refused without the password being checked, so it
+    tells the client nothing.
+
+    The check of the password runs under the throttle's lock, together with the
+    bookkeeping: parallel guesses cannot all pass the "is it blocked?" test before the
+    first failure is counted. (The check is two SHA-256 digests: serialising it costs
+    microseconds.)
 
     In memory, per process: every worker process counts on its own and a restart
     forgets everything. At most ``max_entries`` keys are kept (least recently failed
@@ -53,30 +59,32 @@ class LoginThrottle:
     def keys(username: str, address: str | None) -> list[tuple[str, str]]:
         return [("account", username.casefold()[:256]), ("address", client_network(address))]
 
-    def retry_after(self, keys: list[tuple[str, str]]) -> int:
-        """Whole seconds until these keys may try again; 0 when they may now."""
-        now = self.clock()
+    def attempt(self, keys: list[tuple[str, str]], verify: Callable[[], bool]) -> tuple[bool, int]:
+        """``(verified, retry_after)``: when any key is blocked, ``verify`` is not called
+        and ``retry_after`` is the whole seconds to wait; otherwise it is 0 and the
+        outcome is counted. A success clears the account; the address keeps its count,
+        or one valid account would let its owner guess others' passwords without limit.
+        """
         with self._lock:
-            waits = [self._entry(key, now)[1] - now for key in keys]
-        return max(0, math.ceil(max(waits)))
-
-    def failed(self, keys: list[tuple[str, str]]) -> None:
-        now = self.clock()
-        with self._lock:
+            now = self.clock()
+            wait = max(self._entry(key, now)[1] - now for key in keys)
+            if wait > 0:
+                return False, math.ceil(wait)
+            if verify():
+                self._entries.pop(keys[0], None)
+                return True, 0
             for key in keys:
-                failures = self._entry(key, now)[0] + 1
-                over = failures - self.free[key[0]]  # 0 at the last free failure: 1 s
-                delay = min(self.max_delay, self.base_delay * 2 ** over) if over >= 0 else 0
-                self._entries[key] = (failures, now + delay, now)
-                self._entries.move_to_end(key)
+                self._count_failure(key, now)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+            return False, 0
 
-    def succeeded(self, username: str) -> None:
-        """A correct password clears the account; the address keeps its count, or one
-        valid account would let its owner guess others' passwords without limit."""
-        with self._lock:
-            self._entries.pop(self.keys(username, None)[0], None)
+    def _count_failure(self, key: tuple[str, str], now: float) -> None:
+        failures = self._entry(key, now)[0] + 1
+        over = failures - self.free[key[0]]  # 0 at the last free failure: base_delay
+        delay = min(self.max_delay, self.base_delay * 2 ** over) if over >= 0 else 0
+        self._entries[key] = (failures, now + delay, now)
+        self._entries.move_to_end(key)
 
     def _entry(self, key: tuple[str, str], now: float) -> tuple[int, float, float]:
         entry = self._entries.get(key)

@@ -343,14 +343,48 @@ def test_throttle_backoff_is_capped_forgotten_and_bounded_in_memory(site: Module
     throttle = site.LoginThrottle(free_per_account=1, free_per_address=1, max_delay=60,
                                   forget_after=600, max_entries=4, clock=clock)
     keys = throttle.keys("alice", "192.0.2.1")
-    for _ in range(20):
-        throttle.failed(keys)
-    assert throttle.retry_after(keys) == 60  # capped
+    for _ in range(8):
+        clock.now += 61  # past any earlier block
+        assert throttle.attempt(keys, lambda: False) == (False, 0)
+    assert throttle.attempt(keys, lambda: True) == (False, 60)  # capped, password unchecked
     clock.now += 601
-    assert throttle.retry_after(keys) == 0  # a quiet key starts afresh
+    assert throttle.attempt(keys, lambda: True) == (True, 0)  # a quiet key starts afresh
     for n in range(10):
-        throttle.failed(throttle.keys(f"user{n}", f"198.51.100.{n}"))
+        throttle.attempt(throttle.keys(f"user{n}", f"198.51.100.{n}"), lambda: False)
     assert len(throttle._entries) == 4
+
+
+def test_parallel_guesses_cannot_slip_past_the_limit(
+    make_app: Any, site: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty guesses at once, each check slow: still only the 5 free ones are checked."""
+    import threading
+    import time
+
+    checked: list[str] = []
+
+    def slow_check(users: Any, username: str, password: str) -> bool:
+        checked.append(password)
+        time.sleep(0.01)
+        return False
+
+    monkeypatch.setattr(site, "check_password", slow_check)
+    app = make_app()
+    statuses: list[int] = []
+    start = threading.Barrier(40)
+
+    def guess(n: int) -> None:
+        client = app.test_client()
+        start.wait(timeout=30)
+        statuses.append(log_in(client, password=f"guess {n}").status_code)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [401] * 5 + [429] * 35
+    assert len(checked) == 5
 
 
 def test_logout_ends_the_session_on_the_server(make_app: Any, tmp_path: Path) -> None:
