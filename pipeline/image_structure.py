@@ -7,7 +7,8 @@ a small file ask for a lot of work:
   again, and one that refines all blocks of a 16-megapixel image with a run of
   "nothing changed" codes takes ~32 bytes and ~15 ms to decode, so 5 MiB of them is
   ~40 minutes of CPU. libjpeg has no scan limit of its own. A normal progressive JPEG
-  has about 10 scans (libjpeg's default progression; mozjpeg and cameras stay below 20).
+  has about 10 scans (libjpeg's default progression; 118 JPEGs found on a Debian system
+  had 1 to 12).
 * Pillow parses **JPEG segments** before the first scan, **PNG chunks** and **GIF
   extension blocks** before the first frame in Python, one by one: a few bytes each,
   millions per upload, a few microseconds each (1.3 M empty JPEG comments: 5 s).
