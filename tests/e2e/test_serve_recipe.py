@@ -50,6 +50,7 @@ def test_site_styled_and_scripted_from_the_served_folder(
     app = stack_module.load_site_module().create_app({
         "CDN_URL": cdn_url, "CDN_MANIFEST": manifest, "IMAGES_DIR": tmp_path / "images",
         "PRIVATE_DIR": tmp_path / "private", "SECRET_KEY": os.urandom(16).hex(),
+        "DEMO_USERS": {"demo": os.urandom(9).hex()},  # production refuses demo/demo
     })
     with stack_module.serve(app) as site_url:
         page.goto(site_url + "/", wait_until="load")
