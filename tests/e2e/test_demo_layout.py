@@ -15,7 +15,7 @@ from tests.e2e.artifacts import save_screenshot
 def logged_in_gallery(stack: Any, page: Any) -> None:
     page.goto(stack.site_url + "/login")
     page.fill("input[name=username]", "demo")
-    page.fill("input[name=password]", "demo")
+    page.fill("input[name=password]", stack.app.config["DEMO_USERS"]["demo"])
     page.click("button[type=submit]")
     page.wait_for_load_state("load")
     page.goto(stack.site_url + "/", wait_until="load")
