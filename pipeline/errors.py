@@ -33,6 +33,12 @@ class DeployError(PipelineError):
     exit_code = 1
 
 
+class SourceError(PipelineError):
+    """An app server could not read its manifest from the bucket or the CDN (exit 1)."""
+
+    exit_code = 1
+
+
 class MissingAssetError(PipelineError, LookupError):
     """Strict mode: a static asset is not in the manifest."""
 

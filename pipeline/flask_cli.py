@@ -19,6 +19,7 @@ from flask.cli import AppGroup, with_appcontext
 from .cli import deploy_command, report_failure
 from .errors import PipelineError
 from .flask_ext import CDNState, get_state
+from .flask_status import status_command
 from .manifest import Manifest
 from .reporting import format_size
 from .serve import serve_command
@@ -75,6 +76,7 @@ def with_app_defaults(default_map: Mapping[str, Any] | None, app: Flask) -> dict
 
 cdn_group.add_command(deploy_command, "deploy")
 cdn_group.add_command(serve_command, "serve")
+cdn_group.add_command(status_command, "status")
 
 
 @cdn_group.command("manifest")

@@ -23,6 +23,10 @@ given a default with ``app.config.setdefault``:
     (read once at ``init_app``; a relative path is resolved against the working directory).
 ``CDN_RELOAD`` (``app.debug``)
     Before each request, reload the manifest if its file changed (one ``stat``).
+``CDN_RELEASE``, ``CDN_REFRESH``, ``CDN_ENDPOINT_URL``, ``CDN_REGION``, ``CDN_MANIFEST_CACHE``, ``CDN_FALLBACK_LOCAL``
+    When ``CDN_MANIFEST`` is ``s3://bucket/prefix`` or an https URL: pin a release or
+    follow the current manifest, refreshed in the background (see
+    :mod:`pipeline.manifest_source` and :mod:`pipeline.manifest_refresher`).
 
 Enabled, ``url_for('static', filename=...)`` in Python and in templates returns the
 precomputed CDN URL of the fingerprinted object: one dict lookup, no URL building.
@@ -60,6 +64,8 @@ from .config import DEFAULT_MANIFEST_PATH, validate_url
 from .errors import ConfigError, ManifestError, MissingAssetError
 from .flask_static import dev_static_view, install_url_for
 from .manifest import Manifest
+from .manifest_refresher import ManifestRefresher, initial_load
+from .manifest_source import CONFIG_DEFAULTS, SourceSettings, open_source, read_source_settings
 from .media_types import content_type_for
 from .urls import cdn_url
 
@@ -103,6 +109,8 @@ class CDNSettings:
     strict: bool
     reload: bool
     placeholder: Placeholder
+    #: A bucket or CDN manifest (``manifest_path`` is then its last-known-good copy).
+    source: SourceSettings | None = None
 
 
 def set_defaults(app: Flask) -> None:
@@ -113,15 +121,23 @@ def set_defaults(app: Flask) -> None:
     app.config.setdefault("CDN_STRICT", False)
     app.config.setdefault("CDN_PLACEHOLDER", None)
     app.config.setdefault("CDN_RELOAD", app.debug)
+    for key, value in CONFIG_DEFAULTS.items():
+        app.config.setdefault(key, value)
 
 
 def read_settings(app: Flask) -> CDNSettings:
     """Validate the app's ``CDN_*`` config and decide whether the CDN is enabled."""
     config = app.config
     base = validate_url(config["CDN_URL"] or None, "CDN_URL")
-    manifest_path = Path(config["CDN_MANIFEST"] or DEFAULT_MANIFEST_PATH).absolute()
+    fallback = bool(parse_flag(config["CDN_FALLBACK_LOCAL"], "CDN_FALLBACK_LOCAL"))
+    source = read_source_settings(config, fallback_local=fallback)
     forced = parse_flag(config["CDN_ENABLED"], "CDN_ENABLED")
-    enabled, reason = decide_enabled(forced, base, manifest_path, debug=app.debug)
+    if source is not None:
+        manifest_path = source.last_good
+        enabled, reason = decide_remote_enabled(forced, base, source, debug=app.debug)
+    else:
+        manifest_path = Path(config["CDN_MANIFEST"] or DEFAULT_MANIFEST_PATH).absolute()
+        enabled, reason = decide_enabled(forced, base, manifest_path, debug=app.debug)
     if enabled and base is None:
         raise ConfigError("CDN_ENABLED is on but CDN_URL is not set: set CDN_URL to the "
                           "CDN's base URL (e.g. https://cdn.example.com)")
@@ -131,8 +147,10 @@ def read_settings(app: Flask) -> CDNSettings:
         enabled=enabled,
         reason=reason,
         strict=bool(parse_flag(config["CDN_STRICT"], "CDN_STRICT")),
-        reload=bool(parse_flag(config["CDN_RELOAD"], "CDN_RELOAD")),
+        # A remote manifest is refreshed by its own thread, never by the file-stat hook.
+        reload=bool(parse_flag(config["CDN_RELOAD"], "CDN_RELOAD")) and source is None,
         placeholder=load_placeholder(config["CDN_PLACEHOLDER"]),
+        source=source,
     )
 
 
@@ -149,6 +167,19 @@ def decide_enabled(
     if debug:
         return False, "the app is in debug mode"
     return True, "CDN_URL is set and the manifest exists"
+
+
+def decide_remote_enabled(
+    forced: bool | None, base: str | None, source: SourceSettings, *, debug: bool
+) -> tuple[bool, str]:
+    """The enabled rule for a bucket or CDN manifest: as for a file, minus the file check."""
+    if forced is not None:
+        return forced, f"CDN_ENABLED is {forced}"
+    if base is None:
+        return False, "CDN_URL is not set"
+    if debug:
+        return False, "the app is in debug mode"
+    return True, f"CDN_URL is set and the manifest is read from {source.mode} source"
 
 
 def parse_flag(value: Any, name: str) -> bool | None:
@@ -211,6 +242,8 @@ class CDNState:
         self._warn_lock = threading.Lock()
         #: Blueprint name -> its logical-path prefix, or None when served locally.
         self.blueprint_prefixes: dict[str, str | None] = {}
+        #: Polls a bucket or CDN manifest (``None`` for a local file).
+        self.refresher: ManifestRefresher | None = None
 
     @classmethod
     def load(cls, settings: CDNSettings) -> CDNState:
@@ -218,9 +251,27 @@ class CDNState:
         stamp = file_stamp(settings.manifest_path)
         return cls(settings, initial_manifest(settings), stamp)
 
+    @classmethod
+    def load_remote(cls, settings: CDNSettings) -> CDNState:
+        """Load a bucket or CDN manifest now; the refresher thread starts on the first request."""
+        assert settings.source is not None
+        source = open_source(settings.source)
+        loaded, status = initial_load(source, settings.source)
+        state = cls(settings, loaded.manifest if loaded else None, None)
+        state.refresher = ManifestRefresher(
+            source, interval=settings.source.refresh_seconds,
+            last_good=settings.source.last_good, apply=state.swap, current=loaded, status=status,
+        )
+        return state
+
     @property
     def enabled(self) -> bool:
         return self.settings.enabled
+
+    def swap(self, manifest: Manifest) -> None:
+        """Serve ``manifest`` from now on. ``url_for`` reads ``urls`` once per call, so
+        replacing that one reference is atomic for it: no lock, no request waits."""
+        self.manifest, self.urls = manifest, url_table(self.settings.cdn_url, manifest)
 
     def reload_if_changed(self) -> bool:
         """Re-read the manifest if its file changed; keep the old one if the new one is bad."""
@@ -242,6 +293,8 @@ class CDNState:
 
     def report_missing(self, logical_path: str) -> None:
         """Strict: raise. Otherwise log one WARNING per asset for the life of the process."""
+        if self.manifest is None:
+            return  # no manifest could be loaded: the CDN is off, which was logged as an ERROR
         if self.settings.strict:
             raise MissingAssetError(logical_path)
         with self._warn_lock:
@@ -292,10 +345,14 @@ class CDN:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("the CDN extension is already registered on this app")
         set_defaults(app)
-        state = CDNState.load(read_settings(app))
+        settings = read_settings(app)
+        remote = settings.source is not None and settings.enabled
+        state = CDNState.load_remote(settings) if remote else CDNState.load(settings)
         app.extensions[EXTENSION_KEY] = state
         if parse_flag(app.config["CDN_ENABLED"], "CDN_ENABLED") is None:  # automatic
             _report_missing_manifest(state.settings, debug=app.debug)
+        if state.refresher is not None:  # lazily, so no thread exists before a pre-fork
+            app.before_request(state.refresher.ensure_started)
         if state.enabled:
             install_url_for(app, state)
         elif "static" in app.view_functions:

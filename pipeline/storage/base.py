@@ -48,6 +48,13 @@ class StoredBytes:
 
 
 @dataclass(frozen=True)
+class NotModified:
+    """A conditional read's answer when the object still has the ETag the caller holds."""
+
+    etag: str
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     """What a HEAD (or a stat of a local file) tells beyond the listing.
 

@@ -32,6 +32,7 @@ from ..plan import RemoteObject
 from ..urls import redact_url
 from .base import (
     DeleteOutcome,
+    NotModified,
     ObjectInfo,
     ProgressCallback,
     StoredBytes,
@@ -215,12 +216,23 @@ class S3Storage:
         return found
 
     def read(self, key: str) -> StoredBytes | None:
+        found = self.read_if_changed(key, etag=None)
+        assert not isinstance(found, NotModified)  # no condition was sent, so never a 304
+        return found
+
+    def read_if_changed(self, key: str, *, etag: str | None) -> StoredBytes | NotModified | None:
+        """:meth:`read` with ``If-None-Match: <etag>``: an unchanged object costs one 304
+        and no body (an app following the current manifest polls it this way)."""
+        condition = {"IfNoneMatch": f'"{etag}"'} if etag else {}
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            response = self.client.get_object(Bucket=self.bucket, Key=key, **condition)
             data = bytes(response["Body"].read())
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
                 return None
+            if etag and code in ("304", "NotModified"):
+                return NotModified(etag)
             raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
         except BotoCoreError as exc:
             raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
