@@ -273,12 +273,12 @@ class ManifestRefresher:
         previous = self._current.release_id if self._current else None
         self._apply(loaded.manifest)  # one reference replaced: requests never wait
         self._current = loaded
-        save_last_good(self.last_good, loaded.data)
         self._note_recovery()
         now = _now()
         self._status = replace(self._status, release=loaded.release_id, files=len(loaded.manifest),
                                loaded_from=FROM_SOURCE, last_refresh=now, last_change=now,
                                failures=0)
+        save_last_good(self.last_good, loaded.data)  # after the swap: the fsync takes a while
         if loaded.release_id != previous:
             log.info("CDN manifest: now serving release %s (was %s) from %s",
                      loaded.release_id or "(no id)", previous or "none", self.source.description)

@@ -41,6 +41,7 @@ class FaultProxy:
         kinds: tuple[str, ...] = ("500", "503", "reset", "lost"),
         path_filter: str = "",
         slow_seconds: float = 0.05,
+        origin_path: str = "",
     ) -> None:
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
@@ -50,6 +51,11 @@ class FaultProxy:
         self.kinds = kinds
         self.path_filter = path_filter
         self.slow_seconds = slow_seconds
+        #: Prepended to every forwarded path, like a CDN's origin path (``/bucket``): the
+        #: proxy then serves a path-style bucket at its root, as a CDN host would.
+        self.origin_path = origin_path
+        #: ``"METHOD /path STATUS"`` -> count of the responses sent back.
+        self.responses: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self._rng = random.Random(seed)
@@ -125,7 +131,8 @@ class FaultProxy:
                 try:
                     headers = {k: v for k, v in self.headers.items()
                                if k.lower() not in HOP_BY_HOP}
-                    conn.request(self.command, self.path, body=body, headers=headers)
+                    conn.request(self.command, proxy.origin_path + self.path, body=body,
+                                 headers=headers)
                     response = conn.getresponse()
                     data = response.read()
                     out = {k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP}
@@ -134,6 +141,8 @@ class FaultProxy:
                     conn.close()
 
             def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
+                with proxy._lock:
+                    proxy.responses[f"{self.command} {self.path} {status}"] += 1
                 self.send_response(status)
                 for key, value in headers.items():
                     if key.lower() != "content-length":
