@@ -21,6 +21,7 @@ and :mod:`pipeline.releases`, which own it.
 from __future__ import annotations
 
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -213,17 +214,24 @@ def check_keys(manifest: Manifest, prefix: str, *, source: str) -> None:
 
     A manifest read over the network may have been tampered with on the way or in
     the bucket: every key must lie under ``prefix`` with no ``.``/``..``/empty segment,
-    so ``url_for`` can only ever point at objects the deploy publishes.
+    backslash or control character, so ``url_for`` only ever points at objects the
+    deploy publishes. One regular expression per key: 10,000 keys take a few ms.
     """
-    head = f"{prefix}/" if prefix else ""
+    pattern = _key_pattern(prefix)
     for name, entry in manifest.files.items():
-        key = entry.key
-        parts = key[len(head):].split("/") if key.startswith(head) else None
-        if (parts is None or any(part in ("", ".", "..") for part in parts)
-                or "\\" in key or any(ord(ch) < 32 for ch in key)):
+        if not pattern.match(entry.key):
             where = f"under {prefix!r}" if prefix else "relative"
-            raise ManifestError(f"{source}: entry {name!r} names key {key!r}, which is not "
-                                f"a plain key {where}")
+            raise ManifestError(f"{source}: entry {name!r} names key {entry.key!r}, which is "
+                                f"not a plain key {where}")
+
+
+#: One path segment: not ``.`` or ``..``, no slash, backslash or control character.
+_SEGMENT = r"(?!\.{1,2}(?:/|\Z))[^/\\\x00-\x1f\x7f]+"
+
+
+def _key_pattern(prefix: str) -> re.Pattern[str]:
+    head = re.escape(f"{prefix}/") if prefix else ""
+    return re.compile(rf"{head}{_SEGMENT}(?:/{_SEGMENT})*\Z")
 
 
 class BucketSource(_Checked):
