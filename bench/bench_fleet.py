@@ -99,8 +99,8 @@ def measure_url_for(apps: dict[str, Flask], work: Callable[[], object], rounds: 
         this_round = {label: time_once(apps[label], work) for label in order}
         for label, seconds in this_round.items():
             times[label].append(seconds)
-        for label in ratios:
-            ratios[label].append(this_round[label] / this_round["plain"])
+        for label, values in ratios.items():
+            values.append(this_round[label] / this_round["plain"])
     row = {f"{label}_us_per_call": statistics.median(times[label]) / count * 1e6 for label in labels}
     for label, values in ratios.items():
         row[f"{label}_ratio"] = statistics.median(values)
