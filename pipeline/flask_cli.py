@@ -21,6 +21,7 @@ from .errors import PipelineError
 from .flask_ext import CDNState, get_state
 from .flask_status import status_command
 from .manifest import Manifest
+from .manifest_source import bucket_location
 from .reporting import format_size
 from .serve import serve_command
 from .urls import cdn_url
@@ -64,6 +65,10 @@ def deploy_defaults(app: Flask) -> dict[str, Any]:
         "manifest": str(settings.manifest_path),
         "cdn_url": settings.cdn_url,
     }
+    source = settings.source
+    location = bucket_location(source) if source is not None else None
+    if source is not None and location is not None:  # publish where the app reads
+        defaults.update(bucket=location[0], prefix=location[1], endpoint_url=source.endpoint_url)
     return {name: value for name, value in defaults.items() if value is not None}
 
 

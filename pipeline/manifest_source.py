@@ -176,12 +176,20 @@ def open_source(settings: SourceSettings, *, connect: bool = True) -> ManifestSo
     if parts.query or parts.fragment:
         raise ConfigError(f"CDN_MANIFEST {redact_url(settings.location)!r} must not have a "
                           "query or fragment")
-    if parts.scheme == "s3":
-        bucket = validate_bucket(parts.netloc)
-        prefix = validate_prefix(parts.path)
+    location = bucket_location(settings)
+    if location is not None:
+        bucket, prefix = location
         return BucketSource(bucket, prefix, settings, connect=connect)
     validate_url(settings.location, "CDN_MANIFEST")
     return UrlSource(settings.location, settings.release)
+
+
+def bucket_location(settings: SourceSettings) -> tuple[str, str] | None:
+    """``(bucket, prefix)`` of an ``s3://`` source (``flask cdn deploy`` publishes there)."""
+    parts = urlsplit(settings.location)
+    if parts.scheme != "s3":
+        return None
+    return validate_bucket(parts.netloc), validate_prefix(parts.path)
 
 
 class _Checked:

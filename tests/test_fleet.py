@@ -418,6 +418,25 @@ def test_flask_cdn_status_in_a_foreign_project_pinned_to_the_release_the_deploy_
     assert report["mode"] == "pinned" and report["enabled"] is True and report["last_error"] is None
 
 
+def test_flask_cdn_deploy_publishes_where_the_app_reads_and_the_app_follows(
+    s3: S3Env, tmp_path: Path, make_app: AppFactory,
+) -> None:
+    # The very first deploy: nothing to load yet, so the app starts with local URLs.
+    app = make_app(**bucket_config(s3, CDN_FALLBACK_LOCAL=True))
+    assert served(app) == "/static/img/logo.png"
+    result = app.test_cli_runner().invoke(args=["cdn", "deploy", "--no-assets", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["files"] == 9 and summary["manifest"] == str(tmp_path / "last-good.json")
+    assert "static/manifest.json" in s3.keys("static/")
+    assert CDN.state(app).refresher.refresh_once()
+    assert served(app) == f"{CDN_BASE}/{logo_key_in(tmp_path / 'last-good.json')}"
+
+
+def logo_key_in(manifest: Path) -> str:
+    return Manifest.load(manifest).files["img/logo.png"].key
+
+
 # --- configuration -------------------------------------------------------------------------
 
 
