@@ -420,6 +420,19 @@ def test_flask_cdn_status_in_a_foreign_project_pinned_to_the_release_the_deploy_
     assert report["mode"] == "pinned" and report["enabled"] is True and report["last_error"] is None
 
 
+def test_status_of_a_local_manifest_file_names_its_release(
+    s3: S3Env, args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    make_app: AppFactory,
+) -> None:
+    release = deploy(capsys, args)["release"]
+    app = make_app(CDN_MANIFEST=str(tmp_path / "out" / "manifest.json"))
+    result = app.test_cli_runner().invoke(args=["cdn", "status"])
+    assert result.exit_code == 0, result.output
+    assert "Mode: file" in result.output and f"Release: {release} (9 files" in result.output
+    report = app.test_client().get("/_cdn/status").get_json()
+    assert report["mode"] == "file" and report["release"] == release and report["ok"] is True
+
+
 def test_flask_cdn_deploy_publishes_where_the_app_reads_and_the_app_follows(
     s3: S3Env, tmp_path: Path, make_app: AppFactory,
 ) -> None:
