@@ -101,7 +101,8 @@ def measure_url_for(apps: dict[str, Flask], work: Callable[[], object], rounds: 
             times[label].append(seconds)
         for label, values in ratios.items():
             values.append(this_round[label] / this_round["plain"])
-    row = {f"{label}_us_per_call": statistics.median(times[label]) / count * 1e6 for label in labels}
+    row = {f"{label}_us_per_call": statistics.median(times[label]) / count * 1e6
+           for label in labels}
     for label, values in ratios.items():
         row[f"{label}_ratio"] = statistics.median(values)
         row[f"{label}_ratio_p90"] = statistics.quantiles(values, n=10)[-1]
@@ -207,9 +208,9 @@ def report(results: dict[str, Any]) -> bool:
     r = results["refresh"]
     print(f"refresh, {r['entries']} entries ({r['manifest_bytes'] / 1e6:.1f} MB), medians of "
           f"{r['reloads']}:")
-    print(f"  start-up load     {r['startup_load_ms']:8.1f} ms  cpu {r['startup_load_cpu_ms']:8.1f} ms")
-    print(f"  unchanged (304)   {r['not_modified_ms']:8.1f} ms  cpu {r['not_modified_cpu_ms']:8.1f} ms")
-    print(f"  full reload       {r['full_reload_ms']:8.1f} ms  cpu {r['full_reload_cpu_ms']:8.1f} ms")
+    for label, key in (("start-up load", "startup_load"), ("unchanged (304)", "not_modified"),
+                       ("full reload", "full_reload")):
+        print(f"  {label:16}  {r[key + '_ms']:8.1f} ms  cpu {r[key + '_cpu_ms']:8.1f} ms")
     print(f"  RSS {r['rss_before_mib']:.1f} MiB before, {r['rss_after_load_mib']:.1f} after the "
           f"load, {r['rss_after_reloads_mib']:.1f} after {r['reloads']} full reloads")
     print(f"load average {results['load'][0]:.2f}")

@@ -23,7 +23,8 @@ given a default with ``app.config.setdefault``:
     (read once at ``init_app``; a relative path is resolved against the working directory).
 ``CDN_RELOAD`` (``app.debug``)
     Before each request, reload the manifest if its file changed (one ``stat``).
-``CDN_RELEASE``, ``CDN_REFRESH``, ``CDN_ENDPOINT_URL``, ``CDN_REGION``, ``CDN_MANIFEST_CACHE``, ``CDN_FALLBACK_LOCAL``
+``CDN_RELEASE``, ``CDN_REFRESH``, ``CDN_ENDPOINT_URL``, ``CDN_REGION``,
+``CDN_MANIFEST_CACHE``, ``CDN_FALLBACK_LOCAL``
     When ``CDN_MANIFEST`` is ``s3://bucket/prefix`` or an https URL: pin a release or
     follow the current manifest, refreshed in the background (see
     :mod:`pipeline.manifest_source` and :mod:`pipeline.manifest_refresher`).

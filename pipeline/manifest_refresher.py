@@ -104,7 +104,11 @@ def _now() -> datetime:
 # --- start-up ------------------------------------------------------------------------------
 
 
-def initial_load(source: ManifestSource, settings: SourceSettings) -> tuple[Loaded | None, RefreshStatus]:
+#: What start-up yields: the document loaded (or None: the CDN is off) and the status.
+Start = tuple[Loaded | None, RefreshStatus]
+
+
+def initial_load(source: ManifestSource, settings: SourceSettings) -> Start:
     """Load at start-up: the source, else the last-known-good copy, else fail or start off."""
     status = RefreshStatus(mode=source.mode, source=source.description, release=None, files=0,
                            loaded_from=FROM_NOTHING, refresh_seconds=settings.refresh_seconds)
@@ -120,7 +124,7 @@ def initial_load(source: ManifestSource, settings: SourceSettings) -> tuple[Load
 
 
 def _start_without_source(source: ManifestSource, settings: SourceSettings,
-                          status: RefreshStatus, error: PipelineError) -> tuple[Loaded | None, RefreshStatus]:
+                          status: RefreshStatus, error: PipelineError) -> Start:
     now = _now()
     status = replace(status, last_error=str(error), last_error_at=now, failures=1)
     loaded, why = read_last_good(source, settings.last_good)

@@ -92,7 +92,9 @@ def is_remote(location: str) -> bool:
     return urlsplit(location).scheme in _REMOTE_SCHEMES
 
 
-def read_source_settings(config: Mapping[str, Any], *, fallback_local: bool) -> SourceSettings | None:
+def read_source_settings(
+    config: Mapping[str, Any], *, fallback_local: bool
+) -> SourceSettings | None:
     """The remote source ``config`` asks for, or ``None`` for a local manifest file."""
     location = str(config.get("CDN_MANIFEST") or "")
     release = config.get("CDN_RELEASE") or None
@@ -113,7 +115,7 @@ def read_source_settings(config: Mapping[str, Any], *, fallback_local: bool) -> 
         last_good=Path(config.get("CDN_MANIFEST_CACHE") or DEFAULT_MANIFEST_PATH).absolute(),
         fallback_local=fallback_local,
     )
-    open_source(settings, connect=False)  # a malformed location fails here, at start-up
+    open_source(settings)  # a malformed location fails here, at start-up (nothing is contacted)
     return settings
 
 
@@ -124,7 +126,8 @@ def _refresh_seconds(value: Any) -> float:
         raise ConfigError(f"CDN_REFRESH must be a number of seconds, not {value!r}") from None
     low, high = _REFRESH_RANGE
     if not low <= seconds <= high:
-        raise ConfigError(f"CDN_REFRESH must be between {low} and {high:.0f} seconds, not {value!r}")
+        raise ConfigError(f"CDN_REFRESH must be between {low} and {high:.0f} seconds, "
+                          f"not {value!r}")
     return seconds
 
 
@@ -170,8 +173,8 @@ class ManifestSource(Protocol):
         ...  # pragma: no cover
 
 
-def open_source(settings: SourceSettings, *, connect: bool = True) -> ManifestSource:
-    """The source for ``settings``; ``connect=False`` only checks the location's shape."""
+def open_source(settings: SourceSettings) -> ManifestSource:
+    """The source for ``settings``; nothing is contacted before the first :meth:`fetch`."""
     parts = urlsplit(settings.location)
     if parts.query or parts.fragment:
         raise ConfigError(f"CDN_MANIFEST {redact_url(settings.location)!r} must not have a "
@@ -179,7 +182,7 @@ def open_source(settings: SourceSettings, *, connect: bool = True) -> ManifestSo
     location = bucket_location(settings)
     if location is not None:
         bucket, prefix = location
-        return BucketSource(bucket, prefix, settings, connect=connect)
+        return BucketSource(bucket, prefix, settings)
     validate_url(settings.location, "CDN_MANIFEST")
     return UrlSource(settings.location, settings.release)
 
@@ -250,12 +253,12 @@ class BucketSource(_Checked):
     again when the process id changes.
     """
 
-    def __init__(self, bucket: str, prefix: str, settings: SourceSettings, *,
-                 connect: bool = True) -> None:
+    def __init__(self, bucket: str, prefix: str, settings: SourceSettings) -> None:
         self.prefix = prefix
         self.release = settings.release
         self.mode = settings.mode
-        self.key = release_key(prefix, settings.release) if settings.release else manifest_key(prefix)
+        release = settings.release
+        self.key = release_key(prefix, release) if release else manifest_key(prefix)
         endpoint = f" ({redact_url(settings.endpoint_url)})" if settings.endpoint_url else ""
         self.description = f"s3://{bucket}/{self.key}{endpoint}"
         self._bucket, self._endpoint, self._region = bucket, settings.endpoint_url, settings.region

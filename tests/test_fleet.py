@@ -153,7 +153,8 @@ def test_follow_mode_picks_up_a_deploy_and_a_rollback_without_a_restart(
     report = app.test_client().get("/_cdn/status").get_json()
     assert report["release"] == v1 and report["mode"] == "follow" and report["failures"] == 0
     # Every successful load is kept as the last-known-good copy.
-    assert (tmp_path / "last-good.json").read_bytes() == s3.get("static/manifest.json")["Body"].read()
+    published = s3.get("static/manifest.json")["Body"].read()
+    assert (tmp_path / "last-good.json").read_bytes() == published
 
 
 def test_stop_ends_the_thread_and_a_request_does_not_restart_it(
@@ -284,7 +285,8 @@ def test_a_hostile_or_corrupt_manifest_is_never_swapped_in(
     app = make_app(**bucket_config(s3))
     copy = (tmp_path / "last-good.json").read_bytes()
     document = json.loads(s3.get("static/manifest.json")["Body"].read())
-    s3.client.put_object(Bucket=s3.bucket, Key="static/manifest.json", Body=_hostile(document, change))
+    s3.client.put_object(Bucket=s3.bucket, Key="static/manifest.json",
+                         Body=_hostile(document, change))
     refresher = CDN.state(app).refresher
     with caplog.at_level(logging.INFO, logger=REFRESHER_LOG):
         assert not refresher.refresh_once()
@@ -334,8 +336,9 @@ def test_three_forked_workers_converge_on_a_deploy_and_a_rollback(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CDN_URL": CDN_BASE,
            "CDN_MANIFEST": f"s3://{s3.bucket}/static", "CDN_ENDPOINT_URL": s3.endpoint,
            "CDN_REFRESH": "0.1", "CDN_MANIFEST_CACHE": str(tmp_path / "last-good.json")}
-    process = subprocess.Popen([sys.executable, str(ROOT / "tests/prefork_workers.py"), str(out), "3"],
-                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests/prefork_workers.py"), str(out), "3"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
 
     def reports() -> list[dict[str, Any]]:
         found = []
