@@ -288,7 +288,7 @@ class CDNState:
             except ManifestError as exc:
                 log.error("%s; keeping the manifest loaded before", exc)
                 return False
-            self.manifest, self.urls = manifest, url_table(self.settings.cdn_url, manifest)
+            self.swap(manifest)
         log.info("reloaded CDN manifest %s (%d files)", self.settings.manifest_path, len(manifest))
         return True
 
