@@ -17,8 +17,14 @@ SCRUBBED_PREFIXES = ("CDN_", "AWS_", "FLASK_")
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test sees the host's AWS/CDN settings, and nothing ever asks the EC2 metadata address."""
+    """No test sees the host's AWS/CDN settings, and nothing ever asks the EC2 metadata address.
+
+    Each test also runs in its own empty folder, like a user's project: commands run
+    in-process must not pick up this repository's pyproject.toml (the demo's settings).
+    """
     import os
+
+    monkeypatch.chdir(tmp_path)
 
     for name in list(os.environ):
         if name.startswith(SCRUBBED_PREFIXES):

@@ -33,15 +33,55 @@ def test_command_line_beats_environment_beats_default() -> None:
     assert not settings.embedded
 
 
-def test_prefix_is_normalised_and_may_be_empty() -> None:
+def test_prefix_is_normalised() -> None:
     assert resolve({"prefix": "/assets/v1/"}).prefix == "assets/v1"
-    assert resolve({"prefix": "/"}).prefix == ""
 
 
-@pytest.mark.parametrize("prefix", ["a/../b", "a//b", "./a", "a\\b"])
+@pytest.mark.parametrize("prefix", ["a/../b", "a//b", "./a", "a\\b", "/", "//", "..", " static",
+                                    "static ", "a/ b", "st\natic", "st\x7fatic"])
 def test_bad_prefix_is_refused(prefix: str) -> None:
     with pytest.raises(ConfigError, match="prefix"):
         resolve({"prefix": prefix})
+
+
+@pytest.mark.parametrize(("options", "env", "needle"), [
+    ({"bucket": ""}, {}, "--bucket is empty"),
+    ({"prefix": ""}, {}, "--prefix is empty"),
+    ({}, {"CDN_BUCKET": ""}, "CDN_BUCKET is set but empty"),
+    ({}, {"CDN_PREFIX": ""}, "CDN_PREFIX is set but empty"),
+])
+def test_an_empty_bucket_or_prefix_is_an_error_not_a_fallback(
+    options: dict[str, Any], env: dict[str, str], needle: str
+) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        resolve(options, env)
+
+
+def test_empty_optional_environment_variables_count_as_unset() -> None:
+    settings = resolve(env={"CDN_URL": "", "AWS_REGION": ""})
+    assert settings.cdn_url is None and settings.region is None
+
+
+@pytest.mark.parametrize(("static", "target"), [("static", "static/out"), ("site/static", "site"),
+                                                ("static", "static")])
+def test_overlapping_static_folder_and_target_are_refused(
+    static: str, target: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="inside"):
+        resolve({"static_dir": str(tmp_path / static), "target_dir": str(tmp_path / target)})
+
+
+def test_static_folder_containing_the_embedded_default_is_refused() -> None:
+    with pytest.raises(ConfigError, match="inside the static folder"):
+        resolve({"static_dir": "."})  # build/cdn is inside it
+
+
+def test_a_higher_source_chooses_the_destination() -> None:
+    settings = resolve({"target_dir": "out"}, {"CDN_BUCKET": "from-env"})
+    assert settings.bucket is None and settings.target_dir == Path("out")
+    assert settings.sources["target_dir"] == "--target-dir"
+    settings = resolve({"bucket": "abc"}, {"CDN_TARGET_DIR": "out"})
+    assert settings.bucket == "abc" and settings.target_dir is None
 
 
 @pytest.mark.parametrize("bucket", ["A", "ab", "Bad_Upper", "x" * 64, "a..b", "-ab"])
