@@ -2,15 +2,26 @@
 
 Every error a user can cause or meet carries the process exit code it maps to,
 so the CLI translates exceptions to exit codes in exactly one place.
+
+The base class is a :class:`click.ClickException` so that any click program shows
+it as one ``Error: ...`` line with its exit code. That matters where our code runs
+before any of our commands: ``flask --app app.py cdn ...`` creates the app (and so
+``CDN(app)`` validates ``CDN_URL``) while Flask's CLI is still looking for the
+``cdn`` command, outside any handler of ours.
 """
 
 from __future__ import annotations
 
+import click
 
-class PipelineError(Exception):
+
+class PipelineError(click.ClickException):
     """Base class: something the operator should read, never a traceback."""
 
     exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 class ConfigError(PipelineError):

@@ -1,15 +1,17 @@
 """``flask cdn ...``: the deploy command with the app's settings as defaults, and a status view.
 
 ``flask cdn deploy`` is :data:`pipeline.cli.deploy_command` itself (same options, same
-output); the group only fills click's ``default_map`` from the app, so the deploy
-writes the manifest the app reads. Precedence: command line > app config
-(``app.static_folder``, ``CDN_MANIFEST``, ``CDN_URL``) > environment > built-in default.
+output); the group only adds the app's settings to the precedence, so the deploy
+writes the manifest the app reads. Precedence: command line > the app's
+``CDN_MANIFEST``/``CDN_URL`` > environment > ``pyproject.toml`` > the app's static
+folder > built-in default.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,6 +19,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from .cli import deploy_command, report_failure
+from .cli_common import APP_LAYERS
+from .config import Layer
 from .errors import PipelineError
 from .flask_ext import CDNState, get_state
 from .flask_status import status_command
@@ -54,29 +58,29 @@ class CDNGroup(AppGroup):
 def cdn_group() -> None:
     """Deploy static files to the CDN and inspect the manifest this app reads."""
     ctx = click.get_current_context()
-    ctx.default_map = with_app_defaults(ctx.default_map, current_app)
+    ctx.meta[APP_LAYERS] = app_layers(current_app)
 
 
-def deploy_defaults(app: Flask) -> dict[str, Any]:
-    """``deploy_command`` parameter defaults taken from the app: where it reads its files."""
+def app_layers(app: Flask) -> tuple[Layer, Layer]:
+    """The app's settings for ``flask cdn deploy``, as two layers of the precedence.
+
+    Above the environment: the manifest path and CDN URL the app itself reads, and the
+    bucket and prefix of an ``s3://`` CDN_MANIFEST, so the deploy publishes where this
+    app looks for it. Below the project's
+    ``pyproject.toml``: the app's static folder, the default folder to deploy.
+    """
     settings = get_state(app).settings
-    defaults = {
-        "static_dir": app.static_folder,
-        "manifest": str(settings.manifest_path),
-        "cdn_url": settings.cdn_url,
-    }
+    reads: dict[str, Any] = {"manifest": settings.manifest_path}
+    if settings.cdn_url is not None:
+        reads["cdn_url"] = settings.cdn_url
     source = settings.source
     location = bucket_location(source) if source is not None else None
     if source is not None and location is not None:  # publish where the app reads
-        defaults.update(bucket=location[0], prefix=location[1], endpoint_url=source.endpoint_url)
-    return {name: value for name, value in defaults.items() if value is not None}
-
-
-def with_app_defaults(default_map: Mapping[str, Any] | None, app: Flask) -> dict[str, Any]:
-    """Add the app's deploy defaults under any the caller already gave (those win)."""
-    merged = dict(default_map or {})
-    merged["deploy"] = {**deploy_defaults(app), **dict(merged.get("deploy") or {})}
-    return merged
+        reads.update(bucket=location[0], prefix=location[1])
+        if source.endpoint_url is not None:
+            reads["endpoint_url"] = source.endpoint_url
+    static = {"static_dir": Path(app.static_folder)} if app.static_folder else {}
+    return Layer("the app's CDN_* config", reads), Layer("the app's static folder", static)
 
 
 cdn_group.add_command(deploy_command, "deploy")
