@@ -19,13 +19,21 @@ from pathlib import Path
 from typing import Protocol
 
 from .current import point_current, store_release
-from .errors import DeployError, ManifestError
+from .errors import ConfigError, DeployError, ManifestError
 from .fingerprint import HashCache
-from .localfs import collect_files, write_atomic
+from .localfs import Ignored, check_writable, display_name, scan_files, write_atomic
 from .manifest import Manifest, build, manifest_key
 from .media_types import IMMUTABLE_CACHE_CONTROL
+from .pathfilter import PathFilter
 from .plan import Plan, RemoteObject, missing_keys, plan_deploy
-from .releases import Current, ReleaseDoc, make_release, read_current, release_key
+from .releases import (
+    Current,
+    ReleaseDoc,
+    make_release,
+    read_current,
+    release_ids,
+    release_key,
+)
 from .storage.base import Storage, Upload
 
 
@@ -60,12 +68,19 @@ class DeployResult:
     dry_run: bool
     #: The release now current (``None`` for a dry run).
     release_id: str | None = None
-    #: The release that was current before, if any.
+    #: The release this run replaced as current (``None`` when it published none).
     previous_release: str | None = None
-    #: False when the files equal the current release's, which stays current.
+    #: A new release is (dry run: would be) made current; False when the files equal
+    #: the current release's, which stays current.
     new_release: bool = False
     #: Conditional writes lost to concurrent deploys before this one's went through.
     conflicts: int = 0
+    #: The release current when the run started, and whether it is older than the
+    #: newest release (a rollback, which a new release would undo).
+    current_release: str | None = None
+    current_is_rollback: bool = False
+    #: Files and folders the walk left out (dotfiles, junk, ``--exclude``), with why.
+    ignored: tuple[Ignored, ...] = ()
 
     @property
     def uploaded(self) -> int:
@@ -87,6 +102,7 @@ def deploy(
     strict: bool = True,
     relist: bool = False,
     observer: DeployObserver | None = None,
+    filters: PathFilter | None = None,
 ) -> DeployResult:
     """Publish ``static_dir`` to ``storage`` under ``prefix``; see the module docstring.
 
@@ -96,26 +112,36 @@ def deploy(
     (or ``relist=True``) finds.
     """
     observer = observer or _Silent()
-    files = collect_files(static_dir)
+    scan = scan_files(static_dir, filters)
+    files = scan.files
+    if not dry_run:
+        check_writable(manifest_path, "the local manifest")
     storage.check()
     cache = HashCache(hash_cache_path)
     built = build(files, prefix=prefix, cache=cache, strict=strict)
     for warning in built.warnings:
         observer.warned(warning)
     manifest = built.manifest
+    check_key_lengths(manifest)
     sources = {f.logical_path: f.path for f in files}
     current = read_current(storage, prefix)
     if not relist and _is_current(current, manifest):
         return _unchanged(current, manifest, sources, observer, cache, manifest_path,
-                          key=manifest_key(prefix), target=storage.description, dry_run=dry_run)
+                          key=manifest_key(prefix), target=storage.description, dry_run=dry_run,
+                          ignored=tuple(scan.ignored))
     existing = storage.list_keys(prefix, hints=[e.key for e in manifest.files.values()])
     known = dict(current.doc.etags) if current.doc else {}
     plan = plan_deploy(manifest, sources, existing, known_etags=known)
     observer.planned(plan)
-    result = DeployResult(manifest, plan, manifest_path, manifest_key(prefix),
-                          storage.description, dry_run, previous_release=current.release_id)
+    ids = release_ids(existing, prefix)
+    result = DeployResult(
+        manifest, plan, manifest_path, manifest_key(prefix), storage.description, dry_run,
+        current_release=current.release_id, ignored=tuple(scan.ignored),
+        current_is_rollback=bool(current.release_id and ids and ids[-1] > current.release_id),
+    )
     if dry_run:
-        return result
+        # What the real run would do: publish unless these files are the current release.
+        return replace(result, new_release=not _is_current(current, manifest))
 
     uploads = [
         Upload(
@@ -146,8 +172,32 @@ def deploy(
         )
     doc, new = _release_for(storage, prefix, manifest, current, existing, confirmed)
     conflicts = point_current(storage, prefix, doc, expected=current, retry=True)
-    write_local_manifest(manifest_path, doc)
-    return replace(result, release_id=doc.release_id, new_release=new, conflicts=conflicts)
+    try:
+        write_local_manifest(manifest_path, doc)
+    except ManifestError as exc:
+        raise DeployError(
+            f"release {doc.release_id} is live, but {exc}; fix that and run the deploy again "
+            f"(it uploads nothing and writes the manifest), or download {manifest_key(prefix)!r} "
+            "from the target"
+        ) from exc
+    previous = current.release_id if doc.release_id != current.release_id else None
+    return replace(result, release_id=doc.release_id, new_release=new, conflicts=conflicts,
+                   previous_release=previous)
+
+
+#: S3's limit on the UTF-8 length of an object key.
+MAX_KEY_BYTES = 1024
+
+
+def check_key_lengths(manifest: Manifest) -> None:
+    """Refuse, before any upload, a file whose object key S3 would reject."""
+    for logical_path, entry in manifest.files.items():
+        if len(entry.key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise ConfigError(
+                f"the object key of {display_name(logical_path)} would be "
+                f"{len(entry.key.encode('utf-8'))} bytes; S3 allows {MAX_KEY_BYTES}: shorten "
+                "its name or folders (or the prefix), or --exclude it"
+            )
 
 
 def _is_current(current: Current, manifest: Manifest) -> bool:
@@ -158,6 +208,7 @@ def _is_current(current: Current, manifest: Manifest) -> bool:
 def _unchanged(
     current: Current, manifest: Manifest, sources: dict[str, Path], observer: DeployObserver,
     cache: HashCache, manifest_path: Path, *, key: str, target: str, dry_run: bool,
+    ignored: tuple[Ignored, ...],
 ) -> DeployResult:
     """Nothing changed since the current release: plan it all unchanged, write locally only."""
     assert current.doc is not None
@@ -165,7 +216,7 @@ def _unchanged(
     plan = plan_deploy(manifest, sources, listed)
     observer.planned(plan)
     result = DeployResult(manifest, plan, manifest_path, key, target, dry_run,
-                          previous_release=current.release_id)
+                          current_release=current.release_id, ignored=ignored)
     if dry_run:
         return result
     cache.save()

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from .errors import DeployError
+from .errors import ConfigError
 from .manifest import Entry, manifest_key
 from .media_types import IMMUTABLE_CACHE_CONTROL
 from .plan import RemoteObject
@@ -73,9 +73,11 @@ def verify(
     current = read_current(storage, prefix)
     if release_id is None:
         if current.doc is None:
-            raise DeployError(
-                f"no readable manifest at {manifest_key(prefix)!r} in {storage.description}: "
-                "deploy first, or roll back to a release (`deploy.py releases`)"
+            # A usage problem, not a failed check: usually a wrong --prefix or bucket.
+            raise ConfigError(
+                f"no manifest at {manifest_key(prefix)!r} in {storage.description}: nothing "
+                "is deployed under this prefix; check --prefix/--bucket, deploy first, or "
+                "pass --release ID (`deploy.py releases`)"
             )
         doc = current.doc
     else:
