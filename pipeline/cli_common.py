@@ -1,7 +1,8 @@
 """What every ``deploy.py`` command shares: the target options, settings, storage, output.
 
-The options are one decorator, so ``deploy.py verify --bucket b`` and ``deploy.py
---bucket b`` accept the same names with the same environment fallbacks.
+The target options are one decorator, so ``deploy.py verify --bucket b`` and
+``deploy.py --bucket b`` accept the same names with the same environment and
+``pyproject.toml`` fallbacks; each command adds only the other options that apply.
 """
 
 from __future__ import annotations
@@ -11,29 +12,44 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import click
 
-from .config import DEFAULT_EMBEDDED_DIR, DeploySettings, resolve_settings
+from .config import DEFAULT_EMBEDDED_DIR, TABLE_KEYS, DeploySettings, resolve_settings
 from .errors import ConfigError, DeployError, PipelineError
+from .project_config import load_project_config
 from .storage import FolderStorage, Storage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_COMMON: list[Callable[[Any], Any]] = [
-    click.option("--static-dir", type=click.Path(file_okay=False), help="Folder to deploy [CDN_STATIC_DIR; default: static]."),
+_Decorator = Callable[[Any], Any]
+
+#: Where the objects go: every command takes these.
+TARGET_OPTIONS: list[_Decorator] = [
     click.option("--bucket", help="Target bucket [CDN_BUCKET]. Without one, the embedded default folder is used."),
     click.option("--prefix", help="Key prefix in the bucket [CDN_PREFIX; default: static]."),
     click.option("--endpoint-url", help="S3-compatible endpoint, e.g. MinIO or R2 [AWS_ENDPOINT_URL]."),
     click.option("--region", help="Bucket region [AWS_REGION]."),
-    click.option("--cdn-url", help="Public base URL of the CDN, for the summary [CDN_URL]."),
-    click.option("--manifest", type=click.Path(dir_okay=False), help="Where to write the manifest [CDN_MANIFEST; default: build/cdn-manifest.json]."),
     click.option("--target-dir", type=click.Path(file_okay=False), help="Publish to this folder instead of a bucket [CDN_TARGET_DIR]."),
-    click.option("--workers", type=int, help="Concurrent requests (1-64) [CDN_WORKERS; default: 16]."),
     click.option("--max-attempts", type=int, help="Tries per request before giving up (1-20) [CDN_MAX_ATTEMPTS; default: 6]."),
+]
+#: Options some commands use; the others accept them hidden (one set of flags or
+#: CI variables can drive every command), so each help lists only what applies.
+_SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "workers": (("--workers",), {"type": int, "help": "Concurrent requests (1-64) [CDN_WORKERS; default: 16]."}),
+    "static_dir": (("--static-dir",), {"type": click.Path(file_okay=False), "help": "Folder to deploy [CDN_STATIC_DIR; default: static]."}),
+    "manifest": (("--manifest",), {"type": click.Path(dir_okay=False), "help": "Where to write the local manifest [CDN_MANIFEST; default: build/cdn-manifest.json]."}),
+    "cdn_url": (("--cdn-url",), {"help": "Public base URL of the CDN, for the summary [CDN_URL]."}),
+}
+WORKERS_OPTION, STATIC_DIR_OPTION, MANIFEST_OPTION = "workers", "static_dir", "manifest"
+CDN_URL_OPTION = "cdn_url"
+
+
+OUTPUT_OPTIONS: list[_Decorator] = [
     click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."),
-    click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress output or notes."),
 ]
 
 INVALIDATE_OPTION = click.option(
@@ -42,11 +58,17 @@ INVALIDATE_OPTION = click.option(
 )
 
 
-def common_options(func: F) -> F:
-    """Add the target and output options shared by every command."""
-    for option in reversed(_COMMON):
-        func = option(func)
-    return func
+def common_options(*shown: str) -> Callable[[F], F]:
+    """The target and output options, plus the ``shown`` shared ones (others hidden)."""
+    shared = [click.option(*names, hidden=name not in shown, **kwargs)
+              for name, (names, kwargs) in _SHARED.items()]
+
+    def decorate(func: F) -> F:
+        for option in reversed([*TARGET_OPTIONS, *shared, *OUTPUT_OPTIONS]):
+            func = option(func)
+        return func
+
+    return decorate
 
 
 @dataclass(frozen=True)
@@ -65,15 +87,32 @@ class Run:
     def say(self, message: str) -> None:
         click.echo(message, file=self.out)
 
+    def note(self, message: str) -> None:
+        """A remark about the run (not its result): silenced by ``-q``."""
+        if not self.quiet:
+            self.say(message)
+
     def emit(self, document: Mapping[str, Any]) -> None:
         click.echo(json.dumps(document, sort_keys=True))
 
 
-def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, quiet: bool,
-              action: str, needs_bucket: str | None = None) -> Run:
-    """Resolve the settings once; ``needs_bucket`` says why a folder target will not do."""
+#: ``ctx.meta`` key under which ``flask cdn`` passes the app's settings layers.
+APP_LAYERS = "flask_cdn_pipeline.app_layers"
+
+
+def resolve_for(ctx: click.Context, options: Mapping[str, Any]) -> DeploySettings:
+    """The command's settings: flags, environment, the project's pyproject table, defaults."""
     env: Mapping[str, str] = ctx.obj.get("env", os.environ) if isinstance(ctx.obj, dict) else os.environ
-    run = Run(resolve_settings(options, env), as_json, quiet)
+    above, below = ctx.meta.get(APP_LAYERS, (None, None))
+    return resolve_settings(options, env, project=load_project_config(Path.cwd(), TABLE_KEYS),
+                            above_env=above, below_project=below)
+
+
+def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, quiet: bool,
+              action: str, needs_bucket: str | None = None,
+              settings: DeploySettings | None = None) -> Run:
+    """Resolve the settings once; ``needs_bucket`` says why a folder target will not do."""
+    run = Run(settings or resolve_for(ctx, options), as_json, quiet)
     if needs_bucket and not run.settings.bucket:
         raise ConfigError(f"this command needs a bucket (--bucket / CDN_BUCKET): {needs_bucket}")
     if options.get("distribution_id"):
@@ -81,8 +120,8 @@ def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, qui
 
         validate_distribution_id(options["distribution_id"])
     if run.settings.embedded:
-        run.say(f"Using the embedded default: no bucket configured (--bucket / CDN_BUCKET), "
-                f"{action} local folder {str(DEFAULT_EMBEDDED_DIR)!r}")
+        run.note(f"Using the embedded default: no bucket configured (--bucket / CDN_BUCKET), "
+                 f"{action} local folder {str(DEFAULT_EMBEDDED_DIR)!r}")
     return run
 
 

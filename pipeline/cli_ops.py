@@ -14,6 +14,9 @@ import click
 
 from .cli_common import (
     INVALIDATE_OPTION,
+    MANIFEST_OPTION,
+    STATIC_DIR_OPTION,
+    WORKERS_OPTION,
     Run,
     common_options,
     invalidate_after_publish,
@@ -36,7 +39,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 @click.command("releases", context_settings=_CONTEXT)
-@common_options
+@common_options()
 @click.pass_context
 def releases_command(ctx: click.Context, as_json: bool, quiet: bool, **options: Any) -> None:
     """List the releases (oldest first): id, time, files, bytes, and which is current."""
@@ -63,7 +66,7 @@ def releases_command(ctx: click.Context, as_json: bool, quiet: bool, **options: 
 
 
 @click.command("verify", context_settings=_CONTEXT)
-@common_options
+@common_options(WORKERS_OPTION, STATIC_DIR_OPTION)
 @click.option("--release", "release_id", metavar="ID", help="Check this release instead of the current one.")
 @click.option("--repair", is_flag=True, help="Re-upload missing or wrong objects from --static-dir.")
 @click.option("--full", is_flag=True, help="HEAD every object (Content-Type/Cache-Control), not a sample.")
@@ -120,7 +123,7 @@ def _print_verify(report: VerifyReport, fixed: RepairResult | None) -> None:
 
 
 @click.command("rollback", context_settings=_CONTEXT)
-@common_options
+@common_options(MANIFEST_OPTION)
 @click.argument("release_id", metavar="[ID]", required=False)
 @INVALIDATE_OPTION
 @click.pass_context
@@ -151,7 +154,7 @@ def rollback_command(ctx: click.Context, as_json: bool, quiet: bool, release_id:
 
 
 @click.command("prune", context_settings=_CONTEXT)
-@common_options
+@common_options()
 @click.option("--keep", default=5, show_default=True, help="Keep the objects of the newest N releases.")
 @click.option("--grace", default="7d", show_default=True, help="Never delete objects written more recently (7d, 12h, 30m).")
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
@@ -215,7 +218,7 @@ def _print_prune(result: PruneResult, run: Run) -> None:
 
 
 @click.command("private", context_settings=_CONTEXT)
-@common_options
+@common_options(WORKERS_OPTION)
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--private-prefix", default="private", show_default=True,
               help="Key prefix of the private objects; must not overlap --prefix.")

@@ -118,21 +118,67 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--dry-run" in capsys.readouterr().out
 
 
-def test_progress_bar_on_a_terminal_and_lines_elsewhere() -> None:
-    upload = Upload(key="static/a.1.png", source=Path("a.png"), size=2048,
-                    content_type="image/png", cache_control="x")
+class FakeClock:
+    """Time that moves only when the test says so: progress output without timing."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _plan_and_uploads(count: int, size: int) -> tuple[Plan, list[Upload]]:
     from pipeline.manifest import Entry
     from pipeline.plan import PlannedFile, Reason
 
-    plan = Plan((PlannedFile("a.png", Entry("static/a.1.png", "h", 2048, "image/png"),
-                             Path("a.png"), Reason.NEW),))
-    tty, lines = io.StringIO(), io.StringIO()
-    for stream, is_tty in ((tty, True), (lines, False)):
-        reporter = ProgressReporter(out=io.StringIO(), err=stream, tty=is_tty, verbose_plan=False)
-        reporter.planned(plan)
+    files = tuple(PlannedFile(f"{i}.png", Entry(f"static/{i}.h.png", "h", size, "image/png"),
+                              Path(f"{i}.png"), Reason.NEW) for i in range(count))
+    uploads = [Upload(key=f"static/{i}.h.png", source=Path(f"{i}.png"), size=size,
+                      content_type="image/png", cache_control="x") for i in range(count)]
+    return Plan(files), uploads
+
+
+def _report(count: int, size: int, *, tty: bool, verbose: bool = False,
+            step: float = 1.0) -> list[str]:
+    """Feed a reporter ``count`` uploads, ``step`` seconds apart; return its output lines."""
+    clock, err = FakeClock(), io.StringIO()
+    reporter = ProgressReporter(out=io.StringIO(), err=err, tty=tty, verbose_plan=False,
+                                verbose=verbose, clock=clock)
+    plan, uploads = _plan_and_uploads(count, size)
+    reporter.planned(plan)
+    for upload in uploads:
+        clock.now += step
         reporter.stored(upload)
-    assert "\r[" in tty.getvalue() and "1/1 files" in tty.getvalue()
-    assert "[1/1] uploaded static/a.1.png (2.0 KiB)" in lines.getvalue()
+    return err.getvalue().split("\n")
+
+
+def test_the_progress_bar_on_a_terminal_shows_rate_and_eta() -> None:
+    output = "\n".join(_report(4, 1024 * 1024, tty=True))
+    frames = output.split("\r")
+    assert "1/4 files, 1.0 MiB/4.0 MiB, 1.0 MiB/s, ETA 3s" in frames[1]
+    assert "4/4 files, 4.0 MiB/4.0 MiB, 1.0 MiB/s, done in 4s" in frames[-1]
+
+
+def test_without_a_terminal_progress_is_a_line_every_1000_files_not_one_per_file() -> None:
+    lines = _report(2500, 1024, tty=False, step=0.001)
+    progress = [line for line in lines if line.startswith("uploaded")]
+    assert [line.split(",")[0] for line in progress] == [
+        "uploaded 1000/2500 files", "uploaded 2000/2500 files", "uploaded 2500/2500 files"]
+    assert "2.4 MiB/2.4 MiB" in progress[-1] and "/s" in progress[-1]
+
+
+def test_without_a_terminal_a_slow_deploy_gets_a_line_every_few_seconds() -> None:
+    lines = _report(10, 1024, tty=False, step=3.0)
+    progress = [line.split(",")[0] for line in lines if line.startswith("uploaded")]
+    assert progress == ["uploaded 2/10 files", "uploaded 4/10 files", "uploaded 6/10 files",
+                        "uploaded 8/10 files", "uploaded 10/10 files"]
+
+
+def test_verbose_progress_is_one_line_per_file() -> None:
+    lines = _report(3, 2048, tty=False, verbose=True)
+    assert "[1/3] uploaded static/0.h.png (2.0 KiB)" in lines
+    assert len([line for line in lines if "] uploaded " in line]) == 3
 
 
 def test_a_closed_output_pipe_never_fails_the_uploads(static_tree: Path, tmp_path: Path) -> None:

@@ -620,7 +620,7 @@ def test_private_command_refuses_a_policy_that_would_expose_it(
 @pytest.mark.parametrize(("args", "needle"), [
     (["--private-prefix", "static"], "overlaps"),
     (["--private-prefix", "static/private"], "overlaps"),
-    (["--prefix", "/", "--private-prefix", "private"], "overlaps"),
+    (["--prefix", "/", "--private-prefix", "private"], "prefix '/' is empty"),
     (["--private-prefix", "/"], "must not be empty"),
 ])
 def test_private_command_refuses_overlapping_prefixes(
