@@ -175,7 +175,7 @@ def test_dry_run_lists_what_is_left_out_and_why(project: Path) -> None:
     data = json.loads(deploy_py("--include", "img/**", "--dry-run", "--json", cwd=project).stdout)
     assert sorted(data["plan"]) == ["img/cat.png", "img/raw/cat.psd"]
     assert data["ignored"]["js/app.js"] == "matches no include pattern"
-    assert not (project / "build").exists()
+    assert not (project / "build" / "cdn-manifest.json").exists()
 
 
 def test_excluded_files_are_never_hashed_or_uploaded(project: Path) -> None:

@@ -621,7 +621,7 @@ def test_private_command_refuses_a_policy_that_would_expose_it(
     (["--private-prefix", "static"], "overlaps"),
     (["--private-prefix", "static/private"], "overlaps"),
     (["--prefix", "/", "--private-prefix", "private"], "prefix '/' is empty"),
-    (["--private-prefix", "/"], "must not be empty"),
+    (["--private-prefix", "/"], "prefix '/' is empty"),
 ])
 def test_private_command_refuses_overlapping_prefixes(
     s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str

@@ -144,8 +144,10 @@ def test_verify_in_a_subprocess_exits_1_without_a_traceback(
     assert "Traceback" not in result.stderr
 
 
-def test_verify_with_nothing_published_exits_1(
+def test_verify_with_nothing_published_is_a_usage_error(
     s3: S3Env, static_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Usually a wrong --prefix or bucket: exit 2 like any other usage error, saying so.
     code, report = run_json(capsys, ["verify", *target_args(s3, tmp_path, static_tree)])
-    assert code == 1 and "deploy first" in report["error"]
+    assert code == 2 and "no manifest at 'static/manifest.json'" in report["error"]
+    assert "nothing is deployed under this prefix" in report["error"]
