@@ -160,11 +160,14 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
                          for name, (value, source) in rows.items()},
         }, sort_keys=True))
         return
-    click.echo(f"pyproject.toml: {config_file or 'none found'}")
-    width = max(map(len, rows))
-    for name, (value, source) in rows.items():
-        shown = "(not set)" if value is None else value
-        click.echo(f"{name:<{width}}  {shown}  [{source}]")
+    click.echo(f"pyproject.toml: {config_file or 'none found (working directory and parents)'}")
+    texts = {name: "(not set)" if value is None else str(value)
+             for name, (value, _) in rows.items()}
+    name_width, value_width = max(map(len, rows)), max(map(len, texts.values()))
+    for name, (_, source) in rows.items():
+        # The table's own label is long and already printed above.
+        label = "pyproject.toml" if config_file and source.startswith(config_file) else source
+        click.echo(f"{name:<{name_width}}  {texts[name]:<{value_width}}  ({label})")
 
 
 #: Settings shown by --show-config, by option name; some fields are named differently.
