@@ -32,7 +32,7 @@ from .cli_common import (
     start_run,
 )
 from .config import DeploySettings
-from .errors import ConfigError, PipelineError
+from .errors import ConfigError, Interrupted, PipelineError
 from .localfs import printable_name
 from .publish import DeployResult, deploy
 from .reporting import ProgressReporter, format_size
@@ -134,9 +134,14 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool
         dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
         observer=reporter, filters=settings.filters,
     )
-    invalidation = None if result.dry_run else invalidate_after_publish(
-        options.get("distribution_id"), [result.manifest_key], release_id=result.release_id,
-        max_attempts=settings.max_attempts)
+    try:
+        invalidation = None if result.dry_run else invalidate_after_publish(
+            options.get("distribution_id"), [result.manifest_key], release_id=result.release_id,
+            max_attempts=settings.max_attempts)
+    except KeyboardInterrupt:
+        # Past this point "nothing was published" would be false.
+        raise Interrupted(f"interrupted after release {result.release_id} was published; "
+                          "the CloudFront invalidation may not have been sent") from None
     try:
         if as_json:
             run.emit(_summary(result, invalidation))

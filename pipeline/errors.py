@@ -63,3 +63,9 @@ class MissingAssetError(PipelineError, LookupError):
 
 class ConflictError(DeployError):
     """A conditional write lost a race: another deploy, rollback or prune changed the object."""
+
+
+class Interrupted(PipelineError):
+    """Ctrl-C at a moment where the usual "nothing was published" would not be true."""
+
+    exit_code = 130

@@ -218,3 +218,22 @@ def test_gitignore_covers_the_virtualenv_and_build_outputs() -> None:
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     for entry in (".venv/", "/build/", "/static/gen/"):
         assert entry in ignored
+
+
+def test_ctrl_c_after_publishing_does_not_claim_nothing_was_published(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pipeline.cli
+    from pipeline.cli import main
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.cli, "invalidate_after_publish", interrupted)
+    code = main(["--static-dir", str(project / "static"), "--target-dir", str(project / "out"),
+                 "--manifest", str(project / "m.json"), "--invalidate", "E2QWRUHAPOMQZL"])
+    err = capsys.readouterr().err
+    release = json.loads((project / "m.json").read_text())["release"]
+    assert code == 130
+    assert f"interrupted after release {release} was published" in err
+    assert "nothing was published" not in err
