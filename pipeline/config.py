@@ -256,7 +256,8 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         sources={name: source for name, (_, source) in picked.items()},
         config_file=project.path if project is not None else None,
     )
-    check_no_overlap(settings.static_dir, settings.target_dir or DEFAULT_EMBEDDED_DIR)
+    if settings.bucket is None:  # a folder target, given or the embedded default
+        check_no_overlap(settings.static_dir, settings.target_dir or DEFAULT_EMBEDDED_DIR)
     return settings
 
 

@@ -74,6 +74,7 @@ def test_overlapping_static_folder_and_target_are_refused(
 def test_static_folder_containing_the_embedded_default_is_refused() -> None:
     with pytest.raises(ConfigError, match="inside the static folder"):
         resolve({"static_dir": "."})  # build/cdn is inside it
+    assert resolve({"static_dir": ".", "bucket": "abc"}).static_dir == Path(".")  # no folder
 
 
 def test_a_higher_source_chooses_the_destination() -> None:
