@@ -87,7 +87,7 @@ DISTRIBUTION = "flask-cdn-pipeline"
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},
-               epilog="Other commands: releases, verify, rollback, prune, private "
+               epilog="Other commands: releases, verify, rollback, prune, private, serve "
                       "(deploy.py COMMAND --help). Settings also come from the "
                       "[tool.flask-cdn-pipeline] table of pyproject.toml: see --show-config.")
 @common_options(WORKERS_OPTION, STATIC_DIR_OPTION, MANIFEST_OPTION, CDN_URL_OPTION)
