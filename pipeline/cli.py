@@ -36,6 +36,7 @@ from .errors import ConfigError, Interrupted, PipelineError
 from .localfs import printable_name
 from .publish import DeployResult, deploy
 from .reporting import ProgressReporter, format_size
+from .storage import Storage
 from .urls import cdn_url, redact_url
 
 __all__ = ["cli", "deploy_command", "main", "open_storage", "run"]
@@ -118,12 +119,7 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool
                     settings=settings)
     storage = open_storage(settings)
     if settings.assets is not None:
-        # Everything that can be checked is, before bundles are rebuilt in the static folder.
-        if not settings.static_dir.is_dir():
-            raise ConfigError(f"static folder {str(settings.static_dir)!r} does not exist or "
-                              "is not a folder")
-        storage.check()
-        _build_bundles(settings, run)
+        _build_bundles(settings, run, storage)
     reporter = ProgressReporter(
         out=run.out, err=None if quiet else sys.stderr,
         tty=sys.stderr.isatty(), verbose_plan=settings.dry_run and not quiet, verbose=verbose,
@@ -192,15 +188,25 @@ def _display_value(value: Any) -> Any:
     return value
 
 
-def _build_bundles(settings: DeploySettings, run: Run) -> None:
-    """Bundles first, so their outputs are fingerprinted and uploaded like any file."""
+def _build_bundles(settings: DeploySettings, run: Run, storage: Storage) -> None:
+    """Bundles first, so their outputs are fingerprinted and uploaded like any file.
+
+    What can be checked is checked before anything is written into the static folder:
+    the folder exists, the bundles file loads (webassets is installed), and the
+    target answers (bucket name, credentials).
+    """
     assert settings.assets is not None
     if settings.dry_run:
         run.note(f"Dry run: bundles of {settings.assets} not rebuilt (planning what is on disk)")
         return
+    if not settings.static_dir.is_dir():
+        raise ConfigError(f"static folder {str(settings.static_dir)!r} does not exist or "
+                          "is not a folder")
     from .bundles import build_bundles, load_bundles
 
-    outputs = build_bundles(load_bundles(settings.assets), static_dir=settings.static_dir)
+    bundles = load_bundles(settings.assets)
+    storage.check()
+    outputs = build_bundles(bundles, static_dir=settings.static_dir)
     if not run.quiet:
         click.echo(f"Built {len(outputs)} bundle(s) from {settings.assets}: {', '.join(outputs)}",
                    file=sys.stderr)
