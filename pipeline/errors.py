@@ -52,3 +52,8 @@ class MissingAssetError(PipelineError, LookupError):
 
 class ConflictError(DeployError):
     """A conditional write lost a race: another deploy, rollback or prune changed the object."""
+
+
+class ImageSourceError(ConfigError):
+    """A source image cannot be turned into variants: unreadable, or too many pixels (a
+    decompression bomb). Found before anything is decoded or uploaded (exit 2)."""
