@@ -79,7 +79,7 @@ class VariantSettings:
     # Tuned on real photos so that at mean SSIM >= Eleventy Image's the bytes are smaller (bench/).
     avif_quality: int = 50
     webp_quality: int = 80
-    jpeg_quality: int = 80
+    jpeg_quality: int = 81
     #: Bump when the encoding code or library settings change the output, so new keys are made.
     encoder_version: str = "vips-1"
     include: tuple[str, ...] = ("*",)
