@@ -112,10 +112,10 @@ def _to_srgb(image: pyvips.Image) -> pyvips.Image:
     """8-bit sRGB (and alpha if any) through the embedded profile, CMYK included."""
     if image.get_typeof("icc-profile-data") != 0:
         image = image.icc_transform("srgb", embedded=True, intent="relative")
-    elif image.interpretation == "cmyk":
-        image = image.icc_transform("srgb", input_profile="cmyk", intent="relative")
     if image.interpretation != "srgb" or image.format != "uchar":
-        image = image.colourspace("srgb")  # grey, 16-bit (rgb16/grey16) -> 8-bit sRGB
+        # CMYK with no profile goes through libvips' built-in CMYK profile; grey and 16-bit
+        # (rgb16/grey16) become 8-bit sRGB.
+        image = image.colourspace("srgb")
     if image.format != "uchar":
         image = image.cast("uchar")
     return image
