@@ -22,11 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyvips
-
 from pipeline.build.variants import SourceInfo, VariantSettings, VariantSpec
 from pipeline.errors import ImageSourceError
+from pipeline.extras import needs_extra
 from pipeline.localfs import replacing
+
+with needs_extra("image variants"):
+    import pyvips
 
 #: Encoder effort, part of ``VariantSettings.encoder_version``: change them together.
 #: AVIF effort 2 (aom cpu-used 7) gave smaller files than Eleventy's effort 4 at equal SSIM once
