@@ -69,3 +69,8 @@ class Interrupted(PipelineError):
     """Ctrl-C at a moment where the usual "nothing was published" would not be true."""
 
     exit_code = 130
+
+
+class ImageSourceError(ConfigError):
+    """A source image cannot be turned into variants: unreadable, or too many pixels (a
+    decompression bomb). Found before anything is decoded or uploaded (exit 2)."""

@@ -20,6 +20,7 @@ DISTRIBUTION = "flask-cdn-pipeline"
 #: Top-level import name -> the extra that installs it.
 EXTRA_FOR = {
     "PIL": "images",
+    "pyvips": "images",
     "webassets": "bundles",
     "flask_assets": "bundles",
 }

@@ -1,0 +1,1 @@
+"""Build steps that turn the static folder into what is published (variants, ...)."""
