@@ -8,7 +8,7 @@ bundles), in that order; ``python deploy.py --show-config`` shows which applies.
 
 import sys
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -42,9 +42,9 @@ from flask import Flask
 from bench.bench_ops import environment, start_moto
 from bench.bench_url_for import asset_names, build_site, time_once, workloads
 from pipeline import CDN
-from pipeline.cli import main as deploy_main
+from pipeline.cli.main import main as deploy_main
 from pipeline.manifest import Entry, Manifest
-from pipeline.releases import make_release
+from pipeline.release.documents import make_release
 
 TARGET = 0.5
 CDN_BASE = "https://cdn.example.com"

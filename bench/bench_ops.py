@@ -34,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from tests.faultproxy import fault_proxy
 
 LOOPBACK = "127.0.0.1"

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline import CDN
-from pipeline.fingerprint import HashCache
+from pipeline.build.fingerprint import HashCache
 from pipeline.localfs import collect_files
 from pipeline.manifest import build_manifest
 

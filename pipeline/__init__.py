@@ -34,7 +34,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "CDN":
-        from .flask_ext import CDN
+        from .flaskext.extension import CDN
 
         return CDN
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .css import build_css, is_css, sri_hash
+from .build.css import build_css, is_css, sri_hash
+from .build.fingerprint import FileStamp, HashCache, hash_file, hashed_name
+from .build.sourcemaps import has_comment, is_js, link_maps, rewrite_comment
 from .errors import ConfigError, ManifestError
-from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
 from .localfs import LocalFile, write_atomic
 from .media_types import content_type_for
-from .sourcemaps import has_comment, is_js, link_maps, rewrite_comment
 
 MANIFEST_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -218,7 +218,7 @@ def build(
     """Hash every file, rewrite CSS references to fingerprinted names, name every object.
 
     CSS is hashed after rewriting, so a changed image renames the CSS that uses it;
-    source maps are linked first (:mod:`pipeline.sourcemaps`), so a changed map
+    source maps are linked first (:mod:`pipeline.build.sourcemaps`), so a changed map
     renames the CSS or JS file whose ``sourceMappingURL`` names it.
     """
     files = list(files)

@@ -7,7 +7,7 @@ below < ``FLASK_*`` environment variables (``FLASK_SECRET_KEY``,
 ``CDN_MANIFEST`` < the ``config`` argument.
 
 Routes: ``/`` gallery, ``/images/<path>`` and ``/private/<path>`` (see
-:mod:`pipeline.images`), ``GET/POST /login``, ``POST /logout``, ``GET/POST /upload``.
+:mod:`pipeline.images.views`), ``GET/POST /login``, ``POST /logout``, ``GET/POST /upload``.
 
 Uploads require a login: they publish content under our origin, so anonymous
 uploads would turn the demo into free hosting for anyone.
@@ -49,8 +49,9 @@ from PIL import Image
 
 from pipeline import CDN
 from pipeline.errors import ConfigError
-from pipeline.flask_bundles import init_bundles
-from pipeline.images import (
+from pipeline.flaskext.bundles import init_bundles
+from pipeline.images.uploads import UploadRejected
+from pipeline.images.views import (
     images_blueprint,
     images_state,
     list_images,
@@ -59,7 +60,6 @@ from pipeline.images import (
 )
 from pipeline.localfs import collect_files
 from pipeline.media_types import content_type_for
-from pipeline.uploads import UploadRejected
 
 try:
     from login_guard import LoginThrottle, SessionGenerations
@@ -131,7 +131,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def _load_bundles() -> dict[str, Any]:
     """``site/assets.py`` is the one definition of the bundles (the deploy builds it too)."""
-    from pipeline.bundles import load_bundles
+    from pipeline.build.bundles import load_bundles
 
     return dict(load_bundles(Path(__file__).with_name("assets.py")))
 

@@ -41,7 +41,7 @@ from flask import Flask
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
-from pipeline.cli import main as deploy_main
+from pipeline.cli.main import main as deploy_main
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ASSET_BUCKET = "demo-assets"
@@ -267,7 +267,7 @@ def running_stack(workdir: Path, *, cdn_enabled: bool = True,
 
 
 def _upload_private(endpoint: str, private_dir: Path) -> None:
-    from pipeline.private import upload_private
+    from pipeline.images.private import upload_private
     from pipeline.storage.s3 import S3Settings, S3Storage
 
     storage = S3Storage(S3Settings(bucket=PRIVATE_BUCKET, endpoint_url=endpoint, workers=4))

@@ -102,7 +102,7 @@ def target_args(s3: S3Env, tmp_path: Path, static: Path, *, endpoint: str | None
 
 def run_json(capsys: Any, args: list[str]) -> tuple[int, dict[str, Any]]:
     """Run ``deploy.py ARGS --json`` in-process: (exit code, the one JSON object printed)."""
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     capsys.readouterr()
     code = main([*args, "--json"])

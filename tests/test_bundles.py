@@ -15,12 +15,12 @@ import pytest
 from flask import Flask, render_template_string
 
 from pipeline import CDN
-from pipeline.bundles import build_bundles, load_bundles
-from pipeline.css import find_references
+from pipeline.build.bundles import build_bundles, load_bundles
+from pipeline.build.css import find_references
 from pipeline.errors import ConfigError
-from pipeline.flask_bundles import init_bundles
+from pipeline.flaskext.bundles import init_bundles
 from pipeline.manifest import Manifest
-from pipeline.publish import deploy
+from pipeline.release.publish import deploy
 from pipeline.storage.s3 import S3Settings, S3Storage
 from tests.helpers import S3Env
 
@@ -81,7 +81,7 @@ def test_every_css_reference_on_the_bucket_resolves_to_an_existing_object(
 
 
 def test_changing_an_image_renames_the_css_that_uses_it(site_static: Path) -> None:
-    from pipeline.fingerprint import HashCache
+    from pipeline.build.fingerprint import HashCache
     from pipeline.localfs import collect_files
     from pipeline.manifest import build
 
@@ -176,7 +176,7 @@ def test_missing_assets_file_and_broken_bundle_are_config_errors(tmp_path: Path)
 
 def test_the_deploy_command_builds_bundles_first(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     static = tmp_path / "static"
     shutil.copytree(ROOT / "static", static, ignore=shutil.ignore_patterns("gen", ".webassets-cache"))
@@ -192,7 +192,7 @@ def test_the_deploy_command_builds_bundles_first(tmp_path: Path,
 
 def test_a_broken_assets_file_stops_the_deploy_with_exit_2(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     code = main(["--static-dir", str(ROOT / "static"), "--assets", str(tmp_path / "nope.py"),
                  "--target-dir", str(tmp_path / "cdn"), "--manifest", str(tmp_path / "m.json")])
@@ -204,7 +204,7 @@ def test_a_broken_assets_file_stops_the_deploy_with_exit_2(tmp_path: Path,
 def test_a_css_reference_to_a_missing_file_fails_naming_file_and_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     static = tmp_path / "static"
     (static / "css").mkdir(parents=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.plan import Plan
-from pipeline.reporting import ProgressReporter
+from pipeline.cli.main import main
+from pipeline.cli.reporting import ProgressReporter
+from pipeline.release.plan import Plan
 from pipeline.storage.base import Upload
 from tests.helpers import S3Env
 
@@ -130,7 +130,7 @@ class FakeClock:
 
 def _plan_and_uploads(count: int, size: int) -> tuple[Plan, list[Upload]]:
     from pipeline.manifest import Entry
-    from pipeline.plan import PlannedFile, Reason
+    from pipeline.release.plan import PlannedFile, Reason
 
     files = tuple(PlannedFile(f"{i}.png", Entry(f"static/{i}.h.png", "h", size, "image/png"),
                               Path(f"{i}.png"), Reason.NEW) for i in range(count))

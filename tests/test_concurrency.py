@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.fingerprint import HashCache
+from pipeline.build.fingerprint import HashCache
+from pipeline.cli.main import main
 from pipeline.localfs import collect_files
 from pipeline.manifest import build_manifest
 from tests.faultproxy import fault_proxy

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import (
+from pipeline.cli.settings import (
     DEFAULT_MANIFEST_PATH,
     DEFAULT_WORKERS,
     resolve_settings,

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from pipeline.css import (
+from pipeline.build.css import (
     CSSBuild,
     MissingReferenceError,
     build_css,
@@ -24,8 +24,8 @@ from pipeline.css import (
     sri_hash,
     strongly_connected,
 )
+from pipeline.build.fingerprint import hash_file, hashed_name
 from pipeline.errors import ConfigError
-from pipeline.fingerprint import hash_file, hashed_name
 from pipeline.localfs import collect_files
 
 FIXTURE = Path(__file__).parent / "data" / "css" / "static"

@@ -37,7 +37,7 @@ def run_python(args: list[str], *, cwd: Path, blocked: tuple[str, ...] = (),
 
 def test_importing_the_flask_extension_loads_no_optional_package(tmp_path: Path) -> None:
     probe = (
-        "import sys\nfrom pipeline import CDN\nimport pipeline.cli\n"
+        "import sys\nfrom pipeline import CDN\nimport pipeline.cli.main\n"
         f"print(sorted(m for m in {OPTIONAL!r} if m in sys.modules))"
     )
     result = run_python(["-c", probe], cwd=tmp_path)
@@ -73,7 +73,7 @@ def test_bundles_without_webassets_name_the_extra_and_exit_2(tmp_path: Path) -> 
 
 def test_building_bundles_without_webassets_names_the_extra(tmp_path: Path) -> None:
     probe = (
-        "from pathlib import Path\nfrom pipeline.bundles import build_bundles\n"
+        "from pathlib import Path\nfrom pipeline.build.bundles import build_bundles\n"
         "from pipeline.errors import ConfigError\n"
         "try:\n    build_bundles({}, static_dir=Path('.'))\n"
         "except ConfigError as exc:\n    print(exc.exit_code, exc)\n"
@@ -87,7 +87,7 @@ def test_building_bundles_without_webassets_names_the_extra(tmp_path: Path) -> N
 
 def test_image_code_without_pillow_is_an_import_error_naming_the_extra(tmp_path: Path) -> None:
     probe = (
-        "try:\n    import pipeline.images\n"
+        "try:\n    import pipeline.images.views\n"
         "except ImportError as exc:\n    print(exc)\n"
     )
     result = run_python(["-c", probe], cwd=tmp_path, blocked=("PIL",), shim=tmp_path / "shim")
@@ -97,7 +97,7 @@ def test_image_code_without_pillow_is_an_import_error_naming_the_extra(tmp_path:
 
 def test_flask_bundles_without_flask_assets_names_the_extra(tmp_path: Path) -> None:
     probe = (
-        "try:\n    import pipeline.flask_bundles\n"
+        "try:\n    import pipeline.flaskext.bundles\n"
         "except ImportError as exc:\n    print(exc)\n"
     )
     result = run_python(["-c", probe], cwd=tmp_path, blocked=("flask_assets",),

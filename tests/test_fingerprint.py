@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.fingerprint import FileStamp, HashCache, hash_file, hashed_name
+from pipeline.build.fingerprint import FileStamp, HashCache, hash_file, hashed_name
 
 H = "0123456789abcdef" * 4
 

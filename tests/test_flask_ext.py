@@ -12,14 +12,14 @@ from flask import Blueprint, Flask, render_template_string, url_for
 from werkzeug.routing import BuildError
 
 from pipeline import CDN, ConfigError, ManifestError, MissingAssetError
-from pipeline.fingerprint import HashCache
-from pipeline.flask_ext import BUILTIN_PLACEHOLDER_SVG, get_state
+from pipeline.build.fingerprint import HashCache
+from pipeline.flaskext.extension import BUILTIN_PLACEHOLDER_SVG, get_state
 from pipeline.localfs import collect_files
 from pipeline.manifest import Manifest, build_manifest
 from tests.helpers import write_tree
 
 BASE = "https://cdn.example.com/"
-LOGGER = "pipeline.flask_ext"
+LOGGER = "pipeline.flaskext.extension"
 
 
 def deploy_manifest(static: Path, path: Path) -> Manifest:

@@ -24,14 +24,14 @@ from flask import Flask, url_for
 
 from pipeline import CDN
 from pipeline.errors import ConfigError
-from pipeline.flask_status import status_blueprint
+from pipeline.flaskext.status import status_blueprint
 from pipeline.manifest import Manifest
 from tests.faultproxy import FaultProxy, fault_proxy
 from tests.helpers import S3Env, run_json, target_args
 
 ROOT = Path(__file__).resolve().parent.parent
 CDN_BASE = "https://cdn.example.com"
-REFRESHER_LOG = "pipeline.manifest_refresher"
+REFRESHER_LOG = "pipeline.serving.refresher"
 
 AppFactory = Callable[..., Flask]
 

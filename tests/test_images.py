@@ -27,10 +27,15 @@ from werkzeug.serving import make_server
 from werkzeug.wsgi import FileWrapper
 
 from pipeline.errors import ConfigError, UnsafePathError
-from pipeline.images import images_blueprint, list_images, safe_relative_path
-from pipeline.private import MAX_EXPIRES_IN, PrivateObjects, upload_private, validate_expires_in
+from pipeline.images.private import (
+    MAX_EXPIRES_IN,
+    PrivateObjects,
+    upload_private,
+    validate_expires_in,
+)
+from pipeline.images.uploads import UploadRejected, detect_image, store_image
+from pipeline.images.views import images_blueprint, list_images, safe_relative_path
 from pipeline.storage.s3 import S3Settings, S3Storage
-from pipeline.uploads import UploadRejected, detect_image, store_image
 
 if TYPE_CHECKING:  # the fixture's type; only annotations use it
     from tests.helpers import S3Env
@@ -581,7 +586,7 @@ def test_store_image_uses_a_generated_name(tmp_path: Path) -> None:
 def test_private_command_uploads_without_acl_under_its_own_prefix(
     s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     folder = tmp_path / "private"
     (folder / "sub").mkdir(parents=True)
@@ -602,7 +607,7 @@ def test_private_command_refuses_a_policy_that_would_expose_it(
 ) -> None:
     import json as json_module
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     folder = tmp_path / "private"
     folder.mkdir()
@@ -626,7 +631,7 @@ def test_private_command_refuses_a_policy_that_would_expose_it(
 def test_private_command_refuses_overlapping_prefixes(
     s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
 ) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     (tmp_path / "p").mkdir()
     code = main(["private", str(tmp_path / "p"), "--bucket", s3.bucket, "--endpoint-url",
@@ -636,7 +641,7 @@ def test_private_command_refuses_overlapping_prefixes(
 
 def test_private_command_refuses_a_folder_target(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     (tmp_path / "p").mkdir()
     assert main(["private", str(tmp_path / "p"), "--target-dir", str(tmp_path / "cdn")]) == 2

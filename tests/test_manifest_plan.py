@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.build.fingerprint import HashCache
 from pipeline.errors import ManifestError
-from pipeline.fingerprint import HashCache
 from pipeline.localfs import collect_files
 from pipeline.manifest import Entry, Manifest, build_manifest, manifest_key, object_key
-from pipeline.plan import Reason, RemoteObject, missing_keys, plan_deploy
+from pipeline.release.plan import Reason, RemoteObject, missing_keys, plan_deploy
 
 
 def build(root: Path, prefix: str = "static", cache: HashCache | None = None) -> Manifest:

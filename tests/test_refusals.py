@@ -177,13 +177,13 @@ def test_an_unwritable_manifest_folder_is_found_before_publishing(project: Path)
 def test_a_manifest_write_failing_after_publishing_says_the_release_is_live(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import pipeline.publish
-    from pipeline.cli import main
+    import pipeline.release.publish
+    from pipeline.cli.main import main
 
     def disk_full(path: Path, data: bytes, *, unique: bool = False) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(pipeline.publish, "write_atomic", disk_full)
+    monkeypatch.setattr(pipeline.release.publish, "write_atomic", disk_full)
     code = main(["--static-dir", str(project / "static"), "--target-dir", str(project / "out"),
                  "--manifest", str(project / "m.json")])
     err = capsys.readouterr().err
@@ -223,13 +223,13 @@ def test_gitignore_covers_the_virtualenv_and_build_outputs() -> None:
 def test_ctrl_c_after_publishing_does_not_claim_nothing_was_published(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import pipeline.cli
-    from pipeline.cli import main
+    import pipeline.cli.main
+    from pipeline.cli.main import main
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline.cli, "invalidate_after_publish", interrupted)
+    monkeypatch.setattr(pipeline.cli.main, "invalidate_after_publish", interrupted)
     code = main(["--static-dir", str(project / "static"), "--target-dir", str(project / "out"),
                  "--manifest", str(project / "m.json"), "--invalidate", "E2QWRUHAPOMQZL"])
     err = capsys.readouterr().err

@@ -12,10 +12,10 @@ from botocore.stub import ANY, Stubber
 from flask import Flask, url_for
 
 from pipeline import CDN
-from pipeline.current import point_current
 from pipeline.errors import ConflictError
 from pipeline.manifest import Entry, Manifest
-from pipeline.releases import make_release, read_current
+from pipeline.release.documents import make_release, read_current
+from pipeline.release.store import point_current
 from pipeline.storage import FolderStorage
 from pipeline.storage.cloudfront import invalidate
 from pipeline.storage.s3 import S3Settings, S3Storage

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.serve import cache_control_for
+from pipeline.cli.serve import cache_control_for
 from tests.helpers import write_tree
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from pipeline.fingerprint import HashCache
+from pipeline.build.fingerprint import HashCache
 from pipeline.localfs import collect_files
 from pipeline.manifest import build_manifest
 from tests.imagecraft import repeated_scan_jpeg

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.fingerprint import HashCache
+from pipeline.build.fingerprint import HashCache
 from pipeline.localfs import collect_files
 from pipeline.manifest import Build, build
 from tests.helpers import write_tree
@@ -56,7 +56,7 @@ def test_css_comment_points_at_the_fingerprinted_map(tmp_path: Path) -> None:
 
 
 def test_js_comment_is_rewritten_and_integrity_covers_the_new_bytes(tmp_path: Path) -> None:
-    from pipeline.css import sri_hash
+    from pipeline.build.css import sri_hash
 
     result = build_tree(tmp_path, {
         "js/app.min.js": b"console.log(1);\n//# sourceMappingURL=app.min.js.map\n",

@@ -12,14 +12,14 @@ import io
 import pytest
 from PIL import Image
 
-from pipeline.image_structure import (
+from pipeline.images.structure import (
     MAX_GIF_BLOCKS,
     MAX_JPEG_SCANS,
     MAX_JPEG_SEGMENTS,
     MAX_JPEG_STRAY_BYTES,
     MAX_PNG_CHUNKS,
 )
-from pipeline.uploads import UploadRejected, detect_image
+from pipeline.images.uploads import UploadRejected, detect_image
 from tests.imagecraft import (
     gif_with_comment_blocks,
     jpeg_with_segments,

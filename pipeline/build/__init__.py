@@ -1,1 +1,5 @@
-"""Build steps that turn the static folder into what is published (variants, ...)."""
+"""The static folder -> a manifest and the bodies to publish.
+
+Fingerprinting, CSS and source-map rewriting, webassets bundles and responsive image
+variants. No network and no Flask: everything here works on local files.
+"""

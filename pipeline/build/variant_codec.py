@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.build.variants import SourceInfo, VariantSettings, VariantSpec
-from pipeline.errors import ImageSourceError
-from pipeline.extras import needs_extra
-from pipeline.localfs import replacing
+from ..errors import ImageSourceError
+from ..extras import needs_extra
+from ..localfs import replacing
+from .variants import SourceInfo, VariantSettings, VariantSpec
 
 with needs_extra("image variants"):
     import pyvips

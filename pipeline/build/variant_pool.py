@@ -14,8 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.build.variant_codec import EncodeResult, encode_source, limit_threads
-from pipeline.build.variants import VariantSettings, VariantSpec
+from .variant_codec import EncodeResult, encode_source, limit_threads
+from .variants import VariantSettings, VariantSpec
 
 
 @dataclass(frozen=True)

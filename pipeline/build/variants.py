@@ -47,7 +47,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from pipeline.errors import ConfigError
+from ..errors import ConfigError
 
 #: Formats this module can plan, with their extension and Content-Type. Own table so keys and
 #: types never depend on the host (see ``media_types``); variants use only these four.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..plan import RemoteObject
+from ..release.plan import RemoteObject
 
 
 @dataclass(frozen=True)

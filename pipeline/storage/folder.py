@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, ConflictError, DeployError, UnsafePathError
 from ..localfs import replacing, write_atomic
-from ..plan import RemoteObject
+from ..release.plan import RemoteObject
 from .base import (
     DeleteOutcome,
     ObjectInfo,

@@ -28,7 +28,7 @@ from botocore.exceptions import (
 )
 
 from ..errors import ConfigError, ConflictError, DeployError
-from ..plan import RemoteObject
+from ..release.plan import RemoteObject
 from ..urls import redact_url
 from .base import (
     DeleteOutcome,

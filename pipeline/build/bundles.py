@@ -1,0 +1,65 @@
+"""Building webassets bundles before a deploy, so their outputs are fingerprinted too.
+
+The bundles are declared once, in a Python file with a ``BUNDLES`` dict (the demo:
+``site/assets.py``); Flask-Assets registers the same dict in the app. Building here
+uses a plain :class:`webassets.Environment`, so the deploy needs no Flask app.
+"""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..extras import needs_extra
+
+#: Where Flask serves the static folder; ``cssrewrite`` computes relative URLs from it.
+DEFAULT_STATIC_URL = "/static"
+
+
+def load_bundles(assets_file: Path) -> Mapping[str, Any]:
+    """Read the ``BUNDLES`` mapping (name -> ``webassets.Bundle``) from a Python file."""
+    if not assets_file.is_file():
+        raise ConfigError(f"assets file {str(assets_file)!r} does not exist: fix --assets / "
+                          "CDN_ASSETS or pass --no-assets")
+    try:
+        # An assets file imports webassets itself: a missing one names the extra.
+        with needs_extra(f"assets file {str(assets_file)!r}"):
+            namespace = runpy.run_path(str(assets_file))
+    except ConfigError:
+        raise
+    except Exception as exc:  # the file is user code: any failure is a config problem
+        raise ConfigError(f"cannot load assets file {str(assets_file)!r}: {exc}") from exc
+    bundles = namespace.get("BUNDLES")
+    if not isinstance(bundles, Mapping):
+        raise ConfigError(f"assets file {str(assets_file)!r} defines no BUNDLES dict")
+    return bundles
+
+
+def build_bundles(bundles: Mapping[str, Any], *, static_dir: Path,
+                  static_url: str = DEFAULT_STATIC_URL) -> list[str]:
+    """Build every bundle into ``static_dir``; return their outputs as logical paths.
+
+    Outputs are built in production mode (joined and filtered, no debug), without
+    webassets' own cache or version query strings: the content hash in the
+    fingerprinted name already does that job.
+    """
+    with needs_extra("building bundles"):
+        from webassets import Environment
+        from webassets.exceptions import BundleError
+
+    env = Environment(directory=str(static_dir), url=static_url, debug=False,
+                      cache=False, manifest=False, url_expire=False, auto_build=False)
+    outputs: list[str] = []
+    for name, bundle in bundles.items():
+        env.register(name, bundle)
+        if not bundle.output:
+            raise ConfigError(f"bundle {name!r} has no output file to deploy")
+        try:
+            bundle.build(force=True)
+        except (BundleError, OSError) as exc:
+            raise ConfigError(f"cannot build bundle {name!r}: {exc}") from exc
+        outputs.append(str(bundle.output))
+    return outputs

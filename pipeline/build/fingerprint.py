@@ -1,0 +1,109 @@
+"""Content hashes and the fingerprinted names derived from them.
+
+The name depends on the bytes only (never on the path, mtime or machine), so the
+same file always maps to the same object key and an unchanged file is never
+uploaded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..localfs import write_atomic
+
+#: Hex characters of the SHA-256 that go into a file name (48 bits: collisions
+#: between two versions of one logical file are practically impossible).
+NAME_HASH_LENGTH = 12
+
+_CHUNK_SIZE = 1024 * 1024
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """Return the hex SHA-256 of a file, streamed so memory stays flat for any size."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def hashed_name(logical_path: str, sha256_hex: str) -> str:
+    """Insert the short hash before the last extension: ``d/app.min.js`` -> ``d/app.min.<h>.js``.
+
+    A name without an extension gets the hash appended (``LICENSE`` -> ``LICENSE.<h>``).
+    """
+    short = sha256_hex[:NAME_HASH_LENGTH]
+    # Plain string work (same rule as PurePosixPath.suffix): this runs once per file.
+    folder, slash, name = logical_path.rpartition("/")
+    dot = name.rfind(".")
+    if dot <= 0 or dot == len(name) - 1:  # ".hidden" and "name." have no suffix
+        return f"{folder}{slash}{name}.{short}"
+    return f"{folder}{slash}{name[:dot]}.{short}{name[dot:]}"
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What must be unchanged for a cached hash to still be trusted."""
+
+    size: int
+    mtime_ns: int
+
+
+class HashCache:
+    """Hashes of files keyed by (absolute path, size, mtime_ns), persisted as JSON.
+
+    A re-run over unchanged files then only needs ``stat`` calls. A corrupt or
+    foreign cache file is ignored (the cache is an optimisation, never a source of
+    truth), and entries not looked up in a run are dropped when it is saved.
+    """
+
+    _VERSION = 1
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._old: dict[str, list[object]] = self._read(path) if path else {}
+        self._new: dict[str, list[object]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, list[object]]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != HashCache._VERSION:
+            return {}
+        entries = data.get("entries")
+        return entries if isinstance(entries, dict) else {}
+
+    def get(self, path: Path, stamp: FileStamp) -> str | None:
+        """Return the cached hash if the file still has this size and mtime."""
+        entry = self._old.get(str(path))
+        if (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and entry[0] == stamp.size
+            and entry[1] == stamp.mtime_ns
+            and isinstance(entry[2], str)
+        ):
+            self._new[str(path)] = entry
+            self.hits += 1
+            return entry[2]
+        self.misses += 1
+        return None
+
+    def put(self, path: Path, stamp: FileStamp, sha256_hex: str) -> None:
+        self._new[str(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
+
+    def save(self) -> None:
+        """Write the cache atomically; failure to write it is not worth failing a deploy."""
+        if self.path is None or (self.misses == 0 and self._new.keys() == self._old.keys()):
+            return  # nothing new to remember
+        payload = {"version": self._VERSION, "entries": dict(sorted(self._new.items()))}
+        try:
+            write_atomic(self.path, json.dumps(payload, separators=(",", ":")).encode())
+        except OSError:
+            pass
+

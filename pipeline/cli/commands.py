@@ -1,0 +1,266 @@
+"""``deploy.py releases | verify | rollback | prune``: the release commands.
+
+Each renders its result for people or as exactly one JSON object, and ends with
+``ctx.exit(1)`` when it found problems; :func:`pipeline.cli.main.main` maps errors to codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError
+from ..images.private import public_grants, upload_private
+from ..manifest import manifest_key
+from ..release.documents import read_current, read_releases, release_ids, validate_release_id
+from ..release.prune import PruneResult, prune
+from ..release.publish import write_local_manifest
+from ..release.repair import RepairResult, repair
+from ..release.rollback import rollback
+from ..release.verify import VerifyReport, verify
+from .common import (
+    INVALIDATE_OPTION,
+    MANIFEST_OPTION,
+    STATIC_DIR_OPTION,
+    WORKERS_OPTION,
+    Run,
+    common_options,
+    invalidate_after_publish,
+    open_storage,
+    start_run,
+)
+from .reporting import format_size
+from .settings import parse_duration, validate_int, validate_prefix
+
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+@click.command("releases", context_settings=_CONTEXT)
+@common_options()
+@click.pass_context
+def releases_command(ctx: click.Context, as_json: bool, quiet: bool, **options: Any) -> None:
+    """List the releases (oldest first): id, time, files, bytes, and which is current."""
+    run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="reading")
+    settings = run.settings
+    storage = open_storage(settings)
+    storage.check()
+    ids = release_ids(storage.list_keys(settings.prefix), settings.prefix)
+    docs = read_releases(storage, settings.prefix, ids)
+    current = read_current(storage, settings.prefix).release_id
+    rows: list[dict[str, Any]] = [{"id": rid, "created": docs[rid].created, "files": len(docs[rid].manifest),
+             "bytes": docs[rid].manifest.total_bytes, "current": rid == current} for rid in ids]
+    if as_json:
+        run.emit({"target": storage.description, "current": current, "releases": rows})
+        return
+    if not rows:
+        click.echo(f"No releases in {storage.description} under {settings.prefix!r}")
+    for row in rows:
+        mark = "*" if row["current"] else " "
+        click.echo(f"{mark} {row['id']}  {row['created'] or '?':<24} {row['files']:>7} files "
+                   f"{format_size(row['bytes']):>10}")
+    if rows and current not in ids:
+        click.echo(f"The current manifest names no listed release ({current or 'no release id'})")
+
+
+@click.command("verify", context_settings=_CONTEXT)
+@common_options(WORKERS_OPTION, STATIC_DIR_OPTION)
+@click.option("--release", "release_id", metavar="ID", help="Check this release instead of the current one.")
+@click.option("--repair", is_flag=True, help="Re-upload missing or wrong objects from --static-dir.")
+@click.option("--full", is_flag=True, help="HEAD every object (Content-Type/Cache-Control), not a sample.")
+@click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache for --repair.")
+@click.pass_context
+def verify_command(ctx: click.Context, as_json: bool, quiet: bool, release_id: str | None,
+                   repair: bool, full: bool, **options: Any) -> None:
+    """Check that every object of a release exists with the right size, checksum and headers."""
+    run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="checking")
+    settings = run.settings
+    if release_id:
+        validate_release_id(release_id)
+    storage = open_storage(settings)
+    storage.check()
+    report = verify(storage, settings.prefix, release_id=release_id, full=full)
+    fixed: RepairResult | None = None
+    if repair and report.problems:
+        fixed = _repair(storage, settings, report)
+        report = verify(storage, settings.prefix, release_id=release_id, full=full)
+    if as_json:
+        run.emit(_verify_json(report, fixed))
+    else:
+        _print_verify(report, fixed)
+    if report.problems:
+        ctx.exit(1)
+
+
+def _repair(storage: Any, settings: Any, report: VerifyReport) -> RepairResult:
+    return repair(storage, settings.prefix, report, static_dir=settings.static_dir,
+                  hash_cache_path=settings.hash_cache_path, strict=settings.strict)
+
+
+def _verify_json(report: VerifyReport, fixed: RepairResult | None) -> dict[str, Any]:
+    return {
+        "release": report.release_id, "current": report.is_current, "ok": report.ok,
+        "checked": report.checked, "inspected": report.inspected,
+        "problems": [{"key": p.key, "path": p.path, "problem": p.kind, "expected": p.expected,
+                      "actual": p.actual} for p in report.problems],
+        "repaired": list(fixed.uploaded) if fixed else None,
+    }
+
+
+def _print_verify(report: VerifyReport, fixed: RepairResult | None) -> None:
+    if fixed is not None:
+        click.echo(f"Repaired {len(fixed.uploaded)} object(s) from the local files")
+    label = f"{report.release_id or '(no release id)'}{' (current)' if report.is_current else ''}"
+    for problem in report.problems:
+        click.echo(f"problem: {problem.describe()}")
+    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    click.echo(f"Release {label}: {report.checked} objects checked, {report.inspected} "
+               f"inspected in detail: {verdict}")
+    if report.problems and fixed is None:
+        click.echo("Run again with --repair to re-upload them from --static-dir")
+
+
+@click.command("rollback", context_settings=_CONTEXT)
+@common_options(MANIFEST_OPTION)
+@click.argument("release_id", metavar="[ID]", required=False)
+@INVALIDATE_OPTION
+@click.pass_context
+def rollback_command(ctx: click.Context, as_json: bool, quiet: bool, release_id: str | None,
+                     **options: Any) -> None:
+    """Make release ID (default: the one before the current) current again; copies nothing."""
+    run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="switching")
+    settings = run.settings
+    if release_id:
+        validate_release_id(release_id)
+    storage = open_storage(settings)
+    storage.check()
+    result = rollback(storage, settings.prefix, release_id=release_id)
+    write_local_manifest(settings.manifest_path, result.doc)
+    key = manifest_key(settings.prefix)
+    invalidation = invalidate_after_publish(
+        options.get("distribution_id"), [key], release_id=result.doc.release_id,
+        max_attempts=settings.max_attempts) if result.changed else None
+    if as_json:
+        run.emit({"release": result.doc.release_id, "previous": result.previous,
+                  "changed": result.changed, "files": len(result.doc.manifest),
+                  "manifest": str(settings.manifest_path), "manifest_key": key,
+                  "invalidation": invalidation})
+        return
+    verb = "Rolled back" if result.changed else "Already current:"
+    click.echo(f"{verb} {result.previous or 'none'} -> {result.doc.release_id} "
+               f"({len(result.doc.manifest)} files); manifest: {settings.manifest_path}")
+
+
+@click.command("prune", context_settings=_CONTEXT)
+@common_options()
+@click.option("--keep", default=5, show_default=True, help="Keep the objects of the newest N releases.")
+@click.option("--grace", default="7d", show_default=True, help="Never delete objects written more recently (7d, 12h, 30m).")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("--max-deletes", type=int, help="Safety limit on deletions [default: 25% of the objects].")
+@click.option("--force", is_flag=True, help="Delete even past the safety limit.")
+@click.pass_context
+def prune_command(ctx: click.Context, as_json: bool, quiet: bool, keep: int, grace: str,
+                  max_deletes: int | None, force: bool, **options: Any) -> None:
+    """Delete objects that none of the newest N releases names and that are older than --grace."""
+    run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="pruning")
+    settings = run.settings
+    keep = validate_int(keep, "--keep", 1, 10_000)
+    if max_deletes is not None:
+        max_deletes = validate_int(max_deletes, "--max-deletes", 0, 10**9)
+    grace_period = parse_duration(grace, "--grace")
+    storage = open_storage(settings)
+    storage.check()
+    result = prune(storage, settings.prefix, keep=keep, grace=grace_period,
+                   dry_run=settings.dry_run, max_deletes=max_deletes, force=force)
+    failed = bool(result.outcome and result.outcome.failures)
+    if as_json:
+        run.emit(_prune_json(result, keep, grace_period.total_seconds()))
+    else:
+        _print_prune(result, run)
+    if failed:
+        ctx.exit(1)
+
+
+def _prune_json(result: PruneResult, keep: int, grace_seconds: float) -> dict[str, Any]:
+    plan, outcome = result.plan, result.outcome
+    return {
+        "dry_run": result.dry_run, "keep": keep, "grace_seconds": grace_seconds,
+        "kept_releases": list(plan.kept_releases), "objects": plan.total_objects,
+        "candidates": len(plan.candidates), "in_grace": plan.in_grace, "limit": plan.limit,
+        "over_limit": plan.over_limit, "keys": list(plan.candidates),
+        "deleted": len(outcome.deleted) if outcome else 0,
+        "requests": outcome.requests if outcome else 0,
+        "failures": [asdict(f) for f in outcome.failures] if outcome else [],
+    }
+
+
+def _print_prune(result: PruneResult, run: Run) -> None:
+    plan, outcome = result.plan, result.outcome
+    if result.dry_run:
+        for key in plan.candidates:
+            click.echo(f"would delete {key}")
+        note = " (over the safety limit: needs --force or --max-deletes)" if plan.over_limit else ""
+        click.echo(f"Dry run: {len(plan.candidates)} of {plan.total_objects} objects would be "
+                   f"deleted{note}; {plan.in_grace} unreferenced but inside the grace period; "
+                   f"kept releases: {', '.join(plan.kept_releases) or 'none'}")
+        return
+    if outcome is None:
+        click.echo(f"Nothing to delete: {plan.total_objects} objects, {plan.in_grace} "
+                   "unreferenced but inside the grace period")
+        return
+    for failure in outcome.failures:
+        click.echo(f"error: could not delete {failure.key}: {failure.message}", err=True)
+    click.echo(f"Deleted {len(outcome.deleted)} of {plan.total_objects} objects in "
+               f"{outcome.requests} request(s); {plan.in_grace} unreferenced but inside the "
+               f"grace period; kept releases: {', '.join(plan.kept_releases) or 'none'}")
+
+
+@click.command("private", context_settings=_CONTEXT)
+@common_options(WORKERS_OPTION)
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--private-prefix", default="private", show_default=True,
+              help="Key prefix of the private objects; must not overlap --prefix.")
+@click.pass_context
+def private_command(ctx: click.Context, as_json: bool, quiet: bool, folder: str,
+                    private_prefix: str, **options: Any) -> None:
+    """Upload a folder of private images: no ACL, never under the public prefix.
+
+    Refuses (exit 2) when the bucket policy lets anyone read the private prefix, so a
+    policy written for the CDN can never expose them. Readers get presigned URLs.
+    """
+    run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="uploading to",
+                    needs_bucket="a local folder is served publicly, private images are not")
+    settings = run.settings
+    prefix = _private_prefix(private_prefix, public=settings.prefix)
+    from ..storage.s3 import S3Storage
+
+    storage = open_storage(settings)
+    assert isinstance(storage, S3Storage) and settings.bucket  # needs_bucket made sure
+    storage.check()
+    grants = public_grants(storage.bucket_policy(), bucket=settings.bucket,
+                           key=f"{prefix}/any-image.png")
+    if grants:
+        raise ConfigError(
+            f"the policy of bucket {settings.bucket!r} lets anyone read {prefix}/ "
+            f"({grants[0]}): private images would be public; narrow the policy to the "
+            "public prefix or use another bucket"
+        )
+    keys = upload_private(Path(folder), storage, prefix)
+    if as_json:
+        run.emit({"target": storage.description, "prefix": prefix, "uploaded": len(keys)})
+        return
+    click.echo(f"Uploaded {len(keys)} private file(s) to {storage.description} under {prefix}/ "
+               "(no ACL: readable only through presigned URLs)")
+
+
+def _private_prefix(value: str, *, public: str) -> str:
+    prefix = validate_prefix(value)
+    if not prefix:
+        raise ConfigError("--private-prefix must not be empty: private images need their own prefix")
+    if not public or prefix == public or prefix.startswith(public + "/") \
+            or public.startswith(prefix + "/"):
+        raise ConfigError(f"--private-prefix {prefix!r} overlaps the public prefix "
+                          f"{public or '(whole bucket)'!r}: private images would be public")
+    return prefix

@@ -1,0 +1,154 @@
+"""What every ``deploy.py`` command shares: the target options, settings, storage, output.
+
+The target options are one decorator, so ``deploy.py verify --bucket b`` and
+``deploy.py --bucket b`` accept the same names with the same environment and
+``pyproject.toml`` fallbacks; each command adds only the other options that apply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import click
+
+from ..errors import ConfigError, DeployError, PipelineError
+from ..storage import FolderStorage, Storage
+from .pyproject import load_project_config
+from .settings import DEFAULT_EMBEDDED_DIR, TABLE_KEYS, DeploySettings, resolve_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_Decorator = Callable[[Any], Any]
+
+#: Where the objects go: every command takes these.
+TARGET_OPTIONS: list[_Decorator] = [
+    click.option("--bucket", help="Target bucket [CDN_BUCKET]. Without one, the embedded default folder is used."),
+    click.option("--prefix", help="Key prefix in the bucket [CDN_PREFIX; default: static]."),
+    click.option("--endpoint-url", help="S3-compatible endpoint, e.g. MinIO or R2 [AWS_ENDPOINT_URL]."),
+    click.option("--region", help="Bucket region [AWS_REGION]."),
+    click.option("--target-dir", type=click.Path(file_okay=False), help="Publish to this folder instead of a bucket [CDN_TARGET_DIR]."),
+    click.option("--max-attempts", type=int, help="Tries per request before giving up (1-20) [CDN_MAX_ATTEMPTS; default: 6]."),
+]
+#: Options some commands use; the others accept them hidden (one set of flags or
+#: CI variables can drive every command), so each help lists only what applies.
+_SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "workers": (("--workers",), {"type": int, "help": "Concurrent requests (1-64) [CDN_WORKERS; default: 16]."}),
+    "static_dir": (("--static-dir",), {"type": click.Path(file_okay=False), "help": "Folder to deploy [CDN_STATIC_DIR; default: static]."}),
+    "manifest": (("--manifest",), {"type": click.Path(dir_okay=False), "help": "Where to write the local manifest [CDN_MANIFEST; default: build/cdn-manifest.json]."}),
+    "cdn_url": (("--cdn-url",), {"help": "Public base URL of the CDN, for the summary [CDN_URL]."}),
+}
+WORKERS_OPTION, STATIC_DIR_OPTION, MANIFEST_OPTION = "workers", "static_dir", "manifest"
+CDN_URL_OPTION = "cdn_url"
+
+
+OUTPUT_OPTIONS: list[_Decorator] = [
+    click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."),
+    click.option("-q", "--quiet", is_flag=True, help="No progress output or notes."),
+]
+
+INVALIDATE_OPTION = click.option(
+    "--invalidate", "distribution_id", metavar="DISTRIBUTION_ID",
+    help="After publishing, invalidate the manifest path (only) on this CloudFront distribution.",
+)
+
+
+def common_options(*shown: str) -> Callable[[F], F]:
+    """The target and output options, plus the ``shown`` shared ones (others hidden)."""
+    shared = [click.option(*names, hidden=name not in shown, **kwargs)
+              for name, (names, kwargs) in _SHARED.items()]
+
+    def decorate(func: F) -> F:
+        for option in reversed([*TARGET_OPTIONS, *shared, *OUTPUT_OPTIONS]):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class Run:
+    """One command invocation: resolved settings, output mode, and where messages go."""
+
+    settings: DeploySettings
+    as_json: bool
+    quiet: bool
+
+    @property
+    def out(self) -> TextIO:
+        """Human text: stdout normally, stderr under ``--json`` (stdout is the JSON)."""
+        return sys.stderr if self.as_json else sys.stdout
+
+    def say(self, message: str) -> None:
+        click.echo(message, file=self.out)
+
+    def note(self, message: str) -> None:
+        """A remark about the run (not its result): silenced by ``-q``."""
+        if not self.quiet:
+            self.say(message)
+
+    def emit(self, document: Mapping[str, Any]) -> None:
+        click.echo(json.dumps(document, sort_keys=True))
+
+
+#: ``ctx.meta`` key under which ``flask cdn`` passes the app's settings layers.
+APP_LAYERS = "flask_cdn_pipeline.app_layers"
+
+
+def resolve_for(ctx: click.Context, options: Mapping[str, Any]) -> DeploySettings:
+    """The command's settings: flags, environment, the project's pyproject table, defaults."""
+    env: Mapping[str, str] = ctx.obj.get("env", os.environ) if isinstance(ctx.obj, dict) else os.environ
+    above, below = ctx.meta.get(APP_LAYERS, (None, None))
+    return resolve_settings(options, env, project=load_project_config(Path.cwd(), TABLE_KEYS),
+                            above_env=above, below_project=below)
+
+
+def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, quiet: bool,
+              action: str, needs_bucket: str | None = None,
+              settings: DeploySettings | None = None) -> Run:
+    """Resolve the settings once; ``needs_bucket`` says why a folder target will not do."""
+    run = Run(settings or resolve_for(ctx, options), as_json, quiet)
+    if needs_bucket and not run.settings.bucket:
+        raise ConfigError(f"this command needs a bucket (--bucket / CDN_BUCKET): {needs_bucket}")
+    if options.get("distribution_id"):
+        from ..storage.cloudfront import validate_distribution_id  # boto3: only when asked
+
+        validate_distribution_id(options["distribution_id"])
+    if run.settings.embedded:
+        run.note(f"Using the embedded default: no bucket configured (--bucket / CDN_BUCKET), "
+                 f"{action} local folder {str(DEFAULT_EMBEDDED_DIR)!r}")
+    return run
+
+
+def open_storage(settings: DeploySettings) -> Storage:
+    """The backend the settings name; boto3 is imported only for a bucket."""
+    if settings.bucket:
+        from ..storage.s3 import S3Settings, S3Storage
+
+        return S3Storage(S3Settings(
+            bucket=settings.bucket, endpoint_url=settings.endpoint_url,
+            region=settings.region, workers=settings.workers,
+            max_attempts=settings.max_attempts,
+        ))
+    return FolderStorage(settings.target_dir or DEFAULT_EMBEDDED_DIR)
+
+
+def invalidate_after_publish(distribution_id: str | None, keys: list[str], *,
+                             release_id: str | None, max_attempts: int) -> str | None:
+    """Invalidate once the new manifest is live; a failure says the release *is* current."""
+    if not distribution_id:
+        return None
+    from ..storage.cloudfront import invalidate
+
+    try:
+        return invalidate(distribution_id, keys, max_attempts=max_attempts)
+    except PipelineError as exc:
+        raise DeployError(
+            f"release {release_id} is current, but {exc}; the CDN picks up the manifest "
+            "within its max-age (60 s) anyway"
+        ) from exc

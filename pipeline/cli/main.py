@@ -1,0 +1,318 @@
+"""The ``deploy.py`` command line: commands, options, output modes and exit codes.
+
+``deploy.py [OPTIONS]`` deploys (as it always did); ``deploy.py releases | verify |
+rollback | prune [OPTIONS]`` are the release commands of :mod:`pipeline.cli.commands`.
+Exit codes are decided here and only here: 0 success, 1 a failed operation or
+problems found (for a deploy: nothing published), 2 usage or configuration
+errors, 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError, Interrupted, PipelineError
+from ..localfs import printable_name
+from ..release.publish import DeployResult, deploy
+from ..storage import Storage
+from ..urls import cdn_url, redact_url
+from .common import (
+    CDN_URL_OPTION,
+    INVALIDATE_OPTION,
+    MANIFEST_OPTION,
+    STATIC_DIR_OPTION,
+    WORKERS_OPTION,
+    Run,
+    common_options,
+    invalidate_after_publish,
+    open_storage,
+    resolve_for,
+    start_run,
+)
+from .reporting import ProgressReporter, format_size
+from .settings import DeploySettings
+
+__all__ = ["cli", "deploy_command", "main", "open_storage", "run"]
+
+
+def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
+    return {
+        "files": len(result.plan.files),
+        "uploaded": result.uploaded,
+        "skipped": result.plan.skipped,
+        "bytes_uploaded": result.bytes_uploaded,
+        "bytes_total": result.manifest.total_bytes,
+        "manifest": str(result.manifest_path),
+        "manifest_key": result.manifest_key,
+        "target": result.target,
+        "dry_run": result.dry_run,
+        "plan": {item.logical_path: item.reason.value for item in result.plan.files}
+        if result.dry_run else None,
+        "ignored": {item.logical_path: item.reason for item in result.ignored}
+        if result.dry_run else None,
+        "release": result.release_id,
+        "previous_release": result.previous_release,
+        "current_release": result.current_release,
+        "current_is_rollback": result.current_is_rollback,
+        "new_release": result.new_release,
+        "conflicts": result.conflicts,
+        "invalidation": invalidation,
+    }
+
+
+def package_version() -> str:
+    """The installed distribution's version (the one source: ``pyproject.toml``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"{ctx.command_path} ({DISTRIBUTION}) {package_version()}")
+    ctx.exit(0)
+
+
+DISTRIBUTION = "flask-cdn-pipeline"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="Other commands: releases, verify, rollback, prune, private, serve "
+                      "(deploy.py COMMAND --help). Settings also come from the "
+                      "[tool.flask-cdn-pipeline] table of pyproject.toml: see --show-config.")
+@common_options(WORKERS_OPTION, STATIC_DIR_OPTION, MANIFEST_OPTION, CDN_URL_OPTION)
+@click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache file [default: build/.cdn-hash-cache.json].")
+@click.option("--no-hash-cache", is_flag=True, help="Re-hash every file.")
+@click.option("--assets", type=click.Path(dir_okay=False), help="Python file whose BUNDLES (webassets) are built into the static folder first [CDN_ASSETS; default: none].")
+@click.option("--no-assets", is_flag=True, help="Build no bundles, even if configured.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Deploy only files matching GLOB (repeatable; gitignore-like, '**' for any folders).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files and folders matching GLOB (repeatable; e.g. '*.psd', 'drafts/').")
+@click.option("--no-strict", is_flag=True, help="A CSS url() to a missing file is a warning, not an error.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (new/unchanged per file, what is left out and why); upload and write nothing.")
+@click.option("--relist", is_flag=True, help="List the bucket even when nothing changed since the current release (re-uploads objects deleted behind the deploy's back; `verify` reports them).")
+@INVALIDATE_OPTION
+@click.option("-v", "--verbose", is_flag=True, help="One progress line per uploaded file.")
+@click.option("--show-config", is_flag=True, help="Print every setting and where it came from (flag, environment, pyproject.toml, default); deploy nothing.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version, help="Print the version and exit.")
+@click.pass_context
+def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool,
+                   show_config: bool, **options: Any) -> None:
+    """Fingerprint the static folder, upload new objects, record a release, publish the manifest."""
+    if quiet and verbose:
+        raise click.UsageError("-q and -v contradict each other: choose one")
+    settings = resolve_for(ctx, options)
+    if show_config:
+        _show_config(settings, as_json)
+        return
+    run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="publishing to",
+                    settings=settings)
+    storage = open_storage(settings)
+    if settings.assets is not None:
+        _build_bundles(settings, run, storage)
+    reporter = ProgressReporter(
+        out=run.out, err=None if quiet else sys.stderr,
+        tty=sys.stderr.isatty(), verbose_plan=settings.dry_run and not quiet, verbose=verbose,
+    )
+    result = deploy(
+        static_dir=settings.static_dir, prefix=settings.prefix, storage=storage,
+        manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
+        dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
+        observer=reporter, filters=settings.filters,
+    )
+    try:
+        invalidation = None if result.dry_run else invalidate_after_publish(
+            options.get("distribution_id"), [result.manifest_key], release_id=result.release_id,
+            max_attempts=settings.max_attempts)
+    except KeyboardInterrupt:
+        # Past this point "nothing was published" would be false.
+        raise Interrupted(f"interrupted after release {result.release_id} was published; "
+                          "the CloudFront invalidation may not have been sent") from None
+    try:
+        if as_json:
+            run.emit(_summary(result, invalidation))
+        else:
+            _print_summary(result, settings, run, invalidation)
+    except BrokenPipeError:
+        # The deploy is done; only its reader left (``| head``). Silence stdout so the
+        # interpreter's last flush cannot fail, and exit 0: nothing failed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _show_config(settings: DeploySettings, as_json: bool) -> None:
+    """Each setting, its value and its source; URLs redacted (they may carry credentials)."""
+    rows = {name: (_display_value(getattr(settings, _FIELDS.get(name, name))),
+                   settings.sources.get(name, "default")) for name in _SHOWN}
+    config_file = str(settings.config_file) if settings.config_file else None
+    if as_json:
+        click.echo(json.dumps({
+            "config_file": config_file,
+            "settings": {name: {"value": value, "source": source}
+                         for name, (value, source) in rows.items()},
+        }, sort_keys=True))
+        return
+    click.echo(f"pyproject.toml: {config_file or 'none found (working directory and parents)'}")
+    texts = {name: "(not set)" if value is None else str(value)
+             for name, (value, _) in rows.items()}
+    name_width, value_width = max(map(len, rows)), max(map(len, texts.values()))
+    for name, (_, source) in rows.items():
+        # The table's own label is long and already printed above.
+        label = "pyproject.toml" if config_file and source.startswith(config_file) else source
+        click.echo(f"{name:<{name_width}}  {texts[name]:<{value_width}}  ({label})")
+
+
+#: Settings shown by --show-config, by option name; some fields are named differently.
+_SHOWN = ("static_dir", "bucket", "target_dir", "prefix", "endpoint_url", "region", "cdn_url",
+          "manifest", "hash_cache", "assets", "workers", "max_attempts", "strict", "include",
+          "exclude")
+_FIELDS = {"manifest": "manifest_path", "hash_cache": "hash_cache_path"}
+
+
+def _display_value(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    return value
+
+
+def _build_bundles(settings: DeploySettings, run: Run, storage: Storage) -> None:
+    """Bundles first, so their outputs are fingerprinted and uploaded like any file.
+
+    What can be checked is checked before anything is written into the static folder:
+    the folder exists, the bundles file loads (webassets is installed), and the
+    target answers (bucket name, credentials).
+    """
+    assert settings.assets is not None
+    if settings.dry_run:
+        run.note(f"Dry run: bundles of {settings.assets} not rebuilt (planning what is on disk)")
+        return
+    if not settings.static_dir.is_dir():
+        raise ConfigError(f"static folder {str(settings.static_dir)!r} does not exist or "
+                          "is not a folder")
+    from ..build.bundles import build_bundles, load_bundles
+
+    bundles = load_bundles(settings.assets)
+    storage.check()
+    outputs = build_bundles(bundles, static_dir=settings.static_dir)
+    if not run.quiet:
+        click.echo(f"Built {len(outputs)} bundle(s) from {settings.assets}: {', '.join(outputs)}",
+                   file=sys.stderr)
+
+
+def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
+                   invalidation: str | None) -> None:
+    if result.dry_run:
+        for item in result.ignored:
+            click.echo(f"{'left out':<10} {printable_name(item.logical_path)} ({item.reason})")
+        click.echo(f"Dry run: would upload {len(result.plan.uploads)} of {len(result.plan.files)} "
+                   f"files ({format_size(result.plan.bytes_to_upload)}) to {result.target}; "
+                   f"{len(result.ignored)} left out; {_live_change(result)}; "
+                   "nothing was uploaded or written")
+        return
+    click.echo(f"Deployed {len(result.plan.files)} files to {result.target}: "
+               f"{result.uploaded} uploaded ({format_size(result.bytes_uploaded)}), "
+               f"{result.plan.skipped} unchanged")
+    click.echo(f"Manifest: {result.manifest_path} (published as {result.manifest_key})")
+    if result.new_release or result.previous_release:
+        click.echo(f"Release: {result.release_id} (new release; previous: "
+                   f"{result.previous_release or 'none'})")
+    else:
+        click.echo(f"Release: {result.release_id} (unchanged: already current)")
+    if invalidation:
+        click.echo(f"CloudFront invalidation: {invalidation}")
+    if settings.cdn_url and result.manifest.files:
+        first = next(iter(sorted(result.manifest.files)))
+        click.echo(f"Example: {first} -> {cdn_url(settings.cdn_url, result.manifest.files[first].key)}")
+
+
+def _live_change(result: DeployResult) -> str:
+    """Whether the real run would change the live release, said plainly."""
+    if not result.new_release:
+        return f"the live release would stay {result.current_release}"
+    if result.current_release is None:
+        return "would publish the first release"
+    note = ", a rollback" if result.current_is_rollback else ""
+    return f"would publish a new release (current is {result.current_release}{note})"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Deploy static files to the CDN, and manage its releases."""
+
+
+def _register() -> None:
+    from .commands import (
+        private_command,
+        prune_command,
+        releases_command,
+        rollback_command,
+        verify_command,
+    )
+    from .serve import serve_command
+
+    cli.add_command(deploy_command, "deploy")
+    for command in (releases_command, verify_command, rollback_command, prune_command,
+                    private_command, serve_command):
+        cli.add_command(command)
+
+
+_register()
+
+#: Said on Ctrl-C during a deploy: objects are content-addressed and only a finished
+#: run publishes, so an interrupted one changed nothing anyone reads.
+INTERRUPTED_DEPLOY = ("interrupted: nothing was published; uploaded objects will be reused "
+                      "by the next run")
+
+
+def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None) -> int:
+    """Run the CLI and return its exit code instead of exiting (tests call this).
+
+    ``deploy.py [OPTIONS]`` runs the deploy command itself (so its usage line reads
+    ``deploy.py [OPTIONS]``); ``deploy.py COMMAND ...`` runs one of the others.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
+    is_deploy = not args or args[0] not in cli.commands or args[0] == "deploy"
+    command: click.Command = cli if args and args[0] in cli.commands else deploy_command
+    try:
+        # Not standalone, click returns the code of ctx.exit() (--help, "problems found").
+        code = command.main(args=args, prog_name="deploy.py", standalone_mode=False,
+                            obj={"env": os.environ if env is None else env})
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        return report_failure(as_json, f"{exc.format_message()} (see --help)", 2)
+    except click.Abort:
+        return report_failure(as_json, INTERRUPTED_DEPLOY if is_deploy else "interrupted", 130)
+    except PipelineError as exc:
+        return report_failure(as_json, str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return report_failure(as_json, INTERRUPTED_DEPLOY if is_deploy else "interrupted", 130)
+
+    return code if isinstance(code, int) else 0
+
+
+def report_failure(as_json: bool, message: str, code: int) -> int:
+    """Say what failed (one line on stderr; with ``--json`` also the JSON object); return ``code``."""
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": code}, sort_keys=True))
+    click.echo(f"error: {message}", err=True)
+    return code
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Human progress output for the CLI: a bar on a terminal, plain lines in CI logs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from ..release.plan import Plan
+from ..storage.base import Upload
+
+
+def format_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds + 0.5))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class ProgressReporter:
+    """Implements :class:`pipeline.release.publish.DeployObserver` for people.
+
+    ``out`` gets the plan (a result); ``err`` gets progress, so ``--json`` output on
+    stdout stays one clean object. On a TTY a bar with rate and ETA is redrawn at
+    most ten times a second. Elsewhere (CI logs) a summary line comes every
+    ``every_seconds`` or ``every_files`` stored files and at the end, so 20,000 files
+    do not make 20,000 lines; ``verbose`` gives one line per file instead.
+    ``err=None`` silences progress (``--quiet``). Progress is best effort: a closed
+    stream (``deploy.py | head``) ends the progress, never the uploads.
+    """
+
+    def __init__(self, *, out: TextIO, err: TextIO | None, tty: bool, verbose_plan: bool,
+                 verbose: bool = False, every_seconds: float = 5.0, every_files: int = 1000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.out = out
+        self.err = err
+        self.tty = tty
+        self.verbose_plan = verbose_plan
+        self.verbose = verbose
+        self.every_seconds = every_seconds
+        self.every_files = every_files
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._done = 0
+        self._bytes = 0
+        self._total = 0
+        self._total_bytes = 0
+        self._started = clock()
+        self._last_draw = float("-inf")
+        self._last_line_done = 0
+
+    def planned(self, plan: Plan) -> None:
+        self._total = len(plan.uploads)
+        self._total_bytes = plan.bytes_to_upload
+        self._started = self._clock()
+        self._last_draw = self._started
+        if self.verbose_plan:
+            for item in plan.files:
+                print(f"{item.reason.value:<10} {item.logical_path} -> {item.entry.key} "
+                      f"({format_size(item.entry.size)})", file=self.out)
+        self._progress(f"{len(plan.files)} files: {self._total} to upload "
+                       f"({format_size(self._total_bytes)}), {plan.skipped} unchanged\n")
+
+    def warned(self, message: str) -> None:
+        self._progress(f"warning: {message}\n")
+
+    def _progress(self, text: str) -> None:
+        if self.err is None:
+            return
+        try:
+            self.err.write(text)
+            self.err.flush()
+        except OSError:  # the reader went away: stop reporting, keep deploying
+            self.err = None
+
+    def stored(self, upload: Upload) -> None:
+        if self.err is None:
+            return
+        with self._lock:
+            self._done += 1
+            self._bytes += upload.size
+            if self.verbose:
+                self._progress(f"[{self._done}/{self._total}] uploaded {upload.key} "
+                               f"({format_size(upload.size)})\n")
+            elif self.tty:
+                self._draw()
+            else:
+                self._line()
+
+    def _rate(self, now: float) -> float:
+        """Bytes per second since the plan was made."""
+        elapsed = now - self._started
+        return self._bytes / elapsed if elapsed > 0 else 0.0
+
+    def _counts(self, now: float) -> str:
+        rate = self._rate(now)
+        return (f"{self._done}/{self._total} files, {format_size(self._bytes)}/"
+                f"{format_size(self._total_bytes)}, {format_size(rate)}/s")
+
+    def _line(self) -> None:
+        now = self._clock()
+        if (self._done < self._total and now - self._last_draw < self.every_seconds
+                and self._done - self._last_line_done < self.every_files):
+            return
+        self._last_draw, self._last_line_done = now, self._done
+        self._progress(f"uploaded {self._counts(now)}\n")
+
+    def _draw(self) -> None:
+        now = self._clock()
+        if self._done < self._total and now - self._last_draw < 0.1:
+            return
+        self._last_draw = now
+        width = 30
+        filled = int(width * self._bytes / self._total_bytes) if self._total_bytes else width
+        bar = "#" * filled + "-" * (width - filled)
+        rate = self._rate(now)
+        finished = self._done == self._total
+        if finished:
+            tail = f", done in {format_duration(now - self._started)}"
+        elif rate > 0:
+            tail = f", ETA {format_duration((self._total_bytes - self._bytes) / rate)}"
+        else:
+            tail = ""
+        # Padded so a shorter line fully covers the one it replaces.
+        line = f"[{bar}] {self._counts(now)}{tail}".ljust(96)
+        self._progress(f"\r{line}{chr(10) if finished else ''}")

@@ -1,0 +1,110 @@
+"""``deploy.py serve`` / ``flask cdn serve``: the embedded default's folder as a CDN origin on loopback.
+
+``python -m http.server`` is not enough for the README's recipe: the site's
+``<link>``/``<script>`` tags carry ``integrity`` with ``crossorigin="anonymous"``,
+so the browser fetches them in CORS mode and refuses a response without
+``Access-Control-Allow-Origin`` (an unstyled page, no JS). This server sends it,
+the Content-Type from our own table and the Cache-Control a bucket deploy sets.
+
+It is a development tool: it binds 127.0.0.1 unless told otherwise, serves only
+regular files below the folder (Werkzeug's ``safe_join`` refuses ``..`` and
+absolute paths; dotfiles such as the deploy's lock are hidden) and lists no folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..manifest import MANIFEST_NAME
+from ..media_types import IMMUTABLE_CACHE_CONTROL, MANIFEST_CACHE_CONTROL, content_type_for
+from .settings import DEFAULT_EMBEDDED_DIR
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+DEFAULT_PORT = 8001
+DEFAULT_HOST = "127.0.0.1"
+
+
+def cache_control_for(key: str) -> str:
+    """What the deploy stores with ``key``: only the manifest changes in place."""
+    if PurePosixPath(key).name == MANIFEST_NAME:
+        return MANIFEST_CACHE_CONTROL
+    return IMMUTABLE_CACHE_CONTROL
+
+
+def create_app(root: Path) -> Flask:
+    """A WSGI app serving ``root`` like the bucket it mirrors, readable from any origin."""
+    from flask import Flask, abort, send_from_directory
+    from werkzeug.wrappers import Response
+
+    app = Flask(__name__, static_folder=None)
+    folder = root.resolve()
+
+    @app.route("/<path:key>", methods=["GET", "HEAD"])
+    def serve_object(key: str) -> Response:
+        if any(part.startswith(".") for part in key.split("/")):
+            abort(404)  # the lock file, temporary uploads, and any "..": never served
+        response = send_from_directory(folder, key, conditional=True, etag=True)
+        # Set after send_file, which would append a second charset to text/* types.
+        response.headers["Content-Type"] = content_type_for(key)
+        response.headers["Cache-Control"] = cache_control_for(key)
+        del response.headers["Content-Disposition"]  # a bucket sends none
+        return response
+
+    @app.after_request
+    def allow_any_origin(response: Response) -> Response:
+        # Public assets only: any page may read them, which SRI's CORS fetch requires.
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    return app
+
+
+def run_server(root: Path, *, host: str, port: int, announce: Any = print) -> None:
+    """Serve until interrupted; ``announce`` gets the base URL once the port is bound."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, create_app(root), threaded=True)
+    url_host = f"[{host}]" if ":" in host else host
+    announce(f"http://{url_host}:{server.server_port}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@click.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dir", "folder", type=click.Path(file_okay=False),
+              help=f"Folder to serve [CDN_TARGET_DIR; default: {DEFAULT_EMBEDDED_DIR}].")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
+              help="TCP port (0: any free port).")
+@click.option("--host", default=DEFAULT_HOST, show_default=True,
+              help="Address to bind; keep loopback unless you mean to share the folder.")
+@click.pass_context
+def serve_command(ctx: click.Context, folder: str | None, port: int, host: str) -> None:
+    """Serve the deployed folder as a local CDN origin (CORS, types, cache headers)."""
+    from ..errors import ConfigError
+
+    # deploy.py passes its environment in ``ctx.obj``; under ``flask cdn`` that is Flask's.
+    env = ctx.obj.get("env", os.environ) if isinstance(ctx.obj, dict) else os.environ
+    root = Path(folder or env.get("CDN_TARGET_DIR") or DEFAULT_EMBEDDED_DIR)
+    if not root.is_dir():
+        raise ConfigError(f"folder {str(root)!r} does not exist: run `python deploy.py` first "
+                          "or pass --dir")
+
+    def announce(url: str) -> None:
+        click.echo(f"Serving {root} at {url}; run the site with CDN_URL={url} (Ctrl-C stops)")
+        click.get_text_stream("stdout").flush()
+
+    try:
+        run_server(root, host=host, port=port, announce=announce)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc

@@ -1,0 +1,339 @@
+"""Deploy settings, resolved once (command line > environment > pyproject > default).
+
+Library functions take the resulting frozen :class:`DeploySettings`, never the
+environment, so what a deploy does is visible in one value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError
+from ..pathfilter import PathFilter
+from ..urls import redact_url
+from .pyproject import ProjectConfig
+
+DEFAULT_STATIC_DIR = Path("static")
+DEFAULT_PREFIX = "static"
+#: Where the deploy writes the manifest the Flask app reads (``CDN_MANIFEST``).
+DEFAULT_MANIFEST_PATH = Path("build/cdn-manifest.json")
+DEFAULT_HASH_CACHE_PATH = Path("build/.cdn-hash-cache.json")
+#: The embedded default target: a folder laid out like the bucket.
+DEFAULT_EMBEDDED_DIR = Path("build/cdn")
+DEFAULT_WORKERS = 16
+#: Tries per request (botocore "standard" mode: jittered exponential backoff, 20 s cap).
+DEFAULT_MAX_ATTEMPTS = 6
+
+#: Environment variables whose empty value is an error, not "unset": each decides where
+#: the files go, and an empty one is usually a missing CI secret.
+NONEMPTY_ENV = frozenset({"CDN_BUCKET", "CDN_PREFIX", "CDN_STATIC_DIR", "CDN_TARGET_DIR"})
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, environment variables, kind and built-in default."""
+
+    name: str
+    flag: str
+    env: tuple[str, ...] = ()
+    #: ``str``, ``path``, ``int``, ``bool`` or ``patterns`` (a tuple of globs).
+    kind: str = "str"
+    default: Any = None
+
+    @property
+    def key(self) -> str:
+        """Its key in the ``pyproject.toml`` table: the flag without dashes or ``no-``."""
+        return self.flag.removeprefix("--").removeprefix("no-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("static_dir", "--static-dir", ("CDN_STATIC_DIR",), "path", DEFAULT_STATIC_DIR),
+    Option("bucket", "--bucket", ("CDN_BUCKET",)),
+    Option("target_dir", "--target-dir", ("CDN_TARGET_DIR",), "path"),
+    Option("prefix", "--prefix", ("CDN_PREFIX",), default=DEFAULT_PREFIX),
+    Option("endpoint_url", "--endpoint-url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")),
+    Option("region", "--region", ("AWS_REGION", "AWS_DEFAULT_REGION")),
+    Option("cdn_url", "--cdn-url", ("CDN_URL",)),
+    Option("manifest", "--manifest", ("CDN_MANIFEST",), "path", DEFAULT_MANIFEST_PATH),
+    Option("hash_cache", "--hash-cache", (), "path", DEFAULT_HASH_CACHE_PATH),
+    Option("assets", "--assets", ("CDN_ASSETS",), "path"),
+    Option("workers", "--workers", ("CDN_WORKERS",), "int", DEFAULT_WORKERS),
+    Option("max_attempts", "--max-attempts", ("CDN_MAX_ATTEMPTS",), "int", DEFAULT_MAX_ATTEMPTS),
+    Option("strict", "--no-strict", (), "bool", True),
+    Option("include", "--include", (), "patterns", ()),
+    Option("exclude", "--exclude", (), "patterns", ()),
+)
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+#: ``[tool.flask-cdn-pipeline]`` key -> (option name, kind).
+TABLE_KEYS: dict[str, tuple[str, str]] = {o.key: (o.name, o.kind) for o in OPTIONS}
+
+#: Option name -> environment variables that supply it when the option is absent.
+ENV_VARS: dict[str, tuple[str, ...]] = {o.name: o.env for o in OPTIONS if o.env}
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of settings: a label for ``--show-config`` and values by option name."""
+
+    label: str
+    values: Mapping[str, Any]
+    #: Option name -> a more exact label (the flag or variable that set it).
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    static_dir: Path
+    prefix: str
+    manifest_path: Path
+    hash_cache_path: Path | None
+    bucket: str | None
+    endpoint_url: str | None
+    region: str | None
+    target_dir: Path | None
+    cdn_url: str | None
+    workers: int
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    dry_run: bool = False
+    #: A CSS reference to a missing file is an error (``--no-strict``: a warning).
+    strict: bool = True
+    #: A Python file with a ``BUNDLES`` dict of webassets bundles to build first.
+    assets: Path | None = None
+    #: Glob patterns (:mod:`pipeline.pathfilter`) of files to deploy / leave out.
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    #: Option name -> where its value came from (``--bucket``, ``env CDN_BUCKET``, ...).
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: The ``pyproject.toml`` whose table was read, if any.
+    config_file: Path | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """No bucket and no folder configured: publish to the embedded default folder."""
+        return self.bucket is None and self.target_dir is None
+
+    @property
+    def filters(self) -> PathFilter:
+        return PathFilter.from_globs(self.include, self.exclude)
+
+
+def resolve_settings(
+    options: Mapping[str, Any], env: Mapping[str, str], *,
+    project: ProjectConfig | None = None,
+    above_env: Layer | None = None, below_project: Layer | None = None,
+) -> DeploySettings:
+    """Merge the sources, highest first, and validate the result once.
+
+    Precedence: command line (``options``, ``None`` = not given) > ``above_env`` (the
+    Flask app's own config, for ``flask cdn deploy``) > environment > the project's
+    ``pyproject.toml`` table > ``below_project`` (the app's static folder) > default.
+    """
+    layers = [_flag_layer(options)]
+    if above_env is not None:
+        layers.append(above_env)
+    layers.append(_env_layer(env))
+    if project is not None:
+        layers.append(Layer(project.label, project.values))
+    if below_project is not None:
+        layers.append(below_project)
+    layers.append(Layer("default", {o.name: o.default for o in OPTIONS}))
+    picked = _pick(layers, options)
+    return _validated(picked, options, project)
+
+
+def _flag_layer(options: Mapping[str, Any]) -> Layer:
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = options.get(option.name)
+        if value is None or value == () or (option.kind == "bool" and value is False):
+            continue
+        if value == "":
+            raise ConfigError(f"{option.flag} is empty: give a value, or leave the option out")
+        values[option.name] = _convert(option, value, option.flag)
+    if options.get("no_strict"):
+        values["strict"] = False
+    return Layer("command line", values, {name: OPTIONS_BY_NAME[name].flag for name in values})
+
+
+def _env_layer(env: Mapping[str, str]) -> Layer:
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        for var in option.env:
+            if var not in env:
+                continue
+            if env[var] == "":
+                if var in NONEMPTY_ENV:
+                    raise ConfigError(f"{var} is set but empty (a missing CI secret?): set it "
+                                      "to a value, or unset it")
+                continue
+            values[option.name] = _convert(option, env[var], var)
+            sources[option.name] = f"env {var}"
+            break
+    return Layer("env", values, sources)
+
+
+def _convert(option: Option, value: Any, where: str) -> Any:
+    if option.kind == "path":
+        return Path(value)
+    if option.kind == "int" and not isinstance(value, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{option.name.replace('_', ' ')} ({where}) must be a whole "
+                              f"number, not {value!r}") from None
+    if option.kind == "patterns":
+        return tuple(value)
+    return value
+
+
+def _pick(layers: list[Layer], options: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Option name -> (value, source): the first layer that has it, highest first."""
+    picked: dict[str, tuple[Any, str]] = {}
+    for option in OPTIONS:
+        for layer in layers:
+            if option.name in layer.values and layer.values[option.name] is not None:
+                source = layer.sources.get(option.name, layer.label)
+                picked[option.name] = (layer.values[option.name], source)
+                break
+        else:
+            picked[option.name] = (None, "default")
+    # A bucket and a folder are one choice, the destination: the higher source wins.
+    for layer in layers:
+        has_bucket = layer.values.get("bucket") is not None
+        has_dir = layer.values.get("target_dir") is not None
+        if has_bucket and has_dir:
+            raise ConfigError("give either a bucket (--bucket/CDN_BUCKET) or a folder "
+                              f"(--target-dir/CDN_TARGET_DIR), not both (in {layer.label})")
+        if has_bucket or has_dir:
+            loser = "target_dir" if has_bucket else "bucket"
+            picked[loser] = (None, "default")
+            break
+    if options.get("no_assets"):
+        picked["assets"] = (None, "--no-assets")
+    if options.get("no_hash_cache"):
+        picked["hash_cache"] = (None, "--no-hash-cache")
+    return picked
+
+
+def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
+               project: ProjectConfig | None) -> DeploySettings:
+    def value(name: str, check: Any = None, *args: Any) -> Any:
+        raw, source = picked[name]
+        if check is None or raw is None:
+            return raw
+        try:
+            return check(raw, *args)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (from {source})") from None
+
+    settings = DeploySettings(
+        static_dir=value("static_dir"),
+        prefix=value("prefix", validate_prefix),
+        manifest_path=value("manifest"),
+        hash_cache_path=value("hash_cache"),
+        bucket=value("bucket", validate_bucket),
+        endpoint_url=value("endpoint_url", validate_url, "endpoint URL"),
+        region=value("region"),
+        target_dir=value("target_dir"),
+        cdn_url=value("cdn_url", validate_url, "CDN URL"),
+        workers=value("workers", validate_int, "workers", 1, 64),
+        max_attempts=value("max_attempts", validate_int, "max attempts", 1, 20),
+        dry_run=bool(options.get("dry_run")),
+        strict=value("strict"),
+        assets=value("assets"),
+        include=value("include", _check_patterns),
+        exclude=value("exclude", _check_patterns),
+        sources={name: source for name, (_, source) in picked.items()},
+        config_file=project.path if project is not None else None,
+    )
+    if settings.bucket is None:  # a folder target, given or the embedded default
+        check_no_overlap(settings.static_dir, settings.target_dir or DEFAULT_EMBEDDED_DIR)
+    return settings
+
+
+def _check_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    PathFilter.from_globs(exclude=patterns)  # raises ConfigError naming a bad pattern
+    return tuple(patterns)
+
+
+def check_no_overlap(static_dir: Path, target: Path) -> None:
+    """The target must not be inside the static folder, nor the static folder inside it.
+
+    Either way the next deploy would publish the target's own objects and release
+    documents as static files.
+    """
+    source, dest = static_dir.resolve(), target.resolve()
+    if dest == source or dest.is_relative_to(source):
+        raise ConfigError(f"the target folder {str(target)!r} is inside the static folder "
+                          f"{str(static_dir)!r}: the next deploy would publish its own output; "
+                          "choose a target outside it (--target-dir)")
+    if source.is_relative_to(dest):
+        raise ConfigError(f"the static folder {str(static_dir)!r} is inside the target folder "
+                          f"{str(target)!r}: choose a target outside it (--target-dir)")
+
+
+def validate_bucket(name: str) -> str:
+    if not _BUCKET_RE.match(name) or ".." in name:
+        raise ConfigError(
+            f"bucket name {name!r} is not valid: use 3-63 lowercase letters, digits, '.' or '-'"
+        )
+    return name
+
+
+def validate_prefix(prefix: str) -> str:
+    """Normalise ``/static/`` to ``static``; refuse what could escape, collide or mislead.
+
+    An empty prefix (``""``, ``/``) is refused: the manifest and release documents
+    would sit at the bucket's root among unrelated objects, and prune would consider
+    the whole bucket.
+    """
+    cleaned = prefix.strip("/")
+    if not cleaned:
+        raise ConfigError(f"prefix {prefix!r} is empty: use a name like 'static' or 'site/v1'")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in prefix) or "\\" in cleaned:
+        raise ConfigError(f"prefix {prefix!r} contains a backslash or control character")
+    if any(part in ("", ".", "..") or part != part.strip() for part in cleaned.split("/")):
+        raise ConfigError(f"prefix {prefix!r} is not valid: use names like 'static' or "
+                          "'site/v1' (no '..', empty parts or surrounding spaces)")
+    return cleaned
+
+
+def validate_url(value: str | None, what: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what} {redact_url(value)!r} is not an http(s) URL with a host")
+    return value
+
+
+def validate_int(value: Any, what: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{what} must be between {low} and {high}, not {number}")
+    return number
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_DURATION_UNITS = {"": 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str, what: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` (a bare number means days)."""
+    match = _DURATION_RE.match(value or "")
+    if not match:
+        raise ConfigError(f"{what} {value!r} is not a duration: use e.g. 7d, 12h, 30m or 0")
+    return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])

@@ -1,0 +1,152 @@
+"""``flask cdn ...``: the deploy command with the app's settings as defaults, and a status view.
+
+``flask cdn deploy`` is :data:`pipeline.cli.main.deploy_command` itself (same options, same
+output); the group only adds the app's settings to the precedence, so the deploy
+writes the manifest the app reads. Precedence: command line > the app's
+``CDN_MANIFEST``/``CDN_URL`` > environment > ``pyproject.toml`` > the app's static
+folder > built-in default.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+
+from ..cli.common import APP_LAYERS
+from ..cli.main import deploy_command, report_failure
+from ..cli.reporting import format_size
+from ..cli.serve import serve_command
+from ..cli.settings import Layer
+from ..errors import PipelineError
+from ..manifest import Manifest
+from ..serving.source import bucket_location
+from ..urls import cdn_url
+from .extension import CDNState, get_state
+from .status import status_command
+
+
+class PipelineCommandError(click.ClickException):
+    """A :class:`PipelineError` shown as ``Error: ...`` with the package's exit code (1 or 2)."""
+
+    def __init__(self, error: PipelineError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+class CDNGroup(AppGroup):
+    """Maps the package's errors to their exit codes instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Read before invoking: the group hands its arguments on and clears them.
+        as_json = "--json" in ctx.args
+        try:
+            return super().invoke(ctx)
+        except PipelineError as exc:
+            if as_json:  # the same one JSON object as ``deploy.py --json``
+                raise click.exceptions.Exit(report_failure(True, str(exc), exc.exit_code)) from exc
+            raise PipelineCommandError(exc) from exc
+
+
+@click.group("cdn", cls=CDNGroup)
+@with_appcontext
+def cdn_group() -> None:
+    """Deploy static files to the CDN and inspect the manifest this app reads."""
+    ctx = click.get_current_context()
+    ctx.meta[APP_LAYERS] = app_layers(current_app)
+
+
+def app_layers(app: Flask) -> tuple[Layer, Layer]:
+    """The app's settings for ``flask cdn deploy``, as two layers of the precedence.
+
+    Above the environment: the manifest path and CDN URL the app itself reads, and the
+    bucket and prefix of an ``s3://`` CDN_MANIFEST, so the deploy publishes where this
+    app looks for it. Below the project's
+    ``pyproject.toml``: the app's static folder, the default folder to deploy.
+    """
+    settings = get_state(app).settings
+    reads: dict[str, Any] = {"manifest": settings.manifest_path}
+    if settings.cdn_url is not None:
+        reads["cdn_url"] = settings.cdn_url
+    source = settings.source
+    location = bucket_location(source) if source is not None else None
+    if source is not None and location is not None:  # publish where the app reads
+        reads.update(bucket=location[0], prefix=location[1])
+        if source.endpoint_url is not None:
+            reads["endpoint_url"] = source.endpoint_url
+    static = {"static_dir": Path(app.static_folder)} if app.static_folder else {}
+    return Layer("the app's CDN_* config", reads), Layer("the app's static folder", static)
+
+
+cdn_group.add_command(deploy_command, "deploy")
+cdn_group.add_command(serve_command, "serve")
+cdn_group.add_command(status_command, "status")
+
+
+@cdn_group.command("manifest")
+@click.argument("names", nargs=-1)
+@click.option("--all", "show_all", is_flag=True, help="Look up every file in the manifest.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def manifest_command(names: Sequence[str], show_all: bool, as_json: bool) -> None:
+    """Show whether the CDN is on, which manifest the app reads, and where NAMES resolve.
+
+    Exits 1 when a NAME is not in the manifest, so CI can check references.
+    """
+    state = get_state(current_app)
+    path = state.settings.manifest_path
+    manifest = Manifest.load(path) if path.is_file() else None  # the file as deployed now
+    wanted = [*sorted(manifest or ()), *names] if show_all else list(names)
+    lookups = {name: lookup(state, manifest, name) for name in wanted}
+    report = status_report(state, manifest, lookups)
+    if as_json:
+        click.echo(json.dumps(report, sort_keys=True))
+    else:
+        print_report(report)
+    if any(url is None for url in lookups.values()):
+        raise click.exceptions.Exit(1)
+
+
+def lookup(state: CDNState, manifest: Manifest | None, name: str) -> str | None:
+    """The CDN URL of ``name`` (its object key when no CDN_URL is set); None when absent."""
+    entry = manifest.get(name) if manifest is not None else None
+    if entry is None:
+        return None
+    base = state.settings.cdn_url
+    return cdn_url(base, entry.key) if base else entry.key
+
+
+def status_report(
+    state: CDNState, manifest: Manifest | None, lookups: dict[str, str | None]
+) -> dict[str, Any]:
+    settings = state.settings
+    return {
+        "enabled": settings.enabled,
+        "reason": settings.reason,
+        "cdn_url": settings.cdn_url,
+        "manifest": str(settings.manifest_path),
+        "manifest_exists": manifest is not None,
+        "files": len(manifest) if manifest is not None else 0,
+        "bytes": manifest.total_bytes if manifest is not None else 0,
+        "strict": settings.strict,
+        "reload": settings.reload,
+        "lookups": lookups,
+    }
+
+
+def print_report(report: Mapping[str, Any]) -> None:
+    click.echo(f"CDN: {'enabled' if report['enabled'] else 'disabled'} ({report['reason']})")
+    click.echo(f"CDN URL: {report['cdn_url'] or '(not set)'}")
+    if report["manifest_exists"]:
+        size = format_size(report["bytes"])
+        click.echo(f"Manifest: {report['manifest']} ({report['files']} files, {size})")
+    else:
+        click.echo(f"Manifest: {report['manifest']} (missing)")
+    click.echo(f"Strict: {'on' if report['strict'] else 'off'}; "
+               f"reload on change: {'on' if report['reload'] else 'off'}")
+    for name, url in report["lookups"].items():
+        click.echo(f"{name} -> {url if url is not None else 'not in the manifest (served locally)'}")

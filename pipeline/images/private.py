@@ -1,0 +1,175 @@
+"""Private images in an S3 bucket: how they get there and how a logged-in user reads them.
+
+Framework-neutral: the Flask views in :mod:`pipeline.images.views` call this after their
+own access check.
+
+How private objects reach the bucket, and why they stay private:
+
+* ``upload_private(folder, storage, prefix)`` publishes a local folder (say
+  ``private/``) to ``<prefix>/<path>`` - the same walk as the static deploy (dot-files
+  skipped, symlinks leaving the folder refused), the same parallel uploads, but no
+  fingerprinting or manifest, since these objects are never linked from the CDN.
+* The demo's upload form, in CDN mode, writes a private upload straight to
+  ``<prefix>/<generated name>`` with :meth:`PrivateObjects.put`.
+* Neither path sends an ACL, so every object is owner-only (the S3 default and, with
+  *Object Ownership: bucket owner enforced*, the only possibility). Keep the private
+  prefix out of any public-read bucket policy - best, use a separate bucket with
+  *Block Public Access* on and no CDN in front of it.
+* Readers get a presigned GET URL valid for at most :data:`MAX_EXPIRES_IN` seconds,
+  minted only after the application checked the user. The URL is a bearer token:
+  never log it (use :func:`pipeline.urls.redact_url` if a URL must be logged).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import ConfigError, DeployError
+from ..localfs import collect_files
+from ..media_types import content_type_for
+from ..storage.base import ProgressCallback, Upload, UploadOutcome
+
+#: SigV4 allows a week; a leaked link should die quickly, so 15 minutes is our ceiling.
+MAX_EXPIRES_IN = 15 * 60
+DEFAULT_EXPIRES_IN = 5 * 60
+
+#: Shared caches (a CDN, a corporate proxy) must never keep a private image.
+PRIVATE_CACHE_CONTROL = "private, no-store"
+
+
+class PrivateStorage(Protocol):
+    """What private images need from a backend (``S3Storage`` provides all of it)."""
+
+    description: str
+
+    def check(self) -> None: ...
+
+    def upload_files(
+        self, uploads: Sequence[Upload], *, on_stored: ProgressCallback | None = None
+    ) -> UploadOutcome: ...
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None: ...
+
+    def presigned_url(self, key: str, *, expires_in: int) -> str: ...
+
+    def list_keys(self, prefix: str) -> Mapping[str, object]: ...
+
+
+def validate_expires_in(seconds: object) -> int:
+    """Return ``seconds`` as an int in 1..900, or raise :class:`ConfigError` (never clamp silently)."""
+    try:
+        value = int(seconds)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(f"presigned URL expiry must be whole seconds, not {seconds!r}") from None
+    if not 1 <= value <= MAX_EXPIRES_IN:
+        raise ConfigError(
+            f"presigned URL expiry must be between 1 and {MAX_EXPIRES_IN} seconds "
+            f"(15 minutes), not {value}"
+        )
+    return value
+
+
+def public_grants(policy_json: str | None, *, bucket: str, key: str) -> list[str]:
+    """Resources of statements in a bucket policy that let anyone read ``key``.
+
+    Conservative on purpose: an ``Allow`` for principal ``*`` with a read action and a
+    resource pattern matching the key counts, whatever its conditions (a condition
+    such as a CDN's source ARN narrows it, but this check must never miss a grant).
+    """
+    if not policy_json:
+        return []
+    try:
+        statements = json.loads(policy_json).get("Statement", [])
+    except (ValueError, AttributeError):
+        return ["<unreadable policy>"]
+    if isinstance(statements, dict):
+        statements = [statements]
+    arn = f"arn:aws:s3:::{bucket}/{key}"
+    found = []
+    for statement in statements:
+        if statement.get("Effect") != "Allow" or not _anyone(statement.get("Principal")):
+            continue
+        actions = [a.lower() for a in _as_list(statement.get("Action"))]  # IAM: any case
+        if not any(fnmatchcase("s3:getobject", a) for a in actions):
+            continue
+        found += [r for r in _as_list(statement.get("Resource")) if fnmatchcase(arn, r)]
+    return found
+
+
+def _anyone(principal: object) -> bool:
+    if principal == "*":
+        return True
+    return isinstance(principal, dict) and "*" in _as_list(principal.get("AWS"))
+
+
+def _as_list(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def private_key(prefix: str, relative_path: str) -> str:
+    """The object key of a private file; ``relative_path`` must already be checked as safe."""
+    return f"{prefix}/{relative_path}" if prefix else relative_path
+
+
+def upload_private(
+    folder: Path, storage: PrivateStorage, prefix: str, *, on_stored: ProgressCallback | None = None
+) -> list[str]:
+    """Upload every file of ``folder`` to ``<prefix>/<path>`` without any ACL; return the keys.
+
+    Re-uploads everything (private folders are small, and an unchanged object is
+    simply replaced). Raises :class:`DeployError` if any upload failed.
+    """
+    files = collect_files(folder)
+    storage.check()
+    uploads = [
+        Upload(
+            key=private_key(prefix, item.logical_path),
+            source=item.path,
+            size=item.size,
+            content_type=content_type_for(item.logical_path),
+            cache_control=PRIVATE_CACHE_CONTROL,
+        )
+        for item in files
+    ]
+    outcome = storage.upload_files(uploads, on_stored=on_stored)
+    if outcome.failures:
+        first = outcome.failures[0]
+        raise DeployError(
+            f"{len(outcome.failures)} private upload(s) to {storage.description} failed, "
+            f"first: {first.key}: {first.message}; run the upload again"
+        )
+    return sorted(outcome.stored)
+
+
+class PrivateObjects:
+    """Private images under one prefix of one bucket: presign reads, store uploads."""
+
+    def __init__(self, storage: PrivateStorage, *, prefix: str, expires_in: int) -> None:
+        self.storage = storage
+        self.prefix = prefix
+        self.expires_in = validate_expires_in(expires_in)
+
+    def presigned_url(self, relative_path: str) -> str:
+        """A short-lived GET URL; call only after the user's access was checked."""
+        return self.storage.presigned_url(
+            private_key(self.prefix, relative_path), expires_in=self.expires_in
+        )
+
+    def names(self) -> list[str]:
+        """The relative paths of all private objects (one listing request per 1,000)."""
+        start = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(key[start:] for key in self.storage.list_keys(self.prefix))
+
+    def put(self, relative_path: str, data: bytes) -> str:
+        """Store ``data`` as a private object (no ACL); return its key."""
+        key = private_key(self.prefix, relative_path)
+        self.storage.put_bytes(
+            key, data, content_type=content_type_for(key), cache_control=PRIVATE_CACHE_CONTROL
+        )
+        return key

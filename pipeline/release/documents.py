@@ -1,0 +1,187 @@
+"""Releases: immutable records of what each deploy published, and which one is current.
+
+A release is ``<prefix>/releases/<id>.json``, written once (``If-None-Match: *``)
+after every object it names is confirmed in storage. Its bytes are a version 1
+manifest (the same ``files`` section, byte for byte) plus three top-level fields
+that :meth:`Manifest.from_json` ignores::
+
+    {"version": 1, "release": "20261124T161500.123Z-3f9a1c",
+     "created": "2026-11-24T16:15:00.123Z",
+     "etags": {"static/img/cat.<h>.jpg": "<md5 hex>"},
+     "files": {...}}
+
+The current manifest ``<prefix>/manifest.json`` is a byte copy of the current
+release's document, so "current" is simply the ``release`` field of that object:
+publishing and rolling back are one conditional PUT of an existing document, and
+the Flask app keeps reading the format it knows. ``etags`` records the ETag each
+object had when the release was made (the server's MD5 of bytes that passed the
+CRC32 check on upload), so verify can compare listings instead of downloading.
+
+Ids are ``<UTC time to the millisecond>Z-<6 hex of the files' hash>``: they sort by
+time as strings, and identical content shows the same suffix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+
+from ..errors import ConfigError, ManifestError
+from ..manifest import Manifest, dump_json, manifest_key, parse_json
+from ..storage.base import Storage
+from .plan import RemoteObject
+
+RELEASES_DIR = "releases"
+RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")
+#: Release documents read at once (each is one GET).
+_READ_WORKERS = 8
+
+
+def new_release_id(manifest: Manifest, *, now: datetime | None = None) -> str:
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    stamp = moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"
+    return f"{stamp}-{files_digest(manifest)[:6]}"
+
+
+def files_digest(manifest: Manifest) -> str:
+    """SHA-256 of the manifest's canonical JSON: equal content, equal digest."""
+    return hashlib.sha256(manifest.to_json()).hexdigest()
+
+
+def validate_release_id(release_id: str) -> str:
+    if not RELEASE_ID_RE.match(release_id):
+        raise ConfigError(
+            f"release id {release_id!r} is not valid: ids look like 20261124T161500.123Z-3f9a1c "
+            "(see `deploy.py releases`)"
+        )
+    return release_id
+
+
+def releases_prefix(prefix: str) -> str:
+    return f"{prefix}/{RELEASES_DIR}" if prefix else RELEASES_DIR
+
+
+def release_key(prefix: str, release_id: str) -> str:
+    return f"{releases_prefix(prefix)}/{release_id}.json"
+
+
+def release_id_of(key: str, prefix: str) -> str | None:
+    """The id if ``key`` is a release object under ``prefix``, else ``None``."""
+    head = releases_prefix(prefix) + "/"
+    if not key.startswith(head) or not key.endswith(".json"):
+        return None
+    candidate = key[len(head):-len(".json")]
+    return candidate if RELEASE_ID_RE.match(candidate) else None
+
+
+@dataclass(frozen=True)
+class ReleaseDoc:
+    """One release document (also the current manifest's content)."""
+
+    manifest: Manifest
+    #: ``None`` for a manifest published before releases existed.
+    release_id: str | None
+    created: str | None
+    etags: Mapping[str, str]
+
+    def to_json(self) -> bytes:
+        """The document's bytes; encoded once, since a deploy writes them up to three times."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> bytes:
+        document = self.manifest.document()
+        document["release"] = self.release_id
+        document["created"] = self.created
+        document["etags"] = dict(sorted(self.etags.items()))
+        return dump_json(document)
+
+    @classmethod
+    def from_json(cls, data: bytes, *, source: str) -> ReleaseDoc:
+        document = parse_json(data, source=source)
+        manifest = Manifest.from_document(document, source=source)
+        release_id = document.get("release")
+        etags = document.get("etags") or {}
+        if release_id is not None and not (isinstance(release_id, str)
+                                           and RELEASE_ID_RE.match(release_id)):
+            raise ManifestError(f"{source} has a malformed release id {release_id!r}")
+        if not isinstance(etags, dict):
+            raise ManifestError(f"{source} has a malformed 'etags' object")
+        created = document.get("created")
+        return cls(manifest, release_id, str(created) if created else None,
+                   {str(k): str(v) for k, v in etags.items()})
+
+    @property
+    def created_at(self) -> datetime | None:
+        if not self.created:
+            return None
+        try:
+            return datetime.fromisoformat(self.created)
+        except ValueError:
+            return None
+
+
+def make_release(manifest: Manifest, etags: Mapping[str, str | None]) -> ReleaseDoc:
+    now = datetime.now(UTC)
+    keys = {entry.key for entry in manifest.files.values()}
+    return ReleaseDoc(
+        manifest=manifest,
+        release_id=new_release_id(manifest, now=now),
+        created=now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        etags={key: etag for key, etag in etags.items() if etag and key in keys},
+    )
+
+
+@dataclass(frozen=True)
+class Current:
+    """The current manifest as read, with the ETag a conditional replace must match."""
+
+    doc: ReleaseDoc | None
+    etag: str | None
+    data: bytes | None
+
+    @property
+    def release_id(self) -> str | None:
+        return self.doc.release_id if self.doc else None
+
+
+def read_current(storage: Storage, prefix: str) -> Current:
+    """The current manifest; an unreadable one counts as absent-with-ETag (it gets replaced)."""
+    key = manifest_key(prefix)
+    stored = storage.read(key)
+    if stored is None:
+        return Current(None, None, None)
+    try:
+        doc: ReleaseDoc | None = ReleaseDoc.from_json(stored.data, source=f"current manifest {key!r}")
+    except ManifestError:
+        doc = None
+    return Current(doc, stored.etag, stored.data)
+
+
+def read_release(storage: Storage, prefix: str, release_id: str) -> ReleaseDoc:
+    key = release_key(prefix, validate_release_id(release_id))
+    stored = storage.read(key)
+    if stored is None:
+        raise ConfigError(
+            f"release {release_id!r} does not exist in {storage.description} "
+            "(see `deploy.py releases`)"
+        )
+    return ReleaseDoc.from_json(stored.data, source=f"release {key!r}")
+
+
+def read_releases(storage: Storage, prefix: str, ids: Iterable[str]) -> dict[str, ReleaseDoc]:
+    """Several release documents, fetched concurrently (one GET each)."""
+    wanted = sorted(set(ids))
+    with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
+        docs = list(pool.map(lambda rid: read_release(storage, prefix, rid), wanted))
+    return dict(zip(wanted, docs))
+
+
+def release_ids(listing: Mapping[str, RemoteObject], prefix: str) -> list[str]:
+    """Ids of the release objects in a listing of ``prefix``, oldest first."""
+    return sorted(rid for key in listing if (rid := release_id_of(key, prefix)))

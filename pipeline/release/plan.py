@@ -1,0 +1,108 @@
+"""Deciding what to upload: pure functions over the manifest and a bucket listing.
+
+No I/O happens here, so every rule (what counts as present, what a re-run does)
+is tested without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from ..manifest import Entry, Manifest
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """What a listing says about an object that exists."""
+
+    size: int
+    etag: str | None = None
+    #: When the object was last written (the listing's ``LastModified``), for prune's grace
+    #: period and for verify to spot objects rewritten after their release was recorded.
+    last_modified: datetime | None = None
+
+
+class Reason(StrEnum):
+    NEW = "new"
+    UNCHANGED = "unchanged"
+    #: An object with the right name but the wrong size: a torn upload by another tool.
+    DAMAGED = "damaged"
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    logical_path: str
+    entry: Entry
+    source: Path
+    reason: Reason
+
+    @property
+    def needs_upload(self) -> bool:
+        return self.reason is not Reason.UNCHANGED
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple[PlannedFile, ...]
+
+    @property
+    def uploads(self) -> tuple[PlannedFile, ...]:
+        return tuple(item for item in self.files if item.needs_upload)
+
+    @property
+    def bytes_to_upload(self) -> int:
+        return sum(item.entry.size for item in self.uploads)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.files) - len(self.uploads)
+
+
+def plan_deploy(
+    manifest: Manifest,
+    sources: Mapping[str, Path],
+    existing: Mapping[str, RemoteObject],
+    *,
+    known_etags: Mapping[str, str] | None = None,
+) -> Plan:
+    """Mark each manifest entry new, unchanged or damaged against the listing.
+
+    Keys are content hashes, so presence with the right size means the right bytes.
+    ``known_etags`` (key -> ETag recorded by an earlier release) sharpens that: an
+    object whose listed ETag differs from the recorded one was overwritten since, so
+    it is damaged even with the right size. Two logical paths can share one key only
+    if they are the same file under the same name, so each key is uploaded at most once.
+    """
+    known = known_etags or {}
+    planned: list[PlannedFile] = []
+    claimed: set[str] = set()
+    for logical_path in sorted(manifest.files):
+        entry = manifest.files[logical_path]
+        remote = existing.get(entry.key)
+        if (remote is not None and _intact(remote, entry.size, known.get(entry.key))
+                or entry.key in claimed):
+            reason = Reason.UNCHANGED
+        else:
+            reason = Reason.NEW if remote is None else Reason.DAMAGED
+            claimed.add(entry.key)
+        planned.append(PlannedFile(logical_path, entry, sources[logical_path], reason))
+    return Plan(tuple(planned))
+
+
+def _intact(remote: RemoteObject, size: int, known_etag: str | None) -> bool:
+    if remote.size != size:
+        return False
+    return known_etag is None or remote.etag is None or remote.etag == known_etag
+
+
+def missing_keys(manifest: Manifest, confirmed: Mapping[str, RemoteObject]) -> list[str]:
+    """Keys the manifest names that are not confirmed present with the right size."""
+    return sorted(
+        entry.key
+        for entry in manifest.files.values()
+        if (remote := confirmed.get(entry.key)) is None or remote.size != entry.size
+    )

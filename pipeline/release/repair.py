@@ -1,0 +1,67 @@
+"""``verify --repair``: re-upload what verify found missing or wrong, from the local files.
+
+Objects are named by their content, so the local file whose current content hashes
+to the broken object's key is exactly the bytes that belong there; a key no local
+file produces any more (the release is older than the working tree) cannot be
+repaired from here, and is reported as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..build.fingerprint import HashCache
+from ..errors import DeployError
+from ..localfs import collect_files
+from ..manifest import build
+from ..media_types import IMMUTABLE_CACHE_CONTROL
+from ..storage.base import Storage, Upload
+from .verify import Problem, VerifyReport
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    uploaded: tuple[str, ...]
+    unrepairable: tuple[Problem, ...]
+
+
+def repair(
+    storage: Storage, prefix: str, report: VerifyReport, *, static_dir: Path,
+    hash_cache_path: Path | None, strict: bool = True,
+) -> RepairResult:
+    """Upload a correct copy of every object with a problem that a local file can supply."""
+    broken = {p.key: p for p in report.problems if p.path}
+    if not broken:
+        return RepairResult((), tuple(p for p in report.problems if not p.path))
+    cache = HashCache(hash_cache_path)
+    files = collect_files(static_dir)
+    built = build(files, prefix=prefix, cache=cache, strict=strict)
+    sources = {f.logical_path: f.path for f in files}
+    local = {entry.key: path for path, entry in built.manifest.files.items()}
+    uploads: list[Upload] = []
+    for key in sorted(broken):
+        path = local.get(key)
+        if path is None:
+            continue
+        entry = built.manifest.files[path]
+        uploads.append(Upload(key=key, source=sources[path], size=entry.size,
+                              content_type=entry.content_type,
+                              cache_control=IMMUTABLE_CACHE_CONTROL,
+                              body=built.bodies.get(path)))
+    cache.save()
+    _upload(storage, uploads)
+    done = {u.key for u in uploads}
+    left = [p for p in report.problems if p.key not in done]
+    return RepairResult(tuple(sorted(done)), tuple(left))
+
+
+def _upload(storage: Storage, uploads: Sequence[Upload]) -> None:
+    outcome = storage.upload_files(uploads)
+    if outcome.failures:
+        first = outcome.failures[0]
+        raise DeployError(
+            f"{len(outcome.failures)} repair upload(s) failed, first: {first.key}: "
+            f"{first.message}; run verify again to see what is still wrong"
+        )

@@ -1,0 +1,59 @@
+"""``rollback [ID]``: make an earlier release current again, copying and deleting nothing.
+
+The target's objects are checked against one listing first (presence, size and
+recorded ETag), because a rollback to a release whose objects were pruned would
+break every page. The switch itself is one conditional PUT of the release's own
+bytes over the current manifest: if another deploy or rollback moved it since it
+was read, nothing is changed and the operator is told (no retry: the request was
+made against a state that no longer holds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import DeployError
+from ..storage.base import Storage
+from .documents import Current, ReleaseDoc, read_current, read_release, release_ids
+from .store import point_current
+from .verify import listing_problems, unique_entries
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    doc: ReleaseDoc
+    previous: str | None
+    changed: bool
+
+
+def rollback(storage: Storage, prefix: str, *, release_id: str | None = None) -> RollbackResult:
+    listing = storage.list_keys(prefix)
+    current = read_current(storage, prefix)
+    target = release_id or previous_release(release_ids(listing, prefix), current)
+    doc = read_release(storage, prefix, target)
+    entries = unique_entries(doc)
+    problems = list(listing_problems(entries, listing, doc.etags))
+    if problems:
+        shown = "; ".join(p.describe() for p in problems[:3])
+        raise DeployError(
+            f"release {target} cannot be made current: {len(problems)} of its objects are "
+            f"missing or wrong ({shown}); run `deploy.py verify --release {target} --repair` "
+            "or pick another release"
+        )
+    if current.data == doc.to_json():
+        return RollbackResult(doc, current.release_id, changed=False)
+    point_current(storage, prefix, doc, expected=current, retry=False)
+    return RollbackResult(doc, current.release_id, changed=True)
+
+
+def previous_release(ids: list[str], current: Current) -> str:
+    """The release just before the current one (the newest, if the current is unknown)."""
+    now = current.release_id
+    older = [rid for rid in ids if rid < now] if now in ids else ids
+    if not older:
+        raise DeployError(
+            "there is no earlier release to roll back to"
+            + (f" (the current one, {now}, is the oldest)" if now else "")
+            + "; see `deploy.py releases`"
+        )
+    return older[-1]

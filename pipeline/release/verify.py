@@ -1,0 +1,178 @@
+"""Is production consistent? Check every object a release names, mostly from one listing.
+
+What each check costs and why it is enough:
+
+* **presence, size, checksum**: from the listing (1,000 keys a request). The release
+  recorded each object's ETag when it was made (the server's MD5 of bytes that
+  passed a CRC32 check on upload), so an object overwritten since, even with the
+  same size, shows a different ETag.
+* **Content-Type and Cache-Control**: only a HEAD tells, and a HEAD per object is
+  far too slow for 10,000 objects. S3 metadata cannot change without a write (a
+  PUT, or a COPY onto itself), and every write moves ``LastModified``. So objects
+  last modified at or after their release object was written get a HEAD, because
+  something touched them after the release was recorded, plus a random sample
+  (:data:`SAMPLE_SIZE`) as a spot check of objects that were reused as they were.
+  ``--full`` HEADs every object.
+* A folder target has no ETags in its listing and stores no headers: every file is
+  read and its SHA-256 compared with the manifest's hash instead.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..errors import ConfigError
+from ..manifest import Entry, manifest_key
+from ..media_types import IMMUTABLE_CACHE_CONTROL
+from ..storage.base import ObjectInfo, Storage
+from .documents import ReleaseDoc, read_current, read_release, release_key
+from .plan import RemoteObject
+
+#: Objects HEADed at random besides those modified after their release.
+SAMPLE_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    #: The logical path (``img/cat.jpg``), or ``""`` for the release object itself.
+    path: str
+    kind: str
+    expected: str | None = None
+    actual: str | None = None
+
+    def describe(self) -> str:
+        what = f"{self.path} ({self.key})" if self.path else self.key
+        if self.expected is None and self.actual is None:
+            return f"{what}: {self.kind}"
+        return f"{what}: {self.kind}: expected {self.expected!r}, found {self.actual!r}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    release_id: str | None
+    is_current: bool
+    doc: ReleaseDoc
+    checked: int
+    inspected: int
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(
+    storage: Storage, prefix: str, *, release_id: str | None = None, full: bool = False,
+    sample: int = SAMPLE_SIZE,
+) -> VerifyReport:
+    """Check the release ``release_id`` (default: the current manifest) against storage."""
+    current = read_current(storage, prefix)
+    if release_id is None:
+        if current.doc is None:
+            # A usage problem, not a failed check: usually a wrong --prefix or bucket.
+            raise ConfigError(
+                f"no manifest at {manifest_key(prefix)!r} in {storage.description}: nothing "
+                "is deployed under this prefix; check --prefix/--bucket, deploy first, or "
+                "pass --release ID (`deploy.py releases`)"
+            )
+        doc = current.doc
+    else:
+        doc = read_release(storage, prefix, release_id)
+    entries = unique_entries(doc)
+    listing = storage.list_keys(prefix, hints=list(entries))
+    problems = list(_release_problems(doc, prefix, listing, is_current=release_id is None))
+    problems += listing_problems(entries, listing, doc.etags)
+    present = [key for key in entries if _listed_intact(key, entries, listing)]
+    to_inspect = _choose_inspections(storage, doc, prefix, present, listing, full, sample)
+    problems += inspection_problems(entries, storage.inspect(to_inspect), doc.etags)
+    return VerifyReport(
+        release_id=doc.release_id, is_current=doc.release_id == current.release_id,
+        doc=doc, checked=len(entries), inspected=len(to_inspect),
+        problems=tuple(sorted(set(problems), key=lambda p: (p.key, p.kind))),
+    )
+
+
+def unique_entries(doc: ReleaseDoc) -> dict[str, tuple[str, Entry]]:
+    """Key -> (logical path, entry); two paths sharing a key are one object."""
+    return {entry.key: (path, entry) for path, entry in sorted(doc.manifest.files.items())}
+
+
+def _release_problems(
+    doc: ReleaseDoc, prefix: str, listing: Mapping[str, RemoteObject], *, is_current: bool
+) -> Iterable[Problem]:
+    """The current manifest must point at a release object that exists."""
+    if is_current and doc.release_id is not None:
+        key = release_key(prefix, doc.release_id)
+        if key not in listing:
+            yield Problem(key, "", "release object missing (the current manifest names it)")
+
+
+def listing_problems(
+    entries: Mapping[str, tuple[str, Entry]], listing: Mapping[str, RemoteObject],
+    etags: Mapping[str, str],
+) -> Iterable[Problem]:
+    for key, (path, entry) in entries.items():
+        remote = listing.get(key)
+        if remote is None:
+            yield Problem(key, path, "missing")
+        elif remote.size != entry.size:
+            yield Problem(key, path, "wrong size", str(entry.size), str(remote.size))
+        elif remote.etag and etags.get(key) and remote.etag != etags[key]:
+            yield Problem(key, path, "wrong checksum (ETag)", etags[key], remote.etag)
+
+
+def _listed_intact(key: str, entries: Mapping[str, tuple[str, Entry]],
+                   listing: Mapping[str, RemoteObject]) -> bool:
+    remote = listing.get(key)
+    return remote is not None and remote.size == entries[key][1].size
+
+
+def _choose_inspections(
+    storage: Storage, doc: ReleaseDoc, prefix: str, present: list[str],
+    listing: Mapping[str, RemoteObject], full: bool, sample: int,
+) -> list[str]:
+    """Every present key without listing ETags or with ``full``; else touched + a sample."""
+    if full or not storage.listing_has_etags:
+        return present
+    since = _recorded_at(doc, prefix, listing)
+    touched = [key for key in present if since is None or _modified_since(listing[key], since)]
+    rest = sorted(set(present) - set(touched))
+    return touched + random.sample(rest, min(sample, len(rest)))
+
+
+def _recorded_at(doc: ReleaseDoc, prefix: str, listing: Mapping[str, RemoteObject]) -> datetime | None:
+    """When the release was written, by the server's clock (its object's LastModified)."""
+    key = release_key(prefix, doc.release_id) if doc.release_id else manifest_key(prefix)
+    remote = listing.get(key)
+    return remote.last_modified if remote is not None else None
+
+
+def _modified_since(remote: RemoteObject, since: datetime) -> bool:
+    # LastModified has one-second resolution: a tie counts as "after".
+    return remote.last_modified is None or remote.last_modified >= since
+
+
+def inspection_problems(
+    entries: Mapping[str, tuple[str, Entry]], found: Mapping[str, ObjectInfo | None],
+    etags: Mapping[str, str],
+) -> Iterable[Problem]:
+    for key, info in found.items():
+        path, entry = entries[key]
+        if info is None:
+            yield Problem(key, path, "missing")
+            continue
+        if info.size != entry.size:
+            yield Problem(key, path, "wrong size", str(entry.size), str(info.size))
+        if info.sha256 is not None and info.sha256 != entry.hash:
+            yield Problem(key, path, "wrong content (SHA-256)", entry.hash, info.sha256)
+        elif info.etag and etags.get(key) and info.etag != etags[key]:
+            yield Problem(key, path, "wrong checksum (ETag)", etags[key], info.etag)
+        if info.content_type is not None and info.content_type != entry.content_type:
+            yield Problem(key, path, "wrong Content-Type", entry.content_type, info.content_type)
+        if info.cache_control is not None and info.cache_control != IMMUTABLE_CACHE_CONTROL:
+            yield Problem(key, path, "wrong Cache-Control", IMMUTABLE_CACHE_CONTROL,
+                          info.cache_control)
