@@ -30,13 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from flask import Flask, send_from_directory
+from flask import Flask, Response, send_from_directory
 from flask.testing import FlaskClient
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.images import images_blueprint  # noqa: E402
+from pipeline.images import images_blueprint
 
 TARGET = 1.05
 NAME = "photos/cat.png"
@@ -50,7 +50,7 @@ def make_app(folder: Path) -> Flask:
     app.register_blueprint(images_blueprint(current_user=lambda: None))
 
     @app.route("/plain/<path:filename>")
-    def plain(filename: str):  # type: ignore[no-untyped-def]
+    def plain(filename: str) -> Response:
         return send_from_directory(folder, filename, max_age=3600)
 
     return app

@@ -211,7 +211,7 @@ class ServedFile:
     version of the file are computed here, once.
     """
 
-    __slots__ = ("path", "stamp", "size", "etag", "last_modified", "headers")
+    __slots__ = ("etag", "headers", "last_modified", "path", "size", "stamp")
 
     def __init__(self, path: str, info: os.stat_result, headers: list[tuple[str, str]]) -> None:
         self.path = path
@@ -341,16 +341,15 @@ def _send_image(directory: Path, relative: str, cache: FileCache, *,
     environ = request.environ
     if served is not None and _may_answer_304(environ):
         try:
-            info = os.stat(served.path)
+            unchanged = _stamp(os.stat(served.path)) == served.stamp
         except OSError:
-            info = None
-        if info is None or _stamp(info) != served.stamp:
-            cache.discard(relative)
+            unchanged = False
+        if not unchanged:
             served = None
         elif not is_resource_modified(environ, served.etag, last_modified=served.last_modified):
             return _response(served, None, max_age, status=304)
     file = _open_unchanged(served) if served is not None else None
-    if file is None:  # not cached, or changed since: every check again, then open
+    if served is None or file is None:  # not cached, or changed since: every check again
         cache.discard(relative)
         served = _check_file(directory, relative, max_age=max_age)
         file = _open_unchanged(served)
@@ -359,10 +358,11 @@ def _send_image(directory: Path, relative: str, cache: FileCache, *,
         cache.put(relative, served)
     response = _response(served, wrap_file(environ, file), max_age)
     try:
-        return response.make_conditional(environ, accept_ranges=True, complete_length=served.size)
+        response.make_conditional(environ, accept_ranges=True, complete_length=served.size)
     except RequestedRangeNotSatisfiable:
         file.close()
         raise
+    return response
 
 
 def _open_unchanged(served: ServedFile) -> BinaryIO | None:
