@@ -292,7 +292,9 @@ def _check_file(directory: Path, relative: str, *, max_age: int | None) -> Serve
     mimetype = content_type_for(target.name)
     if not mimetype.startswith("image/"):
         abort(404)
-    return ServedFile(os.path.join(root, relative), info,
+    # The requested path under the folder as configured, not the resolved one: if the
+    # folder is a symlink that is later re-pointed, the next stat sees another file.
+    return ServedFile(os.path.join(os.path.abspath(directory), relative), info,
                       _fixed_headers(target.name, mimetype, info.st_size, max_age))
 
 

@@ -297,6 +297,22 @@ def test_cached_folder_replaced_by_a_link_out_is_refused(dirs: dict[str, Path]) 
     assert SECRET not in response.data
 
 
+def test_cached_file_follows_a_repointed_folder_link(dirs: dict[str, Path]) -> None:
+    """IMAGES_DIR as a symlink swapped to a new release folder: the new file is served."""
+    old, new = dirs["root"] / "v1", dirs["root"] / "v2"
+    for folder, data in ((old, PNG), (new, image_bytes("PNG", color="green"))):
+        folder.mkdir()
+        (folder / "logo.png").write_bytes(data)
+    current = dirs["root"] / "current"
+    current.symlink_to(old, target_is_directory=True)
+    client = make_app(dirs, IMAGES_DIR=current).test_client()
+    assert cached_get(client, "/images/logo.png").data == PNG
+    staged = dirs["root"] / "staged-link"
+    staged.symlink_to(new, target_is_directory=True)
+    staged.replace(current)
+    assert client.get("/images/logo.png").data == (new / "logo.png").read_bytes()
+
+
 @pytest.mark.parametrize("conditional", [False, True])
 def test_cached_file_deleted_is_404(client: FlaskClient, dirs: dict[str, Path],
                                     conditional: bool) -> None:
