@@ -51,8 +51,8 @@ HELP = f"import runpy, sys\nsys.argv = ['deploy.py', '--help']\n" \
 @pytest.mark.parametrize(
     ("start", "not_loaded"),
     [
-        ("from pipeline import CDN", (*OPTIONAL, *AWS_STACK, "pipeline.cli", "pipeline.storage",
-                                      "pipeline.publish", "pipeline.images")),
+        ("from pipeline import CDN", (*OPTIONAL, *AWS_STACK, "pipeline.cli", "pipeline.publish",
+                                      "pipeline.images")),
         (HELP, (*OPTIONAL, *AWS_STACK, *WEB_STACK, *DEPLOY_MACHINERY)),
     ],
     ids=["from pipeline import CDN", "deploy.py --help"],
