@@ -123,8 +123,8 @@ def main() -> int:
         imports: dict[str, object] = {}
         for name in BASELINES:
             rows = importtime(commands(root)[name], cwd=cwd, env=env)
-            ours_loaded = sorted(module.strip() for module, _, _ in rows
-                                 if module.strip().split(".")[0] == "pipeline")
+            ours_loaded = sorted({module.strip() for module, _, _ in rows
+                                 if module.strip().split(".")[0] == "pipeline"})
             print(f"\n-X importtime, {name}: top {args.top} by cumulative us")
             for module, self_us, cumulative_us in sorted(rows, key=lambda r: -r[2])[:args.top]:
                 print(f"  {cumulative_us:>8} {self_us:>8}  {module}")
