@@ -1,13 +1,13 @@
 """A CDN asset pipeline for Flask: fingerprint, upload, and serve static files from a CDN.
 
 The core (hashing, manifest, planning, storage) never imports Flask; the Flask
-extension is loaded only when ``pipeline.CDN`` is asked for, so ``deploy.py``
-starts fast.
+extension (``CDN``) and the manifest classes (``Entry``, ``Manifest``, which bring the
+builder along) are loaded only when asked for, so ``deploy.py --help`` starts fast.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ConfigError,
@@ -17,7 +17,9 @@ from .errors import (
     PipelineError,
     UnsafePathError,
 )
-from .manifest import Entry, Manifest
+
+if TYPE_CHECKING:
+    from .manifest import Entry, Manifest
 
 __all__ = [
     "CDN",
@@ -37,4 +39,8 @@ def __getattr__(name: str) -> Any:
         from .flaskext.extension import CDN
 
         return CDN
+    if name in ("Entry", "Manifest"):
+        from . import manifest
+
+        return getattr(manifest, name)
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

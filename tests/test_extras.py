@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import write_tree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,14 +37,42 @@ def run_python(args: list[str], *, cwd: Path, blocked: tuple[str, ...] = (),
                           text=True, timeout=120, check=False)
 
 
-def test_importing_the_flask_extension_loads_no_optional_package(tmp_path: Path) -> None:
+#: Loaded by the commands that need them, never at start-up.
+DEPLOY_MACHINERY = ("pipeline.manifest", "pipeline.build.css", "pipeline.release.publish", "pipeline.storage",
+                    "pipeline.cli.commands", "concurrent.futures")
+WEB_STACK = ("flask", "werkzeug", "jinja2")
+AWS_STACK = ("boto3", "botocore", "s3transfer")
+
+HELP = f"import runpy, sys\nsys.argv = ['deploy.py', '--help']\n" \
+    f"try:\n    runpy.run_path({str(ROOT / 'deploy.py')!r}, run_name='__main__')\n" \
+    "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+
+
+@pytest.mark.parametrize(
+    ("start", "not_loaded"),
+    [
+        ("from pipeline import CDN", (*OPTIONAL, *AWS_STACK, "pipeline.cli.main", "pipeline.release.publish",
+                                      "pipeline.images.views")),
+        (HELP, (*OPTIONAL, *AWS_STACK, *WEB_STACK, *DEPLOY_MACHINERY)),
+    ],
+    ids=["from pipeline import CDN", "deploy.py --help"],
+)
+def test_start_up_loads_no_heavy_module_it_does_not_use(
+    tmp_path: Path, start: str, not_loaded: tuple[str, ...]
+) -> None:
+    """A fresh interpreter: the Flask extension and ``deploy.py --help`` start without
+    loading S3, image, bundle or deploy code (each is imported by the command using it)."""
     probe = (
-        "import sys\nfrom pipeline import CDN\nimport pipeline.cli.main\n"
-        f"print(sorted(m for m in {OPTIONAL!r} if m in sys.modules))"
+        "import importlib.util, sys, io, contextlib\n"
+        # Every name must exist, so a renamed module fails here instead of passing silently.
+        f"missing = [m for m in {not_loaded!r} if importlib.util.find_spec(m) is None]\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        + "".join(f"    {line}\n" for line in start.splitlines())
+        + f"print(missing, sorted(m for m in {not_loaded!r} if m in sys.modules))"
     )
     result = run_python(["-c", probe], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == "[] []"
 
 
 def test_deploy_runs_with_runtime_dependencies_only(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -34,7 +35,12 @@ from pipeline.images.private import (
     validate_expires_in,
 )
 from pipeline.images.uploads import UploadRejected, detect_image, store_image
-from pipeline.images.views import images_blueprint, list_images, safe_relative_path
+from pipeline.images.views import (
+    images_blueprint,
+    images_state,
+    list_images,
+    safe_relative_path,
+)
 from pipeline.storage.s3 import S3Settings, S3Storage
 
 if TYPE_CHECKING:  # the fixture's type; only annotations use it
@@ -219,6 +225,127 @@ def test_files_are_streamed_not_read_whole(dirs: dict[str, Path]) -> None:
             assert isinstance(response.response, FileWrapper)
         finally:
             response.close()
+
+
+# -- the per-file cache: every request revalidates with stat ----------------------------------
+
+# Each case requests the file once (so its checks and headers are cached), changes the
+# disk, then asks again: plainly, and with the first answer's ETag (the 304 path, which
+# never opens the file).
+ROUTES = [("images", "logo.png", None), ("private", "photo.png", "alice")]
+
+
+def cached_get(client: FlaskClient, url: str) -> Any:
+    first = client.get(url)
+    assert first.status_code == 200
+    return first
+
+
+@pytest.mark.parametrize(("prefix", "name", "user"), ROUTES)
+def test_cached_file_replaced_serves_new_bytes_and_new_etag(
+    dirs: dict[str, Path], prefix: str, name: str, user: str | None
+) -> None:
+    client = make_app(dirs).test_client()
+    if user:
+        log_in(client, user)
+    url = f"/{prefix}/{name}"
+    first = cached_get(client, url)
+    target = dirs[prefix] / name
+    new = image_bytes("PNG", color="blue")
+    assert new != first.data
+    staged = target.with_name("staged.tmp")
+    staged.write_bytes(new)
+    staged.replace(target)  # an atomic replace: same name, new file
+    again = client.get(url)
+    assert (again.status_code, again.data) == (200, new)
+    assert again.headers["Content-Length"] == str(len(new))
+    assert again.headers["ETag"] != first.headers["ETag"]
+    revalidated = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert (revalidated.status_code, revalidated.data) == (200, new)
+    assert client.get(url, headers={"If-None-Match": again.headers["ETag"]}).status_code == 304
+
+
+def test_cached_file_rewritten_in_place_serves_new_bytes(dirs: dict[str, Path]) -> None:
+    """The same inode rewritten (a longer body and a new mtime): size and mtime_ns see it."""
+    client = make_app(dirs).test_client()
+    first = cached_get(client, "/images/big.png")
+    target = dirs["images"] / "big.png"
+    target.write_bytes(BIG + b"more")
+    os.utime(target, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    again = client.get("/images/big.png")
+    assert (again.status_code, again.data) == (200, BIG + b"more")
+    assert again.headers["ETag"] != first.headers["ETag"]
+
+
+@pytest.mark.parametrize(("prefix", "name", "user"), ROUTES)
+@pytest.mark.parametrize("conditional", [False, True])
+def test_cached_file_replaced_by_a_link_out_is_refused(
+    dirs: dict[str, Path], prefix: str, name: str, user: str | None, conditional: bool
+) -> None:
+    client = make_app(dirs).test_client()
+    if user:
+        log_in(client, user)
+    first = cached_get(client, f"/{prefix}/{name}")
+    target = dirs[prefix] / name
+    target.unlink()
+    target.symlink_to(dirs["root"] / "secret.png")
+    headers = {"If-None-Match": first.headers["ETag"]} if conditional else {}
+    response = client.get(f"/{prefix}/{name}", headers=headers)
+    assert response.status_code == 404
+    assert SECRET not in response.data
+
+
+def test_cached_folder_replaced_by_a_link_out_is_refused(dirs: dict[str, Path]) -> None:
+    client = make_app(dirs).test_client()
+    cached_get(client, "/images/sub/nested.png")
+    (dirs["root"] / "outside" / "nested.png").write_bytes(SECRET)
+    sub = dirs["images"] / "sub"
+    sub.rename(dirs["root"] / "moved-sub")
+    sub.symlink_to(dirs["root"] / "outside", target_is_directory=True)
+    response = client.get("/images/sub/nested.png")
+    assert response.status_code == 404
+    assert SECRET not in response.data
+
+
+def test_cached_file_follows_a_repointed_folder_link(dirs: dict[str, Path]) -> None:
+    """IMAGES_DIR as a symlink swapped to a new release folder: the new file is served."""
+    old, new = dirs["root"] / "v1", dirs["root"] / "v2"
+    for folder, data in ((old, PNG), (new, image_bytes("PNG", color="green"))):
+        folder.mkdir()
+        (folder / "logo.png").write_bytes(data)
+    current = dirs["root"] / "current"
+    current.symlink_to(old, target_is_directory=True)
+    client = make_app(dirs, IMAGES_DIR=current).test_client()
+    assert cached_get(client, "/images/logo.png").data == PNG
+    staged = dirs["root"] / "staged-link"
+    staged.symlink_to(new, target_is_directory=True)
+    staged.replace(current)
+    assert client.get("/images/logo.png").data == (new / "logo.png").read_bytes()
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_cached_file_deleted_is_404(client: FlaskClient, dirs: dict[str, Path],
+                                    conditional: bool) -> None:
+    first = cached_get(client, "/images/photo.jpg")
+    (dirs["images"] / "photo.jpg").unlink()
+    headers = {"If-None-Match": first.headers["ETag"]} if conditional else {}
+    assert client.get("/images/photo.jpg", headers=headers).status_code == 404
+    (dirs["images"] / "photo.jpg").write_bytes(JPEG)  # back again: served again
+    assert client.get("/images/photo.jpg").data == JPEG
+
+
+def test_file_cache_keeps_the_most_recently_used_names_up_to_its_bound(
+    dirs: dict[str, Path]
+) -> None:
+    app = make_app(dirs)
+    cache = images_state(app).public_files
+    cache.max_entries = 2
+    client = app.test_client()
+    for name in ("logo.png", "photo.jpg", "logo.png", "pic.webp", "anim.gif"):
+        assert client.get(f"/images/{name}").status_code == 200
+        assert len(cache) <= 2
+    assert "anim.gif" in cache and "pic.webp" in cache and "logo.png" not in cache
+    assert client.get("/images/logo.png").data == PNG  # evicted names are checked again
 
 
 def test_no_images_dir_means_404(dirs: dict[str, Path]) -> None:

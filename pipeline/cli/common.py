@@ -13,14 +13,16 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 from ..errors import ConfigError, DeployError, PipelineError
-from ..storage import FolderStorage, Storage
 from .pyproject import load_project_config
 from .settings import DEFAULT_EMBEDDED_DIR, TABLE_KEYS, DeploySettings, resolve_settings
+
+if TYPE_CHECKING:
+    from ..storage import Storage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,7 +128,11 @@ def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, qui
 
 
 def open_storage(settings: DeploySettings) -> Storage:
-    """The backend the settings name; boto3 is imported only for a bucket."""
+    """The backend the settings name; boto3 is imported only for a bucket.
+
+    The storage modules are imported here, not at the top, so that ``--help`` and
+    usage errors load none of the deploy machinery they bring along.
+    """
     if settings.bucket:
         from ..storage.s3 import S3Settings, S3Storage
 
@@ -135,6 +141,8 @@ def open_storage(settings: DeploySettings) -> Storage:
             region=settings.region, workers=settings.workers,
             max_attempts=settings.max_attempts,
         ))
+    from ..storage import FolderStorage
+
     return FolderStorage(settings.target_dir or DEFAULT_EMBEDDED_DIR)
 
 

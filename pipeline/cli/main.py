@@ -9,19 +9,18 @@ errors, 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ConfigError, Interrupted, PipelineError
 from ..localfs import printable_name
-from ..release.publish import DeployResult, deploy
-from ..storage import Storage
 from ..urls import cdn_url, redact_url
 from .common import (
     CDN_URL_OPTION,
@@ -36,8 +35,11 @@ from .common import (
     resolve_for,
     start_run,
 )
-from .reporting import ProgressReporter, format_size
 from .settings import DeploySettings
+
+if TYPE_CHECKING:
+    from ..release.publish import DeployResult
+    from ..storage import Storage
 
 __all__ = ["cli", "deploy_command", "main", "open_storage", "run"]
 
@@ -109,6 +111,10 @@ DISTRIBUTION = "flask-cdn-pipeline"
 def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool,
                    show_config: bool, **options: Any) -> None:
     """Fingerprint the static folder, upload new objects, record a release, publish the manifest."""
+    # Imported here, not at the top: ``deploy.py --help`` needs none of the deploy machinery.
+    from ..release.publish import deploy
+    from .reporting import ProgressReporter
+
     if quiet and verbose:
         raise click.UsageError("-q and -v contradict each other: choose one")
     settings = resolve_for(ctx, options)
@@ -214,6 +220,8 @@ def _build_bundles(settings: DeploySettings, run: Run, storage: Storage) -> None
 
 def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
                    invalidation: str | None) -> None:
+    from .reporting import format_size
+
     if result.dry_run:
         for item in result.ignored:
             click.echo(f"{'left out':<10} {printable_name(item.logical_path)} ({item.reason})")
@@ -248,28 +256,38 @@ def _live_change(result: DeployResult) -> str:
     return f"would publish a new release (current is {result.current_release}{note})"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: The commands besides ``deploy``, each imported only when it is named, so that a
+#: deploy and ``deploy.py --help`` load none of their modules.
+LAZY_COMMANDS = {
+    "releases": "pipeline.cli.commands:releases_command",
+    "verify": "pipeline.cli.commands:verify_command",
+    "rollback": "pipeline.cli.commands:rollback_command",
+    "prune": "pipeline.cli.commands:prune_command",
+    "private": "pipeline.cli.commands:private_command",
+    "serve": "pipeline.cli.serve:serve_command",
+}
+COMMAND_NAMES = frozenset({"deploy", *LAZY_COMMANDS})
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command of :data:`LAZY_COMMANDS` when it is first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, _, name = LAZY_COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Deploy static files to the CDN, and manage its releases."""
 
 
-def _register() -> None:
-    from .commands import (
-        private_command,
-        prune_command,
-        releases_command,
-        rollback_command,
-        verify_command,
-    )
-    from .serve import serve_command
-
-    cli.add_command(deploy_command, "deploy")
-    for command in (releases_command, verify_command, rollback_command, prune_command,
-                    private_command, serve_command):
-        cli.add_command(command)
-
-
-_register()
+cli.add_command(deploy_command, "deploy")
 
 #: Said on Ctrl-C during a deploy: objects are content-addressed and only a finished
 #: run publishes, so an interrupted one changed nothing anyone reads.
@@ -285,8 +303,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     """
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
-    is_deploy = not args or args[0] not in cli.commands or args[0] == "deploy"
-    command: click.Command = cli if args and args[0] in cli.commands else deploy_command
+    is_deploy = not args or args[0] not in COMMAND_NAMES or args[0] == "deploy"
+    command: click.Command = cli if args and args[0] in COMMAND_NAMES else deploy_command
     try:
         # Not standalone, click returns the code of ctx.exit() (--help, "problems found").
         code = command.main(args=args, prog_name="deploy.py", standalone_mode=False,
