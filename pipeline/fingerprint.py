@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,15 @@ def hashed_name(logical_path: str, sha256_hex: str) -> str:
     if dot <= 0 or dot == len(name) - 1:  # ".hidden" and "name." have no suffix
         return f"{folder}{slash}{name}.{short}"
     return f"{folder}{slash}{name[:dot]}.{short}{name[dot:]}"
+
+
+#: A name :func:`hashed_name` produced: ``<stem>.<12 hex>`` plus an optional extension.
+_HASHED_NAME_RE = re.compile(rf"^.+\.[0-9a-f]{{{NAME_HASH_LENGTH}}}(\.[^./]+)?$")
+
+
+def is_hashed_name(name: str) -> bool:
+    """Whether a file name (no folder) has the shape :func:`hashed_name` gives."""
+    return bool(_HASHED_NAME_RE.match(name))
 
 
 @dataclass(frozen=True)

@@ -15,36 +15,76 @@ empty a bucket. Release objects go first, then the objects, in batches of 1,000 
 per request: a prune killed half-way leaves orphans (removed next time), never a
 release naming deleted objects.
 
-Racing a deploy: just before deleting, the release listing and the current manifest
-are read again, and keys named by any release that appeared meanwhile are spared.
-A deploy that reuses an old, unreferenced object and has not yet written its
-release object at that moment could still lose it; verify finds that and
-``verify --repair`` fixes it. Run prune from the same pipeline as deploys to rule it out.
+Only keys of the shapes a deploy creates are ever considered: fingerprinted names
+(``<stem>.<12 hex>.<ext>``) under ``<prefix>/`` and release objects. The current
+manifest, anything else under the prefix, and another deploy's prefix nested inside
+this one (a folder with its own ``manifest.json``) are never candidates, so a
+wrong ``--prefix`` cannot turn prune on objects it did not make.
+
+Racing a deploy, why no release can name a deleted object:
+
+* prune never deletes an object written less than :data:`MIN_GRACE` ago (unless
+  forced), so what a running deploy uploads is out of reach;
+* before its final check, prune writes a marker ``<prefix>/releases/pruning-*.json``
+  and removes it when done; it starts no delete request later than
+  :data:`PRUNE_SEND_DEADLINE` after writing it;
+* the final check (right before deleting) reads the releases again and spares
+  every key a release written meanwhile names;
+* a deploy writes its release object, then lists the prefix: while a marker younger
+  than :data:`PRUNE_WINDOW` is listed it waits for it to go, then re-uploads
+  whatever is missing before the release becomes current.
+
+Either the prune's final check comes after the release object was written (and
+spares its keys), or its marker was written before the release object and the
+deploy's listing sees it (and waits until the deletes are done, then confirms).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .errors import DeployError
-from .manifest import manifest_key
+from .errors import ConfigError, DeployError
+from .fingerprint import is_hashed_name
+from .manifest import MANIFEST_NAME, manifest_key
 from .plan import RemoteObject
 from .releases import (
     Current,
     ReleaseDoc,
     read_current,
     read_releases,
+    release_id_of,
     release_ids,
     release_key,
     releases_prefix,
+    require_prefix,
 )
-from .storage.base import DeleteOutcome, Storage
+from .storage.base import DeleteOutcome, Storage, UploadFailure
 
 #: Without ``--max-deletes``, refuse to delete more than this share of the objects.
 DEFAULT_LIMIT_SHARE = 0.25
+
+#: The shortest ``--grace`` accepted without ``--force``. Longer than any deploy takes
+#: from its upload to its release, so an object a running deploy just stored is
+#: never a candidate; and HTML cached for less than this still finds its assets.
+MIN_GRACE = timedelta(hours=1)
+
+#: Prune starts no delete request later than this after writing its marker ...
+PRUNE_SEND_DEADLINE = timedelta(minutes=2)
+#: ... and a deploy waits while a marker younger than this is listed. The gap covers a
+#: request that botocore is still retrying, and clock skew between client and server.
+PRUNE_WINDOW = timedelta(minutes=10)
+
+#: Keys per delete call from prune (the S3 maximum per DeleteObjects request).
+DELETE_CHUNK = 1000
+
+_MARKER_HEAD = "pruning-"
 
 
 @dataclass(frozen=True)
@@ -78,7 +118,7 @@ def plan_prune(
     protected = {manifest_key(prefix), *(release_key(prefix, rid) for rid in kept)}
     docs = [*kept.values(), *([current.doc] if current.doc else [])]
     protected |= referenced_keys(docs)
-    unreferenced = [key for key in listing if key not in protected]
+    unreferenced = [key for key in owned_keys(listing, prefix) if key not in protected]
     old = [key for key in unreferenced if _older(listing[key], cutoff)]
     release_objects = sorted(key for key in old if key.startswith(releases_prefix(prefix) + "/"))
     objects = sorted(set(old) - set(release_objects))
@@ -86,6 +126,23 @@ def plan_prune(
         len(listing) * DEFAULT_LIMIT_SHARE)
     return PrunePlan(tuple(release_objects + objects), tuple(sorted(kept)), len(listing),
                      len(unreferenced) - len(old), limit)
+
+
+def owned_keys(listing: Iterable[str], prefix: str) -> list[str]:
+    """The keys of ``listing`` whose shape a deploy under ``prefix`` creates.
+
+    Release objects, and fingerprinted names under ``<prefix>/`` outside ``releases/``
+    and outside any nested folder that holds its own manifest (another prefix's deploy).
+    """
+    require_prefix(prefix)
+    keys = list(listing)
+    head, releases = prefix + "/", releases_prefix(prefix) + "/"
+    nested = {key[:-len(MANIFEST_NAME)] for key in keys
+              if key.endswith("/" + MANIFEST_NAME) and key != manifest_key(prefix)}
+    return [key for key in keys if release_id_of(key, prefix) or (
+        key.startswith(head) and not key.startswith(releases)
+        and is_hashed_name(key.rpartition("/")[2])
+        and not any(key.startswith(root) for root in nested))]
 
 
 def referenced_keys(docs: Iterable[ReleaseDoc]) -> set[str]:
@@ -101,6 +158,10 @@ def prune(
     storage: Storage, prefix: str, *, keep: int, grace: timedelta, dry_run: bool = False,
     max_deletes: int | None = None, force: bool = False, now: datetime | None = None,
 ) -> PruneResult:
+    """Delete what no kept release needs (see the module docstring); ``force`` also allows
+    a ``grace`` under :data:`MIN_GRACE`."""
+    require_prefix(prefix)
+    check_grace(grace, force=force)
     listing = storage.list_keys(prefix)
     current = read_current(storage, prefix)
     if current.doc is None:
@@ -121,9 +182,69 @@ def prune(
             f"than the safety limit of {plan.limit}; check --prefix and --keep with --dry-run, "
             "then raise --max-deletes or pass --force"
         )
-    spared = _named_by_new_releases(storage, prefix, set(ids), current)
-    keys = [key for key in plan.candidates if key not in spared]
-    return PruneResult(plan, storage.delete_keys(keys), dry_run)
+    with announced(storage, prefix) as started:
+        # The final check comes after the marker is stored: see the module docstring.
+        spared = _named_by_new_releases(storage, prefix, set(ids), current)
+        keys = [key for key in plan.candidates if key not in spared]
+        outcome = _delete_in_time(storage, keys, started)
+    return PruneResult(plan, outcome, dry_run)
+
+
+def check_grace(grace: timedelta, *, force: bool) -> None:
+    if grace < MIN_GRACE and not force:
+        raise ConfigError(
+            f"--grace {_hours(grace)} is shorter than the floor of {_hours(MIN_GRACE)}: a "
+            "deploy running now, or a page cached a moment ago, could lose objects it needs; "
+            "use a longer --grace, or --force if no deploy can be running"
+        )
+
+
+def _hours(period: timedelta) -> str:
+    return f"{period.total_seconds() / 3600:g}h"
+
+
+@contextmanager
+def announced(storage: Storage, prefix: str) -> Iterator[float]:
+    """Store a prune marker for the duration of the block; yield when it was written
+    (``time.monotonic()`` just before the PUT, so the deadline errs early)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    key = f"{releases_prefix(prefix)}/{_MARKER_HEAD}{stamp}-{os.urandom(4).hex()}.json"
+    body = json.dumps({"pruning": True, "window_seconds": PRUNE_WINDOW.total_seconds()})
+    started = time.monotonic()
+    storage.put_bytes(key, body.encode(), content_type="application/json",
+                      cache_control="no-store")
+    try:
+        yield started
+    finally:
+        storage.delete_keys([key])
+
+
+def live_markers(listing: Mapping[str, RemoteObject], prefix: str, now: datetime) -> list[str]:
+    """Prune markers in ``listing`` younger than :data:`PRUNE_WINDOW` at ``now``.
+
+    A marker without a date counts as live; one from a prune killed by SIGKILL stops
+    counting once the window has passed.
+    """
+    head = f"{releases_prefix(prefix)}/{_MARKER_HEAD}"
+    return sorted(key for key, remote in listing.items() if key.startswith(head)
+                  and (remote.last_modified is None or remote.last_modified > now - PRUNE_WINDOW))
+
+
+def _delete_in_time(storage: Storage, keys: Sequence[str], started: float) -> DeleteOutcome:
+    """Delete in chunks, starting none after :data:`PRUNE_SEND_DEADLINE`; the rest fail."""
+    outcome = DeleteOutcome()
+    deadline = started + PRUNE_SEND_DEADLINE.total_seconds()
+    for start in range(0, len(keys), DELETE_CHUNK):
+        chunk = keys[start:start + DELETE_CHUNK]
+        if time.monotonic() > deadline:
+            outcome.failures += [UploadFailure(key, "not deleted: prune ran past its window; "
+                                               "run it again") for key in keys[start:]]
+            break
+        part = storage.delete_keys(chunk)
+        outcome.deleted += part.deleted
+        outcome.failures += part.failures
+        outcome.requests += part.requests
+    return outcome
 
 
 def kept_releases(

@@ -21,6 +21,9 @@ class Upload:
     cache_control: str
     #: Bytes to store instead of the file's (a rewritten CSS file), or ``None``.
     body: bytes | None = None
+    #: Hex SHA-256 the stored bytes must have (the content hash the key was named
+    #: after); ``None`` for objects not named by content (private images).
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
