@@ -69,7 +69,7 @@ def releases_command(ctx: click.Context, as_json: bool, quiet: bool, **options: 
 @common_options(WORKERS_OPTION, STATIC_DIR_OPTION)
 @click.option("--release", "release_id", metavar="ID", help="Check this release instead of the current one.")
 @click.option("--repair", is_flag=True, help="Re-upload missing or wrong objects from --static-dir.")
-@click.option("--full", is_flag=True, help="HEAD every object (Content-Type/Cache-Control), not a sample.")
+@click.option("--full", is_flag=True, help="Check every object's headers and download it to compare its SHA-256, not a sample.")
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache for --repair.")
 @click.pass_context
 def verify_command(ctx: click.Context, as_json: bool, quiet: bool, release_id: str | None,
