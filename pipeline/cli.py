@@ -23,6 +23,7 @@ from .cli_common import (
     INVALIDATE_OPTION,
     MANIFEST_OPTION,
     STATIC_DIR_OPTION,
+    UNSAFE_WRITES_OPTION,
     WORKERS_OPTION,
     Run,
     common_options,
@@ -105,6 +106,7 @@ DISTRIBUTION = "flask-cdn-pipeline"
 @click.option("-v", "--verbose", is_flag=True, help="One progress line per uploaded file.")
 @click.option("--show-config", is_flag=True, help="Print every setting and where it came from (flag, environment, pyproject.toml, default); deploy nothing.")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version, help="Print the version and exit.")
+@UNSAFE_WRITES_OPTION
 @click.pass_context
 def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool,
                    show_config: bool, **options: Any) -> None:
@@ -129,6 +131,7 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool
         manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
         dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
         observer=reporter, filters=settings.filters,
+        unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
     )
     try:
         invalidation = None if result.dry_run else invalidate_after_publish(

@@ -16,6 +16,7 @@ from .cli_common import (
     INVALIDATE_OPTION,
     MANIFEST_OPTION,
     STATIC_DIR_OPTION,
+    UNSAFE_WRITES_OPTION,
     WORKERS_OPTION,
     Run,
     common_options,
@@ -26,7 +27,7 @@ from .cli_common import (
 from .config import parse_duration, validate_int, validate_prefix
 from .errors import ConfigError
 from .manifest import manifest_key
-from .private import public_grants, upload_private
+from .private import UnreadablePolicy, public_grants, upload_private
 from .prune import PruneResult, prune
 from .publish import write_local_manifest
 from .releases import read_current, read_releases, release_ids, validate_release_id
@@ -126,9 +127,10 @@ def _print_verify(report: VerifyReport, fixed: RepairResult | None) -> None:
 @common_options(MANIFEST_OPTION)
 @click.argument("release_id", metavar="[ID]", required=False)
 @INVALIDATE_OPTION
+@UNSAFE_WRITES_OPTION
 @click.pass_context
 def rollback_command(ctx: click.Context, as_json: bool, quiet: bool, release_id: str | None,
-                     **options: Any) -> None:
+                     unsafe_no_conditional_writes: bool, **options: Any) -> None:
     """Make release ID (default: the one before the current) current again; copies nothing."""
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="switching")
     settings = run.settings
@@ -136,7 +138,8 @@ def rollback_command(ctx: click.Context, as_json: bool, quiet: bool, release_id:
         validate_release_id(release_id)
     storage = open_storage(settings)
     storage.check()
-    result = rollback(storage, settings.prefix, release_id=release_id)
+    result = rollback(storage, settings.prefix, release_id=release_id,
+                      unsafe_no_conditional_writes=unsafe_no_conditional_writes)
     write_local_manifest(settings.manifest_path, result.doc)
     key = manifest_key(settings.prefix)
     invalidation = invalidate_after_publish(
@@ -222,9 +225,11 @@ def _print_prune(result: PruneResult, run: Run) -> None:
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--private-prefix", default="private", show_default=True,
               help="Key prefix of the private objects; must not overlap --prefix.")
+@click.option("--force", is_flag=True,
+              help="Upload even though the bucket policy could not be read as JSON.")
 @click.pass_context
 def private_command(ctx: click.Context, as_json: bool, quiet: bool, folder: str,
-                    private_prefix: str, **options: Any) -> None:
+                    private_prefix: str, force: bool, **options: Any) -> None:
     """Upload a folder of private images: no ACL, never under the public prefix.
 
     Refuses (exit 2) when the bucket policy lets anyone read the private prefix, so a
@@ -239,8 +244,18 @@ def private_command(ctx: click.Context, as_json: bool, quiet: bool, folder: str,
     storage = open_storage(settings)
     assert isinstance(storage, S3Storage) and settings.bucket  # needs_bucket made sure
     storage.check()
-    grants = public_grants(storage.bucket_policy(), bucket=settings.bucket,
-                           key=f"{prefix}/any-image.png")
+    try:
+        grants = public_grants(storage.bucket_policy(), bucket=settings.bucket,
+                               key=f"{prefix}/any-image.png")
+    except UnreadablePolicy as exc:
+        if not force:
+            raise ConfigError(
+                f"cannot tell whether bucket {settings.bucket!r} lets anyone read {prefix}/: "
+                f"{exc}; the server may not support bucket policies. Check who can read the "
+                "bucket yourself, then pass --force"
+            ) from exc
+        run.say(f"warning: {exc}; uploading anyway (--force)")
+        grants = []
     if grants:
         raise ConfigError(
             f"the policy of bucket {settings.bucket!r} lets anyone read {prefix}/ "

@@ -7,8 +7,9 @@ the object but the client does not know it) and ``slow`` (a short delay).
 
 Besides faults it can play a server that ignores conditional writes
 (``ignore_conditions``: ``If-Match``/``If-None-Match`` are dropped before forwarding,
-as rclone's ``serve s3`` does; moto does not check signatures), and it records every
-request's headers (``headers``) so tests can see what was sent.
+as rclone's ``serve s3`` does; moto does not check signatures), answer some GETs with
+canned bytes (``replies``), and it records every request's headers (``headers``) so
+tests can see what was sent.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class FaultProxy:
         slow_seconds: float = 0.05,
         origin_path: str = "",
         ignore_conditions: bool = False,
+        replies: dict[str, bytes] | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
@@ -65,6 +67,9 @@ class FaultProxy:
         #: ``"METHOD /path STATUS"`` -> count of the responses sent back.
         self.responses: Counter[str] = Counter()
         self.ignore_conditions = ignore_conditions
+        #: GET requests whose path contains a key are answered 200 with its bytes instead
+        #: (a server returning something odd, e.g. for ``?policy``).
+        self.replies = replies or {}
         #: (method, path, headers with lower-case names) of every request, in order.
         self.headers: list[tuple[str, str, dict[str, str]]] = []
         self.requests: Counter[str] = Counter()
@@ -119,6 +124,10 @@ class FaultProxy:
                     proxy.requests[f"{self.command} {self.path}"] += 1
                     proxy.headers.append((self.command, self.path,
                                           {k.lower(): v for k, v in self.headers.items()}))
+                canned = [data for part, data in proxy.replies.items() if part in self.path]
+                if self.command == "GET" and canned:
+                    self._reply(200, {"Content-Type": "application/xml"}, canned[0])
+                    return
                 fault = proxy._draw_fault(self.command, self.path)
                 if fault == "reset":
                     self._reset()

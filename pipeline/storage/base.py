@@ -176,6 +176,9 @@ class Storage(Protocol):
         """Write only if the object still has ETag ``if_match`` (or, ``if_absent``, does not
         exist); raise :class:`~pipeline.errors.ConflictError` otherwise. Returns the new ETag."""
 
+    def supports_conditional_writes(self, prefix: str) -> bool:
+        """Whether :meth:`put_if` is really conditional on this backend (probed on S3)."""
+
     def inspect(self, keys: Iterable[str], *, content: bool = False
                 ) -> dict[str, ObjectInfo | None]:
         """Details per key (HEAD on S3, stat and MD5 for a folder); ``None`` = missing.

@@ -181,6 +181,10 @@ class FolderStorage:
             write_atomic(path, data, unique=True)
         return md5_hex(data)
 
+    def supports_conditional_writes(self, prefix: str) -> bool:
+        """Always: :meth:`put_if` compares and renames under an ``flock``."""
+        return True
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """An exclusive ``flock``: released by the kernel even if the process is killed."""

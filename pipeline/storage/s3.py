@@ -15,6 +15,7 @@ verified where the server checks it.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -68,6 +69,12 @@ DELETE_BATCH = 1000
 CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412"})
 
 
+#: Whether a server refused a second ``If-None-Match: *`` PUT, per (endpoint, bucket),
+#: probed once per process: it is a property of the server, not of a run's files.
+_CONDITIONAL_WRITES: dict[tuple[str, str], bool] = {}
+_PROBE_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class S3Settings:
     bucket: str
@@ -111,6 +118,10 @@ def describe_error(exc: BaseException) -> str:
         error = exc.response.get("Error", {})
         return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
     return str(exc) or type(exc).__name__
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
 def _etag(value: object) -> str | None:
@@ -349,6 +360,36 @@ class S3Storage:
         except BotoCoreError as exc:
             raise DeployError(f"cannot write {key!r}: {describe_error(exc)}") from exc
         return _etag(response.get("ETag")) or ""
+
+    def supports_conditional_writes(self, prefix: str) -> bool:
+        """Whether the server enforces ``If-None-Match: *`` (probed once per endpoint+bucket).
+
+        Some S3-compatible servers (rclone ``serve s3``) accept the header and ignore
+        it; releases and the current manifest would then be overwritten silently. The
+        probe writes a fresh key twice with ``If-None-Match: *``: the second write must
+        be refused (412). The probe key is deleted again.
+        """
+        where = (self.settings.endpoint_url or "aws", self.bucket)
+        with _PROBE_LOCK:  # concurrent deploys in one process probe once
+            if where not in _CONDITIONAL_WRITES:
+                _CONDITIONAL_WRITES[where] = self._probe_conditional_writes(prefix)
+            return _CONDITIONAL_WRITES[where]
+
+    def _probe_conditional_writes(self, prefix: str) -> bool:
+        key = f"{prefix}/releases/probe-{os.urandom(6).hex()}.json"
+        try:
+            for _ in range(2):
+                self.put_if(key, b"{}", content_type="application/json",
+                            cache_control="no-store", if_absent=True)
+        except ConflictError:
+            return True
+        except DeployError as exc:
+            if isinstance(exc.__cause__, ClientError) and _status(exc.__cause__) in (400, 501):
+                return False  # the header itself is refused: NotImplemented and the like
+            raise
+        finally:
+            self.delete_keys([key])
+        return False
 
     def delete_keys(self, keys: Sequence[str]) -> DeleteOutcome:
         """DeleteObjects in batches of 1,000 (quiet mode: the reply lists only failures)."""
