@@ -506,4 +506,6 @@ def _checksum(sha256_hex: str | None) -> dict[str, str]:
     """The content hash as the SHA-256 checksum the server must verify, else a CRC32."""
     if sha256_hex is None:
         return {"ChecksumAlgorithm": CHECKSUM_ALGORITHM}
-    return {"ChecksumSHA256": sha256_base64(sha256_hex)}
+    # Naming the algorithm too makes botocore send x-amz-sdk-checksum-algorithm, which
+    # some servers (moto) need before they record the checksum.
+    return {"ChecksumAlgorithm": "SHA256", "ChecksumSHA256": sha256_base64(sha256_hex)}
