@@ -76,6 +76,7 @@ class HashCache:
         self._new: dict[str, list[object]] = {}
         self.hits = 0
         self.misses = 0
+        self._forgotten = False
 
     @staticmethod
     def _read(path: Path) -> dict[str, list[object]]:
@@ -107,9 +108,16 @@ class HashCache:
     def put(self, path: Path, stamp: FileStamp, sha256_hex: str) -> None:
         self._new[str(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
 
+    def forget(self, path: Path) -> None:
+        """Drop ``path``'s hash: its bytes changed without a new size or mtime showing it."""
+        self._new.pop(str(path), None)
+        self._old.pop(str(path), None)
+        self._forgotten = True
+
     def save(self) -> None:
         """Write the cache atomically; failure to write it is not worth failing a deploy."""
-        if self.path is None or (self.misses == 0 and self._new.keys() == self._old.keys()):
+        if self.path is None or (self.misses == 0 and self._new.keys() == self._old.keys()
+                                 and not self._forgotten):
             return  # nothing new to remember
         payload = {"version": self._VERSION, "entries": dict(sorted(self._new.items()))}
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,12 +58,33 @@ def test_a_file_rewritten_during_the_upload_fails_the_deploy_naming_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     victim = static_tree / "js/app.min.js"
-    rewrite_on_open(monkeypatch, victim, b"console.log('rewritten meanwhile');\n")
-    code, result = run_json(capsys, [*target_args(s3, tmp_path, static_tree), "-q"])
+    stamp = victim.stat()
+    rewrite_on_open(monkeypatch, victim, b"console.log('HI');\n")  # same size ...
+    monkeypatch.setattr(base, "open_source", keep_mtime(base.open_source, victim, stamp))
+    args = [*target_args(s3, tmp_path, static_tree), "-q",
+            "--hash-cache", str(tmp_path / "cache.json")]
+    code, result = run_json(capsys, args)
     assert code == 1 and "app.min.js" in result["error"] and "changed while" in result["error"]
     assert "static/manifest.json" not in set(s3.keys())  # nothing published
     for key in s3.keys("static/"):  # and nothing stored under a name its bytes do not have
-        assert key.split(".")[-2] == sha256_of(s3, key)[:12] or key.endswith("LICENSE." + key[-12:])
+        name_hash = key.rsplit(".", 2)[-2] if key.count(".") > 1 else key.rsplit(".", 1)[-1]
+        assert sha256_of(s3, key).startswith(name_hash), key
+    # ... and the same mtime: only dropping the cached hash lets the next run see the change.
+    monkeypatch.setattr(base, "open_source", REAL_OPEN)
+    code, result = run_json(capsys, args)
+    assert code == 0, result
+    entry = Manifest.load(tmp_path / "out" / "manifest.json").files["js/app.min.js"]
+    assert s3.get(entry.key)["Body"].read() == b"console.log('HI');\n"
+
+
+def keep_mtime(opener: Any, victim: Path, stamp: Any) -> Any:
+    """Wrap ``opener`` so the victim's mtime is put back after the rewrite."""
+    def hooked(path: Path) -> Any:
+        handle = opener(path)
+        if Path(path) == victim:
+            os.utime(victim, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        return handle
+    return hooked
 
 
 def test_a_file_that_changes_back_is_read_again_and_deployed(

@@ -85,6 +85,8 @@ def sha256_base64(hex_digest: str) -> str:
 class UploadFailure:
     key: str
     message: str
+    #: The local file no longer has the content hash it was named after.
+    content_changed: bool = False
 
 
 @dataclass

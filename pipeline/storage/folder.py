@@ -138,7 +138,9 @@ class FolderStorage:
                 etag = self._copy(upload)
             except (OSError, ContentChanged) as exc:
                 message = str(exc) if isinstance(exc, ContentChanged) else exc.strerror
-                outcome.failures.append(UploadFailure(upload.key, message or str(exc)))
+                outcome.failures.append(UploadFailure(
+                    upload.key, message or str(exc),
+                    content_changed=isinstance(exc, ContentChanged)))
                 outcome.not_attempted = len(uploads) - index - 1
                 break
             outcome.stored[upload.key] = RemoteObject(size=upload.size, etag=etag)

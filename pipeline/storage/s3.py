@@ -36,6 +36,7 @@ from ..errors import ConfigError, ConflictError, DeployError
 from ..plan import RemoteObject
 from ..urls import redact_url
 from .base import (
+    ContentChanged,
     DeleteOutcome,
     NotModified,
     ObjectInfo,
@@ -425,8 +426,10 @@ class S3Storage:
                 etag = self._upload_one(upload)
             except (ClientError, BotoCoreError, OSError, DeployError) as exc:
                 stop.set()
+                failure = UploadFailure(upload.key, describe_error(exc),
+                                        content_changed=isinstance(exc, ContentChanged))
                 with lock:
-                    outcome.failures.append(UploadFailure(upload.key, describe_error(exc)))
+                    outcome.failures.append(failure)
                 return
             with lock:
                 outcome.stored[upload.key] = RemoteObject(size=upload.size, etag=etag)
