@@ -25,14 +25,15 @@ Racing a deploy, why no release can name a deleted object:
 
 * prune never deletes an object written less than :data:`MIN_GRACE` ago (unless
   forced), so what a running deploy uploads is out of reach;
-* before its final check, prune writes a marker ``<prefix>/releases/pruning-*.json``
-  and removes it when done; it starts no delete request later than
-  :data:`PRUNE_SEND_DEADLINE` after writing it;
+* before its final check, prune writes a marker ``<prefix>/releases/pruning-*.json``;
+  it starts no delete request later than :data:`PRUNE_SEND_DEADLINE` after writing
+  it, and when done writes a record ``pruned-*.json`` and then removes the marker;
 * the final check (right before deleting) reads the releases again and spares
   every key a release written meanwhile names;
-* a deploy writes its release object, then lists the prefix: while a marker younger
-  than :data:`PRUNE_WINDOW` is listed it waits for it to go, then re-uploads
-  whatever is missing before the release becomes current.
+* a deploy writes its release object, then lists ``releases/``: if a prune may have
+  deleted since the deploy started (:func:`pruned_since`), it waits while a marker
+  younger than :data:`PRUNE_WINDOW` is listed, lists the whole prefix, and
+  re-uploads whatever is missing before the release becomes current.
 
 Either the prune's final check comes after the release object was written (and
 spares its keys), or its marker was written before the release object and the
@@ -84,7 +85,12 @@ PRUNE_WINDOW = timedelta(minutes=10)
 #: Keys per delete call from prune (the S3 maximum per DeleteObjects request).
 DELETE_CHUNK = 1000
 
+#: Done records older than this are removed by the next prune (deploys look back
+#: no further than their own duration plus the window).
+DONE_TTL = timedelta(days=1)
+
 _MARKER_HEAD = "pruning-"
+_DONE_HEAD = "pruned-"
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,8 @@ def prune(
             f"than the safety limit of {plan.limit}; check --prefix and --keep with --dry-run, "
             "then raise --max-deletes or pass --force"
         )
-    with announced(storage, prefix) as started:
+    stale = _stale_done_records(listing, prefix, now or datetime.now(UTC))
+    with announced(storage, prefix, stale=stale) as started:
         # The final check comes after the marker is stored: see the module docstring.
         spared = _named_by_new_releases(storage, prefix, set(ids), current)
         keys = [key for key in plan.candidates if key not in spared]
@@ -204,11 +211,16 @@ def _hours(period: timedelta) -> str:
 
 
 @contextmanager
-def announced(storage: Storage, prefix: str) -> Iterator[float]:
+def announced(storage: Storage, prefix: str, *, stale: Sequence[str] = ()) -> Iterator[float]:
     """Store a prune marker for the duration of the block; yield when it was written
-    (``time.monotonic()`` just before the PUT, so the deadline errs early)."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    key = f"{releases_prefix(prefix)}/{_MARKER_HEAD}{stamp}-{os.urandom(4).hex()}.json"
+    (``time.monotonic()`` just before the PUT, so the deadline errs early).
+
+    When the block ends, a "done" record is written *before* the marker is removed, so
+    a deploy always finds one of the two for any prune that deleted since it started.
+    ``stale`` (old done records) are removed with the marker.
+    """
+    name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}.json"
+    key = f"{releases_prefix(prefix)}/{_MARKER_HEAD}{name}"
     body = json.dumps({"pruning": True, "window_seconds": PRUNE_WINDOW.total_seconds()})
     started = time.monotonic()
     storage.put_bytes(key, body.encode(), content_type="application/json",
@@ -216,7 +228,9 @@ def announced(storage: Storage, prefix: str) -> Iterator[float]:
     try:
         yield started
     finally:
-        storage.delete_keys([key])
+        storage.put_bytes(f"{releases_prefix(prefix)}/{_DONE_HEAD}{name}", b"{}",
+                          content_type="application/json", cache_control="no-store")
+        storage.delete_keys([key, *stale])
 
 
 def live_markers(listing: Mapping[str, RemoteObject], prefix: str, now: datetime) -> list[str]:
@@ -228,6 +242,30 @@ def live_markers(listing: Mapping[str, RemoteObject], prefix: str, now: datetime
     head = f"{releases_prefix(prefix)}/{_MARKER_HEAD}"
     return sorted(key for key, remote in listing.items() if key.startswith(head)
                   and (remote.last_modified is None or remote.last_modified > now - PRUNE_WINDOW))
+
+
+def pruned_since(listing: Mapping[str, RemoteObject], prefix: str, since: datetime) -> bool:
+    """Whether a prune may have deleted anything after ``since`` (server time).
+
+    Its deletes land within :data:`PRUNE_WINDOW` of its marker, and it writes a done
+    record after them: so a marker younger than ``since - PRUNE_WINDOW`` or a done
+    record younger than ``since`` is listed for every such prune.
+    """
+    marker, done = (f"{releases_prefix(prefix)}/{head}" for head in (_MARKER_HEAD, _DONE_HEAD))
+    for key, remote in listing.items():
+        stamp = remote.last_modified
+        if key.startswith(marker) and (stamp is None or stamp > since - PRUNE_WINDOW):
+            return True
+        if key.startswith(done) and (stamp is None or stamp > since):
+            return True
+    return False
+
+
+def _stale_done_records(listing: Mapping[str, RemoteObject], prefix: str, now: datetime
+                        ) -> list[str]:
+    head = f"{releases_prefix(prefix)}/{_DONE_HEAD}"
+    return [key for key, remote in listing.items() if key.startswith(head)
+            and remote.last_modified is not None and remote.last_modified < now - DONE_TTL]
 
 
 def _delete_in_time(storage: Storage, keys: Sequence[str], started: float) -> DeleteOutcome:

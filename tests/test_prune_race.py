@@ -22,6 +22,7 @@ from pipeline.prune import owned_keys, plan_prune, prune
 from pipeline.publish import deploy
 from pipeline.releases import Current, ReleaseDoc
 from pipeline.storage.s3 import S3Settings, S3Storage
+from tests.faultproxy import fault_proxy
 from tests.helpers import S3Env, assert_consistent, run_json, target_args, write_tree
 
 FILES = 40
@@ -243,3 +244,16 @@ def test_library_functions_refuse_a_root_or_empty_prefix(
         deploy(static_dir=tree(tmp_path / "static", "v1"), prefix=prefix, storage=storage,
                manifest_path=tmp_path / "m.json", hash_cache_path=None)
     assert set(s3.keys()) == {"other/a.0123456789ab.png"}
+
+
+def test_without_a_recent_prune_the_confirmation_is_one_small_listing(
+    s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the confirmation costs a deploy when no prune ran: one listing of releases/."""
+    static = tree(tmp_path / "static", "v1")
+    with fault_proxy(s3.endpoint, methods=()) as proxy:
+        args = [*target_args(s3, tmp_path, static, endpoint=proxy.url), "-q"]
+        assert run_json(capsys, args)[0] == 0
+    lists = [path for method, path, _ in proxy.headers if method == "GET" and "list-type=2" in path]
+    assert len(lists) == 2, lists  # the plan's listing of static/, then static/releases/
+    assert "prefix=static%2Freleases%2F" in lists[1]
