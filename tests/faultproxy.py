@@ -4,6 +4,12 @@ Faults are drawn from a seeded RNG, so a failing run can be replayed. Kinds:
 ``500`` (InternalError), ``503`` (SlowDown), ``403`` (AccessDenied, not retryable), ``reset`` (connection dropped before
 forwarding), ``lost`` (forwarded, then the response is dropped: the server has
 the object but the client does not know it) and ``slow`` (a short delay).
+
+Besides faults it can play a server that ignores conditional writes
+(``ignore_conditions``: ``If-Match``/``If-None-Match`` are dropped before forwarding,
+as rclone's ``serve s3`` does; moto does not check signatures), answer some GETs with
+canned bytes (``replies``), and it records every request's headers (``headers``) so
+tests can see what was sent.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection"}
+
+CONDITIONS = {"if-match", "if-none-match"}
 
 ERROR_CODES = {"500": "InternalError", "503": "SlowDown", "403": "AccessDenied"}
 
@@ -42,6 +50,8 @@ class FaultProxy:
         path_filter: str = "",
         slow_seconds: float = 0.05,
         origin_path: str = "",
+        ignore_conditions: bool = False,
+        replies: dict[str, bytes] | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
@@ -56,6 +66,12 @@ class FaultProxy:
         self.origin_path = origin_path
         #: ``"METHOD /path STATUS"`` -> count of the responses sent back.
         self.responses: Counter[str] = Counter()
+        self.ignore_conditions = ignore_conditions
+        #: GET requests whose path contains a key are answered 200 with its bytes instead
+        #: (a server returning something odd, e.g. for ``?policy``).
+        self.replies = replies or {}
+        #: (method, path, headers with lower-case names) of every request, in order.
+        self.headers: list[tuple[str, str, dict[str, str]]] = []
         self.requests: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self._rng = random.Random(seed)
@@ -106,6 +122,12 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
                     proxy.requests[f"{self.command} {self.path}"] += 1
+                    proxy.headers.append((self.command, self.path,
+                                          {k.lower(): v for k, v in self.headers.items()}))
+                canned = [data for part, data in proxy.replies.items() if part in self.path]
+                if self.command == "GET" and canned:
+                    self._reply(200, {"Content-Type": "application/xml"}, canned[0])
+                    return
                 fault = proxy._draw_fault(self.command, self.path)
                 if fault == "reset":
                     self._reset()
@@ -129,8 +151,9 @@ class FaultProxy:
                 conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port,
                                                   timeout=30)
                 try:
+                    dropped = HOP_BY_HOP | (CONDITIONS if proxy.ignore_conditions else set())
                     headers = {k: v for k, v in self.headers.items()
-                               if k.lower() not in HOP_BY_HOP}
+                               if k.lower() not in dropped}
                     conn.request(self.command, proxy.origin_path + self.path, body=body,
                                  headers=headers)
                     response = conn.getresponse()

@@ -15,6 +15,13 @@ from tests.faultproxy import fault_proxy
 from tests.helpers import S3Env, assert_consistent, run_json, target_args, write_tree
 
 
+@pytest.fixture(autouse=True)
+def no_grace_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests use ``--grace 0`` to test keep, limits and batches, not the floor
+    (tests/test_prune_race.py tests the floor itself)."""
+    monkeypatch.setattr("pipeline.release.prune.MIN_GRACE", timedelta(0))
+
+
 def deploy(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
     code, summary = run_json(capsys, [*args, "-q"])
     assert code == 0, summary
@@ -50,7 +57,9 @@ def test_prune_deletes_what_no_kept_release_names_and_keeps_the_rest(
     assert set(result["keys"]) == gone and result["deleted"] == 2
     assert result["kept_releases"] == [v2, v3]
     after = s3.keys()
-    assert set(after) == set(before) - gone
+    records = {key for key in after if key.startswith("static/releases/pruned-")}
+    assert len(records) == 1  # prune's own "done" record (see pipeline.release.prune)
+    assert set(after) - records == set(before) - gone
     assert three_releases["cat_v1"] in after  # v2 still names it
     assert_consistent(s3)
     assert run_json(capsys, ["verify", "--release", v2, *args])[0] == 0
@@ -70,13 +79,13 @@ def test_objects_inside_the_grace_period_are_kept(
 
 def test_grace_is_measured_against_last_modified() -> None:
     now = datetime(2026, 1, 10, tzinfo=UTC)
-    entry = Entry("static/kept.1.png", "h" * 64, 1, "image/png")
+    entry = Entry("static/kept.0123456789ab.png", "h" * 64, 1, "image/png")
     doc = ReleaseDoc(Manifest({"kept.png": entry}), "20260101T000000.000Z-aaaaaa", None, {})
     listing = {
-        "static/kept.1.png": RemoteObject(1, last_modified=now - timedelta(days=30)),
-        "static/old.1.png": RemoteObject(1, last_modified=now - timedelta(days=8)),
-        "static/young.1.png": RemoteObject(1, last_modified=now - timedelta(days=6)),
-        "static/undated.1.png": RemoteObject(1),
+        "static/kept.0123456789ab.png": RemoteObject(1, last_modified=now - timedelta(days=30)),
+        "static/old.0123456789ab.png": RemoteObject(1, last_modified=now - timedelta(days=8)),
+        "static/young.0123456789ab.png": RemoteObject(1, last_modified=now - timedelta(days=6)),
+        "static/undated.0123456789ab.png": RemoteObject(1),
         "static/manifest.json": RemoteObject(1, last_modified=now - timedelta(days=30)),
         "static/releases/20260101T000000.000Z-aaaaaa.json":
             RemoteObject(1, last_modified=now - timedelta(days=30)),
@@ -84,7 +93,7 @@ def test_grace_is_measured_against_last_modified() -> None:
     plan = plan_prune(listing, "static", kept={doc.release_id: doc},  # type: ignore[dict-item]
                       current=Current(doc, "e", b""), cutoff=now - timedelta(days=7),
                       max_deletes=None)
-    assert plan.candidates == ("static/old.1.png",) and plan.in_grace == 2
+    assert plan.candidates == ("static/old.0123456789ab.png",) and plan.in_grace == 2
 
 
 def test_dry_run_lists_and_deletes_nothing(
@@ -142,7 +151,8 @@ def test_deletes_go_in_batches(
         code, result = run_json(capsys, ["prune", "--keep", "1", "--grace", "0", "--force",
                                          *target_args(s3, tmp_path, static, endpoint=proxy.url)])
     assert code == 0 and result["deleted"] == 25 and result["requests"] == 3
-    assert proxy.count("POST", "delete") == 3 and proxy.count("DELETE") == 0
+    # One more DeleteObjects removes prune's marker (see pipeline.release.prune).
+    assert proxy.count("POST", "delete") == 3 + 1 and proxy.count("DELETE") == 0
 
 
 def test_folder_backend_prunes_too(

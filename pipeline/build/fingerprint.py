@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,15 @@ def hashed_name(logical_path: str, sha256_hex: str) -> str:
     return f"{folder}{slash}{name[:dot]}.{short}{name[dot:]}"
 
 
+#: A name :func:`hashed_name` produced: ``<stem>.<12 hex>`` plus an optional extension.
+_HASHED_NAME_RE = re.compile(rf"^.+\.[0-9a-f]{{{NAME_HASH_LENGTH}}}(\.[^./]+)?$")
+
+
+def is_hashed_name(name: str) -> bool:
+    """Whether a file name (no folder) has the shape :func:`hashed_name` gives."""
+    return bool(_HASHED_NAME_RE.match(name))
+
+
 @dataclass(frozen=True)
 class FileStamp:
     """What must be unchanged for a cached hash to still be trusted."""
@@ -66,6 +76,7 @@ class HashCache:
         self._new: dict[str, list[object]] = {}
         self.hits = 0
         self.misses = 0
+        self._forgotten = False
 
     @staticmethod
     def _read(path: Path) -> dict[str, list[object]]:
@@ -97,9 +108,16 @@ class HashCache:
     def put(self, path: Path, stamp: FileStamp, sha256_hex: str) -> None:
         self._new[str(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
 
+    def forget(self, path: Path) -> None:
+        """Drop ``path``'s hash: its bytes changed without a new size or mtime showing it."""
+        self._new.pop(str(path), None)
+        self._old.pop(str(path), None)
+        self._forgotten = True
+
     def save(self) -> None:
         """Write the cache atomically; failure to write it is not worth failing a deploy."""
-        if self.path is None or (self.misses == 0 and self._new.keys() == self._old.keys()):
+        if self.path is None or (self.misses == 0 and self._new.keys() == self._old.keys()
+                                 and not self._forgotten):
             return  # nothing new to remember
         payload = {"version": self._VERSION, "entries": dict(sorted(self._new.items()))}
         try:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from ..images.private import public_grants, upload_private
+from ..images.private import UnreadablePolicy, public_grants, upload_private
 from ..manifest import manifest_key
 from ..release.documents import read_current, read_releases, release_ids, validate_release_id
 from ..release.prune import PruneResult, prune
@@ -25,6 +25,7 @@ from .common import (
     INVALIDATE_OPTION,
     MANIFEST_OPTION,
     STATIC_DIR_OPTION,
+    UNSAFE_WRITES_OPTION,
     WORKERS_OPTION,
     Run,
     common_options,
@@ -69,7 +70,7 @@ def releases_command(ctx: click.Context, as_json: bool, quiet: bool, **options: 
 @common_options(WORKERS_OPTION, STATIC_DIR_OPTION)
 @click.option("--release", "release_id", metavar="ID", help="Check this release instead of the current one.")
 @click.option("--repair", is_flag=True, help="Re-upload missing or wrong objects from --static-dir.")
-@click.option("--full", is_flag=True, help="HEAD every object (Content-Type/Cache-Control), not a sample.")
+@click.option("--full", is_flag=True, help="Check every object's headers and download it to compare its SHA-256, not a sample.")
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache for --repair.")
 @click.pass_context
 def verify_command(ctx: click.Context, as_json: bool, quiet: bool, release_id: str | None,
@@ -126,9 +127,10 @@ def _print_verify(report: VerifyReport, fixed: RepairResult | None) -> None:
 @common_options(MANIFEST_OPTION)
 @click.argument("release_id", metavar="[ID]", required=False)
 @INVALIDATE_OPTION
+@UNSAFE_WRITES_OPTION
 @click.pass_context
 def rollback_command(ctx: click.Context, as_json: bool, quiet: bool, release_id: str | None,
-                     **options: Any) -> None:
+                     unsafe_no_conditional_writes: bool, **options: Any) -> None:
     """Make release ID (default: the one before the current) current again; copies nothing."""
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="switching")
     settings = run.settings
@@ -136,7 +138,8 @@ def rollback_command(ctx: click.Context, as_json: bool, quiet: bool, release_id:
         validate_release_id(release_id)
     storage = open_storage(settings)
     storage.check()
-    result = rollback(storage, settings.prefix, release_id=release_id)
+    result = rollback(storage, settings.prefix, release_id=release_id,
+                      unsafe_no_conditional_writes=unsafe_no_conditional_writes)
     write_local_manifest(settings.manifest_path, result.doc)
     key = manifest_key(settings.prefix)
     invalidation = invalidate_after_publish(
@@ -222,9 +225,11 @@ def _print_prune(result: PruneResult, run: Run) -> None:
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--private-prefix", default="private", show_default=True,
               help="Key prefix of the private objects; must not overlap --prefix.")
+@click.option("--force", is_flag=True,
+              help="Upload even though the bucket policy could not be read as JSON.")
 @click.pass_context
 def private_command(ctx: click.Context, as_json: bool, quiet: bool, folder: str,
-                    private_prefix: str, **options: Any) -> None:
+                    private_prefix: str, force: bool, **options: Any) -> None:
     """Upload a folder of private images: no ACL, never under the public prefix.
 
     Refuses (exit 2) when the bucket policy lets anyone read the private prefix, so a
@@ -239,8 +244,18 @@ def private_command(ctx: click.Context, as_json: bool, quiet: bool, folder: str,
     storage = open_storage(settings)
     assert isinstance(storage, S3Storage) and settings.bucket  # needs_bucket made sure
     storage.check()
-    grants = public_grants(storage.bucket_policy(), bucket=settings.bucket,
-                           key=f"{prefix}/any-image.png")
+    try:
+        grants = public_grants(storage.bucket_policy(), bucket=settings.bucket,
+                               key=f"{prefix}/any-image.png")
+    except UnreadablePolicy as exc:
+        if not force:
+            raise ConfigError(
+                f"cannot tell whether bucket {settings.bucket!r} lets anyone read {prefix}/: "
+                f"{exc}; the server may not support bucket policies. Check who can read the "
+                "bucket yourself, then pass --force"
+            ) from exc
+        run.say(f"warning: {exc}; uploading anyway (--force)")
+        grants = []
     if grants:
         raise ConfigError(
             f"the policy of bucket {settings.bucket!r} lets anyone read {prefix}/ "

@@ -60,6 +60,13 @@ INVALIDATE_OPTION = click.option(
 )
 
 
+UNSAFE_WRITES_OPTION = click.option(
+    "--unsafe-no-conditional-writes", "unsafe_no_conditional_writes", is_flag=True,
+    help="Publish even if the server ignores If-Match/If-None-Match (only safe when no two "
+         "deploys or rollbacks ever run at once).",
+)
+
+
 def common_options(*shown: str) -> Callable[[F], F]:
     """The target and output options, plus the ``shown`` shared ones (others hidden)."""
     shared = [click.option(*names, hidden=name not in shown, **kwargs)

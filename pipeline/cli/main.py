@@ -27,6 +27,7 @@ from .common import (
     INVALIDATE_OPTION,
     MANIFEST_OPTION,
     STATIC_DIR_OPTION,
+    UNSAFE_WRITES_OPTION,
     WORKERS_OPTION,
     Run,
     common_options,
@@ -107,6 +108,7 @@ DISTRIBUTION = "flask-cdn-pipeline"
 @click.option("-v", "--verbose", is_flag=True, help="One progress line per uploaded file.")
 @click.option("--show-config", is_flag=True, help="Print every setting and where it came from (flag, environment, pyproject.toml, default); deploy nothing.")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version, help="Print the version and exit.")
+@UNSAFE_WRITES_OPTION
 @click.pass_context
 def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool,
                    show_config: bool, **options: Any) -> None:
@@ -135,6 +137,7 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool
         manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
         dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
         observer=reporter, filters=settings.filters,
+        unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
     )
     try:
         invalidation = None if result.dry_run else invalidate_after_publish(
@@ -264,7 +267,7 @@ LAZY_COMMANDS = {
     "rollback": "pipeline.cli.commands:rollback_command",
     "prune": "pipeline.cli.commands:prune_command",
     "private": "pipeline.cli.commands:private_command",
-    "serve": "pipeline.cli.serve:serve_command",
+    "serve": "pipeline.cli.main.serve:serve_command",
 }
 COMMAND_NAMES = frozenset({"deploy", *LAZY_COMMANDS})
 

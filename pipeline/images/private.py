@@ -82,12 +82,7 @@ def public_grants(policy_json: str | None, *, bucket: str, key: str) -> list[str
     """
     if not policy_json:
         return []
-    try:
-        statements = json.loads(policy_json).get("Statement", [])
-    except (ValueError, AttributeError):
-        return ["<unreadable policy>"]
-    if isinstance(statements, dict):
-        statements = [statements]
+    statements = _statements(policy_json)
     arn = f"arn:aws:s3:::{bucket}/{key}"
     found = []
     for statement in statements:
@@ -98,6 +93,27 @@ def public_grants(policy_json: str | None, *, bucket: str, key: str) -> list[str
             continue
         found += [r for r in _as_list(statement.get("Resource")) if fnmatchcase(arn, r)]
     return found
+
+
+class UnreadablePolicy(ConfigError):
+    """The bucket policy the server returned is not a JSON policy document."""
+
+
+def _statements(policy_json: str) -> list[dict[str, object]]:
+    """The policy's statements, or :class:`UnreadablePolicy`: a server that does not
+    implement bucket policies may answer with an error page or XML instead."""
+    try:
+        document = json.loads(policy_json)
+    except ValueError:
+        document = None
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not all(isinstance(s, dict) for s in statements):
+        shown = " ".join(policy_json.split())[:60]
+        raise UnreadablePolicy(f"the bucket policy is not a JSON policy document "
+                               f"(it starts {shown!r})")
+    return statements
 
 
 def _anyone(principal: object) -> bool:

@@ -62,6 +62,19 @@ def validate_release_id(release_id: str) -> str:
     return release_id
 
 
+def require_prefix(prefix: str) -> str:
+    """Refuse an empty or root prefix: the bucket root holds other prefixes' objects.
+
+    The CLI validates ``--prefix`` first; library callers get the same guard here.
+    """
+    if not prefix.strip("/ ") or prefix != prefix.strip("/"):
+        raise ConfigError(
+            f"prefix {prefix!r} is not usable: deploys, releases and prune need their own "
+            "prefix (e.g. 'static'), never the bucket root"
+        )
+    return prefix
+
+
 def releases_prefix(prefix: str) -> str:
     return f"{prefix}/{RELEASES_DIR}" if prefix else RELEASES_DIR
 

@@ -10,16 +10,26 @@ object (:mod:`pipeline.release.store`), then the current manifest (conditional o
 ETag read at the start; a lost race retries, last writer wins), then the local
 manifest. A kill between the release and the manifest leaves a complete release
 that is simply not current; the re-run publishes its own.
+
+Racing a prune: after the release object is written, one listing of ``releases/``
+shows prune markers and done records. If a prune may have deleted anything since
+this deploy listed the bucket, it waits while a marker is live (that prune may have
+checked the releases before ours was written), lists the whole prefix (cheaper than a
+HEAD per reused key) and re-uploads what is missing. See :mod:`pipeline.release.prune` for
+why that closes the race.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 from ..build.fingerprint import HashCache
-from ..errors import ConfigError, DeployError, ManifestError
+from ..errors import ConfigError, ConflictError, DeployError, ManifestError
 from ..localfs import Ignored, check_writable, display_name, scan_files, write_atomic
 from ..manifest import Manifest, build, manifest_key
 from ..media_types import IMMUTABLE_CACHE_CONTROL
@@ -32,9 +42,21 @@ from .documents import (
     read_current,
     release_ids,
     release_key,
+    releases_prefix,
+    require_prefix,
 )
-from .plan import Plan, RemoteObject, missing_keys, plan_deploy
-from .store import point_current, store_release
+from .plan import Plan, PlannedFile, RemoteObject, missing_keys, plan_deploy
+from .prune import PRUNE_WINDOW, live_markers, pruned_since
+from .store import point_current, require_conditional_writes, store_release
+
+#: Seconds between listings while waiting for a live prune marker to go.
+MARKER_POLL_SECONDS = 0.5
+#: How far the local clock may run ahead of the server's when no server time is at hand
+#: (SigV4 refuses requests from clocks more than 15 minutes off).
+CLOCK_SKEW = timedelta(minutes=15)
+#: ``LastModified`` has a resolution of one second.
+STAMP_SLACK = timedelta(seconds=2)
+
 
 
 class DeployObserver(Protocol):
@@ -103,6 +125,7 @@ def deploy(
     relist: bool = False,
     observer: DeployObserver | None = None,
     filters: PathFilter | None = None,
+    unsafe_no_conditional_writes: bool = False,
 ) -> DeployResult:
     """Publish ``static_dir`` to ``storage`` under ``prefix``; see the module docstring.
 
@@ -112,6 +135,7 @@ def deploy(
     (or ``relist=True``) finds.
     """
     observer = observer or _Silent()
+    require_prefix(prefix)
     scan = scan_files(static_dir, filters)
     files = scan.files
     if not dry_run:
@@ -129,6 +153,9 @@ def deploy(
         return _unchanged(current, manifest, sources, observer, cache, manifest_path,
                           key=manifest_key(prefix), target=storage.description, dry_run=dry_run,
                           ignored=tuple(scan.ignored))
+    if not dry_run:  # publishing relies on conditional writes: know before any work
+        require_conditional_writes(storage, prefix, unsafe=unsafe_no_conditional_writes)
+    started = time.monotonic()  # deletions after this are what confirm_release looks for
     existing = storage.list_keys(prefix, hints=[e.key for e in manifest.files.values()])
     known = dict(current.doc.etags) if current.doc else {}
     plan = plan_deploy(manifest, sources, existing, known_etags=known)
@@ -143,27 +170,13 @@ def deploy(
         # What the real run would do: publish unless these files are the current release.
         return replace(result, new_release=not _is_current(current, manifest))
 
-    uploads = [
-        Upload(
-            key=item.entry.key,
-            source=item.source,
-            size=item.entry.size,
-            content_type=item.entry.content_type,
-            cache_control=IMMUTABLE_CACHE_CONTROL,
-            body=built.bodies.get(item.logical_path),
-        )
-        for item in plan.uploads
-    ]
-    outcome = storage.upload_files(uploads, on_stored=observer.stored)
-    cache.save()  # hashes are right even if uploads failed; the next run reuses them
-    if outcome.failures:
-        first = outcome.failures[0]
-        raise DeployError(
-            f"{len(outcome.failures)} upload(s) failed after retries "
-            f"({outcome.not_attempted} not attempted), first: {first.key}: {first.message}; "
-            "nothing was published, the previous manifest is still current"
-        )
-    confirmed = {**existing, **outcome.stored}
+    by_key = {item.entry.key: _upload_for(item, built.bodies) for item in plan.files}
+    uploads = [by_key[item.entry.key] for item in plan.uploads]
+    try:
+        stored = _upload(storage, uploads, observer, cache)
+    finally:
+        cache.save()  # hashes are right even if uploads failed; the next run reuses them
+    confirmed = {**existing, **stored}
     missing = missing_keys(manifest, confirmed)
     if missing:
         raise DeployError(
@@ -171,6 +184,10 @@ def deploy(
             f"first: {missing[0]}; the manifest was not published"
         )
     doc, new = _release_for(storage, prefix, manifest, current, existing, confirmed)
+    # A failure here leaves the release object stored but not current. It is not deleted:
+    # a concurrent deploy of the same files may be publishing this very release.
+    confirm_release(storage, prefix, manifest, by_key, observer, release_id=doc.release_id,
+                    started=started)
     conflicts = point_current(storage, prefix, doc, expected=current, retry=True)
     try:
         write_local_manifest(manifest_path, doc)
@@ -198,6 +215,98 @@ def check_key_lengths(manifest: Manifest) -> None:
                 f"{len(entry.key.encode('utf-8'))} bytes; S3 allows {MAX_KEY_BYTES}: shorten "
                 "its name or folders (or the prefix), or --exclude it"
             )
+
+
+def _upload_for(item: PlannedFile, bodies: Mapping[str, bytes]) -> Upload:
+    return Upload(
+        key=item.entry.key,
+        source=item.source,
+        size=item.entry.size,
+        content_type=item.entry.content_type,
+        cache_control=IMMUTABLE_CACHE_CONTROL,
+        body=bodies.get(item.logical_path),
+        sha256=item.entry.hash,
+    )
+
+
+def _upload(storage: Storage, uploads: Sequence[Upload], observer: DeployObserver,
+            cache: HashCache | None = None) -> dict[str, RemoteObject]:
+    outcome = storage.upload_files(uploads, on_stored=observer.stored)
+    sources = {upload.key: upload.source for upload in uploads}
+    for failure in outcome.failures:
+        if failure.content_changed and cache is not None:
+            cache.forget(sources[failure.key])  # rewritten in place: hash it afresh next time
+    if outcome.failures:
+        first = outcome.failures[0]
+        raise DeployError(
+            f"{len(outcome.failures)} upload(s) failed after retries "
+            f"({outcome.not_attempted} not attempted), first: {first.key}: {first.message}; "
+            "nothing was published, the previous manifest is still current"
+        )
+    return outcome.stored
+
+
+def confirm_release(
+    storage: Storage, prefix: str, manifest: Manifest, by_key: Mapping[str, Upload],
+    observer: DeployObserver, *, release_id: str | None, started: float,
+) -> None:
+    """After the release object is stored, make sure every object it names still exists.
+
+    One listing of ``releases/`` shows whether a prune may have deleted anything since
+    this deploy began (``started``, a ``time.monotonic()`` taken before its listing):
+    if not, what the deploy listed and uploaded is still there. If so, it waits out
+    live prune markers, lists the whole prefix, re-uploads what is missing and lists
+    again. Raises :class:`DeployError` if something is still missing.
+    """
+    recent = storage.list_keys(releases_prefix(prefix))
+    since = _server_now(recent, prefix) - _seconds(time.monotonic() - started) - STAMP_SLACK
+    if not pruned_since(recent, prefix, since):
+        return
+    listing = _listing_after_prunes(storage, prefix, list(by_key))
+    missing = missing_keys(manifest, listing)
+    if not missing:
+        return
+    observer.warned(f"{len(missing)} object(s) disappeared during the deploy (a concurrent "
+                    f"prune?), first: {missing[0]}; uploading them again")
+    _upload(storage, [by_key[key] for key in missing], observer)
+    still = missing_keys(manifest, _listing_after_prunes(storage, prefix, list(by_key)))
+    if still:
+        raise DeployError(
+            f"{len(still)} object(s) of the new release keep disappearing from "
+            f"{storage.description}, first: {still[0]}; nothing was published, the previous "
+            f"manifest is still current (release {release_id} was recorded but not made "
+            "current; is a prune with --force running?)"
+        )
+
+
+def _listing_after_prunes(storage: Storage, prefix: str, hints: list[str]
+                          ) -> dict[str, RemoteObject]:
+    """One listing of the prefix taken when no prune marker is live (bounded wait)."""
+    started = time.monotonic()
+    while True:
+        listing = storage.list_keys(prefix, hints=hints)
+        waited = time.monotonic() - started
+        live = live_markers(listing, prefix, _server_now(listing, prefix) + _seconds(waited))
+        if not live:
+            return listing
+        if waited > PRUNE_WINDOW.total_seconds():
+            raise ConflictError(f"a prune marker ({live[0]}) did not go away in "
+                                f"{PRUNE_WINDOW}; nothing was published")
+        time.sleep(MARKER_POLL_SECONDS)
+
+
+def _server_now(listing: Mapping[str, RemoteObject], prefix: str) -> datetime:
+    """The newest release object's ``LastModified``: usually ours, just written, so the
+    server's clock, which also dates the markers. Without one, the local clock minus
+    :data:`CLOCK_SKEW`, erring towards waiting."""
+    head = releases_prefix(prefix) + "/"
+    stamps = [remote.last_modified for key, remote in listing.items()
+              if key.startswith(head) and remote.last_modified is not None]
+    return max([*stamps, datetime.now(UTC) - CLOCK_SKEW])
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
 
 
 def _is_current(current: Current, manifest: Manifest) -> bool:

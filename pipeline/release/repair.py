@@ -49,7 +49,7 @@ def repair(
         uploads.append(Upload(key=key, source=sources[path], size=entry.size,
                               content_type=entry.content_type,
                               cache_control=IMMUTABLE_CACHE_CONTROL,
-                              body=built.bodies.get(path)))
+                              body=built.bodies.get(path), sha256=entry.hash))
     cache.save()
     _upload(storage, uploads)
     done = {u.key for u in uploads}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..errors import DeployError
 from ..storage.base import Storage
 from .documents import Current, ReleaseDoc, read_current, read_release, release_ids
-from .store import point_current
+from .store import point_current, require_conditional_writes
 from .verify import listing_problems, unique_entries
 
 
@@ -26,7 +26,9 @@ class RollbackResult:
     changed: bool
 
 
-def rollback(storage: Storage, prefix: str, *, release_id: str | None = None) -> RollbackResult:
+def rollback(storage: Storage, prefix: str, *, release_id: str | None = None,
+             unsafe_no_conditional_writes: bool = False) -> RollbackResult:
+    require_conditional_writes(storage, prefix, unsafe=unsafe_no_conditional_writes)
     listing = storage.list_keys(prefix)
     current = read_current(storage, prefix)
     target = release_id or previous_release(release_ids(listing, prefix), current)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 
-from ..errors import ConflictError
+from ..errors import ConfigError, ConflictError
 from ..manifest import manifest_key
 from ..media_types import MANIFEST_CACHE_CONTROL, content_type_for
 from ..storage.base import Storage
@@ -37,6 +37,23 @@ MAX_ID_TRIES = 3
 
 #: Release documents never change: cache them like fingerprinted objects.
 RELEASE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def require_conditional_writes(storage: Storage, prefix: str, *, unsafe: bool = False) -> None:
+    """Refuse (exit 2) a backend that ignores conditional writes, unless ``unsafe``.
+
+    Everything in this module relies on them: without, two deploys (or a rollback
+    from a stale read) overwrite each other silently and nobody sees a conflict.
+    """
+    if unsafe or storage.supports_conditional_writes(prefix):
+        return
+    raise ConfigError(
+        f"{storage.description} ignores conditional writes (a second PUT with "
+        "If-None-Match: * was not refused with 412): concurrent deploys and rollbacks could "
+        "silently overwrite each other's releases. Use a server that enforces them (AWS S3, "
+        "MinIO, Cloudflare R2, SeaweedFS), or pass --unsafe-no-conditional-writes if only "
+        "one deploy or rollback ever runs at a time"
+    )
 
 
 def store_release(storage: Storage, prefix: str, doc: ReleaseDoc) -> ReleaseDoc:

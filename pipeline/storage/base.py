@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import base64
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
+from ..errors import DeployError
 from ..release.plan import RemoteObject
+
+#: Tries to read a file whose bytes match its content hash before giving up on it: a
+#: second read succeeds when a tool rewrote the file with the same bytes meanwhile.
+READ_TRIES = 2
 
 
 @dataclass(frozen=True)
@@ -21,12 +28,65 @@ class Upload:
     cache_control: str
     #: Bytes to store instead of the file's (a rewritten CSS file), or ``None``.
     body: bytes | None = None
+    #: Hex SHA-256 the stored bytes must have (the content hash the key was named
+    #: after); ``None`` for objects not named by content (private images).
+    sha256: str | None = None
+
+
+class ContentChanged(DeployError):
+    """A file's bytes no longer have the content hash its object key was named after."""
+
+
+def open_source(path: Path) -> BinaryIO:
+    """Open a file to upload: the one read path of uploads (tests hook it)."""
+    return open(path, "rb")
+
+
+def read_source(path: Path) -> bytes:
+    with open_source(path) as handle:
+        return handle.read()
+
+
+def source_chunks(path: Path, size: int) -> Iterator[bytes]:
+    """A file to upload in chunks of ``size`` bytes, in order."""
+    with open_source(path) as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
+def verified_bytes(upload: Upload) -> bytes:
+    """The exact bytes to send for ``upload``, checked against ``upload.sha256``.
+
+    The bytes are hashed after they were read and before they are sent, so what is
+    stored is what was hashed; a file rewritten since it was fingerprinted is read
+    again once, then fails naming the file.
+    """
+    for _ in range(READ_TRIES):
+        data = upload.body if upload.body is not None else read_source(upload.source)
+        if upload.sha256 is None or hashlib.sha256(data).hexdigest() == upload.sha256:
+            return data
+    raise content_changed(upload)
+
+
+def content_changed(upload: Upload) -> ContentChanged:
+    return ContentChanged(
+        f"{str(upload.source)!r} changed while it was deployed: its bytes no longer have the "
+        f"SHA-256 its key was named after ({str(upload.sha256)[:12]}...); nothing was "
+        "stored under that key, run the deploy again"
+    )
+
+
+def sha256_base64(hex_digest: str) -> str:
+    """The ``x-amz-checksum-sha256`` form of a hex SHA-256 (base64 of the raw digest)."""
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
 @dataclass(frozen=True)
 class UploadFailure:
     key: str
     message: str
+    #: The local file no longer has the content hash it was named after.
+    content_changed: bool = False
 
 
 @dataclass
@@ -118,8 +178,13 @@ class Storage(Protocol):
         """Write only if the object still has ETag ``if_match`` (or, ``if_absent``, does not
         exist); raise :class:`~pipeline.errors.ConflictError` otherwise. Returns the new ETag."""
 
-    def inspect(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
-        """Details per key (HEAD on S3, stat and MD5 for a folder); ``None`` = missing."""
+    def supports_conditional_writes(self, prefix: str) -> bool:
+        """Whether :meth:`put_if` is really conditional on this backend (probed on S3)."""
+
+    def inspect(self, keys: Iterable[str], *, content: bool = False
+                ) -> dict[str, ObjectInfo | None]:
+        """Details per key (HEAD on S3, stat and MD5 for a folder); ``None`` = missing.
+        With ``content`` the bytes are read and hashed too (``ObjectInfo.sha256``)."""
 
     def delete_keys(self, keys: Sequence[str]) -> DeleteOutcome:
         """Delete the keys in as few requests as the backend allows."""

@@ -26,6 +26,7 @@ from ..errors import ConfigError, ConflictError, DeployError, UnsafePathError
 from ..localfs import replacing, write_atomic
 from ..release.plan import RemoteObject
 from .base import (
+    ContentChanged,
     DeleteOutcome,
     ObjectInfo,
     ProgressCallback,
@@ -33,6 +34,9 @@ from .base import (
     Upload,
     UploadFailure,
     UploadOutcome,
+    content_changed,
+    source_chunks,
+    verified_bytes,
 )
 
 LOCK_NAME = ".cdn-lock"
@@ -107,7 +111,9 @@ class FolderStorage:
             return None
         return StoredBytes(data, md5_hex(data))
 
-    def inspect(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
+    def inspect(self, keys: Iterable[str], *, content: bool = False
+                ) -> dict[str, ObjectInfo | None]:
+        """Stat and hash every file (reading a local file is cheap, so ``content`` is moot)."""
         found: dict[str, ObjectInfo | None] = {}
         for key in sorted(set(keys)):
             path = self.path_for(key)
@@ -130,8 +136,11 @@ class FolderStorage:
         for index, upload in enumerate(uploads):
             try:
                 etag = self._copy(upload)
-            except OSError as exc:
-                outcome.failures.append(UploadFailure(upload.key, exc.strerror or str(exc)))
+            except (OSError, ContentChanged) as exc:
+                message = str(exc) if isinstance(exc, ContentChanged) else exc.strerror
+                outcome.failures.append(UploadFailure(
+                    upload.key, message or str(exc),
+                    content_changed=isinstance(exc, ContentChanged)))
                 outcome.not_attempted = len(uploads) - index - 1
                 break
             outcome.stored[upload.key] = RemoteObject(size=upload.size, etag=etag)
@@ -140,17 +149,22 @@ class FolderStorage:
         return outcome
 
     def _copy(self, upload: Upload) -> str:
-        """Stream to a unique temporary name, then rename; return the MD5 of what was written."""
+        """Stream to a unique temporary name, hashing what is written, then rename only if
+        the bytes have ``upload.sha256``; return the MD5 of what was written."""
         target = self.path_for(upload.key)
         if upload.body is not None:
-            write_atomic(target, upload.body, unique=True)
-            return md5_hex(upload.body)
-        digest = hashlib.md5(usedforsecurity=False)
-        with replacing(target, unique=True) as out, open(upload.source, "rb") as source:
-            while chunk := source.read(_CHUNK):
-                digest.update(chunk)
+            data = verified_bytes(upload)
+            write_atomic(target, data, unique=True)
+            return md5_hex(data)
+        md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+        with replacing(target, unique=True) as out:
+            for chunk in source_chunks(upload.source, _CHUNK):
+                md5.update(chunk)
+                sha256.update(chunk)
                 out.write(chunk)
-        return digest.hexdigest()
+            if upload.sha256 is not None and sha256.hexdigest() != upload.sha256:
+                raise content_changed(upload)  # leaves the block: the temporary file goes
+        return md5.hexdigest()
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
         write_atomic(self.path_for(key), data, unique=True)
@@ -168,6 +182,10 @@ class FolderStorage:
                 raise ConflictError(f"{key!r} already exists")
             write_atomic(path, data, unique=True)
         return md5_hex(data)
+
+    def supports_conditional_writes(self, prefix: str) -> bool:
+        """Always: :meth:`put_if` compares and renames under an ``flock``."""
+        return True
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

@@ -4,12 +4,18 @@ One client is shared by all worker threads (botocore clients are thread-safe;
 sessions and resources are not), with the connection pool sized to the workers.
 botocore's "standard" retry mode retries 5xx, SlowDown/throttling and connection
 resets with jittered exponential backoff; request bodies are re-read from disk on
-a retry because they are seekable files. Every PUT carries a CRC32 checksum that
-the server verifies, so a corrupted upload is rejected rather than stored.
+a retry. A fingerprinted object is sent with ``x-amz-checksum-sha256`` equal to
+the content hash its key was named after, computed from the very bytes sent and
+compared with that hash first, so a file rewritten since it was fingerprinted is
+never stored under the old name, and a server that checks checksums (AWS S3,
+SeaweedFS; not moto) rejects bytes damaged in transit. Other PUTs carry a CRC32,
+verified where the server checks it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -17,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -31,6 +36,7 @@ from ..errors import ConfigError, ConflictError, DeployError
 from ..release.plan import RemoteObject
 from ..urls import redact_url
 from .base import (
+    ContentChanged,
     DeleteOutcome,
     NotModified,
     ObjectInfo,
@@ -39,6 +45,10 @@ from .base import (
     Upload,
     UploadFailure,
     UploadOutcome,
+    content_changed,
+    sha256_base64,
+    source_chunks,
+    verified_bytes,
 )
 from .listing import partition_bounds
 
@@ -47,6 +57,8 @@ from .listing import partition_bounds
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_CHUNK_SIZE = 16 * 1024 * 1024
 MULTIPART_CONCURRENCY = 4
+#: Bytes read at a time when downloading an object to hash it (verify --full).
+DOWNLOAD_CHUNK = 1024 * 1024
 
 CHECKSUM_ALGORITHM = "CRC32"
 
@@ -56,6 +68,12 @@ DELETE_BATCH = 1000
 #: Error codes of a conditional write that lost: 412 from If-Match/If-None-Match, 409
 #: when two conditional writes to one key overlap, NoSuchKey for If-Match on a deleted key.
 CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412"})
+
+
+#: Whether a server refused a second ``If-None-Match: *`` PUT, per (endpoint, bucket),
+#: probed once per process: it is a property of the server, not of a run's files.
+_CONDITIONAL_WRITES: dict[tuple[str, str], bool] = {}
+_PROBE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,10 @@ def describe_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
 def _etag(value: object) -> str | None:
     return str(value or "").strip('"') or None
 
@@ -119,11 +141,6 @@ class S3Storage:
         self.client = client if client is not None else make_client(settings, session=self._session)
         endpoint = redact_url(settings.endpoint_url) or "AWS"
         self.description = f"s3://{settings.bucket} ({endpoint})"
-        self._transfer_config = TransferConfig(
-            multipart_threshold=MULTIPART_THRESHOLD,
-            multipart_chunksize=MULTIPART_CHUNK_SIZE,
-            max_concurrency=MULTIPART_CONCURRENCY,
-        )
 
     # -- preflight ---------------------------------------------------------------------------
 
@@ -238,11 +255,33 @@ class S3Storage:
             raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
         return StoredBytes(data, _etag(response.get("ETag")) or "")
 
-    def inspect(self, keys: Iterable[str]) -> dict[str, ObjectInfo | None]:
-        """HEAD each key on the worker pool (the listing has no Content-Type/Cache-Control)."""
+    def inspect(self, keys: Iterable[str], *, content: bool = False
+                ) -> dict[str, ObjectInfo | None]:
+        """HEAD each key on the worker pool (the listing has no Content-Type/Cache-Control);
+        with ``content``, GET and hash it instead (at most ``workers`` downloads at once)."""
         wanted = sorted(set(keys))
+        probe = self._download if content else self._head
         with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
-            return dict(zip(wanted, pool.map(self._head, wanted)))
+            return dict(zip(wanted, pool.map(probe, wanted)))
+
+    def _download(self, key: str) -> ObjectInfo | None:
+        """GET the object and hash its bytes as they stream in (memory stays flat)."""
+        digest = hashlib.sha256()
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            for chunk in response["Body"].iter_chunks(DOWNLOAD_CHUNK):
+                digest.update(chunk)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
+        except BotoCoreError as exc:
+            raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
+        return ObjectInfo(
+            size=int(response.get("ContentLength", 0)), etag=_etag(response.get("ETag")),
+            content_type=response.get("ContentType", ""),
+            cache_control=response.get("CacheControl", ""), sha256=digest.hexdigest(),
+        )
 
     def _head(self, key: str) -> ObjectInfo | None:
         try:
@@ -323,6 +362,36 @@ class S3Storage:
             raise DeployError(f"cannot write {key!r}: {describe_error(exc)}") from exc
         return _etag(response.get("ETag")) or ""
 
+    def supports_conditional_writes(self, prefix: str) -> bool:
+        """Whether the server enforces ``If-None-Match: *`` (probed once per endpoint+bucket).
+
+        Some S3-compatible servers (rclone ``serve s3``) accept the header and ignore
+        it; releases and the current manifest would then be overwritten silently. The
+        probe writes a fresh key twice with ``If-None-Match: *``: the second write must
+        be refused (412). The probe key is deleted again.
+        """
+        where = (self.settings.endpoint_url or "aws", self.bucket)
+        with _PROBE_LOCK:  # concurrent deploys in one process probe once
+            if where not in _CONDITIONAL_WRITES:
+                _CONDITIONAL_WRITES[where] = self._probe_conditional_writes(prefix)
+            return _CONDITIONAL_WRITES[where]
+
+    def _probe_conditional_writes(self, prefix: str) -> bool:
+        key = f"{prefix}/releases/probe-{os.urandom(6).hex()}.json"
+        try:
+            for _ in range(2):
+                self.put_if(key, b"{}", content_type="application/json",
+                            cache_control="no-store", if_absent=True)
+        except ConflictError:
+            return True
+        except DeployError as exc:
+            if isinstance(exc.__cause__, ClientError) and _status(exc.__cause__) in (400, 501):
+                return False  # the header itself is refused: NotImplemented and the like
+            raise
+        finally:
+            self.delete_keys([key])
+        return False
+
     def delete_keys(self, keys: Sequence[str]) -> DeleteOutcome:
         """DeleteObjects in batches of 1,000 (quiet mode: the reply lists only failures)."""
         outcome = DeleteOutcome()
@@ -355,10 +424,12 @@ class S3Storage:
                 return
             try:
                 etag = self._upload_one(upload)
-            except (ClientError, BotoCoreError, OSError) as exc:
+            except (ClientError, BotoCoreError, OSError, DeployError) as exc:
                 stop.set()
+                failure = UploadFailure(upload.key, describe_error(exc),
+                                        content_changed=isinstance(exc, ContentChanged))
                 with lock:
-                    outcome.failures.append(UploadFailure(upload.key, describe_error(exc)))
+                    outcome.failures.append(failure)
                 return
             with lock:
                 outcome.stored[upload.key] = RemoteObject(size=upload.size, etag=etag)
@@ -378,23 +449,66 @@ class S3Storage:
         return outcome
 
     def _upload_one(self, upload: Upload) -> str | None:
-        """Store one object; return its ETag when the response tells it (not for multipart)."""
-        extra = {
-            "ContentType": upload.content_type,
-            "CacheControl": upload.cache_control,
-            "ChecksumAlgorithm": CHECKSUM_ALGORITHM,
-        }
-        if upload.body is not None:
-            response = self.client.put_object(
-                Bucket=self.bucket, Key=upload.key, Body=upload.body, **extra
-            )
-            return _etag(response.get("ETag"))
-        if upload.size >= MULTIPART_THRESHOLD:
-            self.client.upload_file(
-                str(upload.source), self.bucket, upload.key,
-                ExtraArgs=extra, Config=self._transfer_config,
-            )
-            return None
-        with open(upload.source, "rb") as body:
-            response = self.client.put_object(Bucket=self.bucket, Key=upload.key, Body=body, **extra)
+        """Store one object; return its ETag when the response tells it."""
+        if upload.body is None and upload.size >= MULTIPART_THRESHOLD:
+            return self._upload_multipart(upload)
+        data = verified_bytes(upload)
+        response = self.client.put_object(
+            Bucket=self.bucket, Key=upload.key, Body=data, ContentType=upload.content_type,
+            CacheControl=upload.cache_control, **_checksum(upload.sha256),
+        )
         return _etag(response.get("ETag"))
+
+    def _upload_multipart(self, upload: Upload) -> str | None:
+        """Parts of :data:`MULTIPART_CHUNK_SIZE`, each with its own SHA-256 checksum, read in
+        order and hashed as read; the upload is completed only if the whole file hashed to
+        ``upload.sha256``, else aborted, so no object ever holds bytes of another hash.
+        At most :data:`MULTIPART_CONCURRENCY` parts are in memory or in flight."""
+        started = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=upload.key, ContentType=upload.content_type,
+            CacheControl=upload.cache_control, ChecksumAlgorithm="SHA256")
+        upload_id = started["UploadId"]
+        try:
+            parts = self._send_parts(upload, upload_id)
+            response = self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=upload.key, UploadId=upload_id,
+                MultipartUpload={"Parts": parts})
+        except BaseException:
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload.key, UploadId=upload_id)
+            except (ClientError, BotoCoreError):
+                pass  # the bucket's lifecycle rule for incomplete uploads cleans up
+            raise
+        return _etag(response.get("ETag"))
+
+    def _send_parts(self, upload: Upload, upload_id: str) -> list[dict[str, Any]]:
+        digest = hashlib.sha256()
+        futures: list[Future[dict[str, Any]]] = []
+        with ThreadPoolExecutor(max_workers=MULTIPART_CONCURRENCY) as pool:
+            for chunk in source_chunks(upload.source, MULTIPART_CHUNK_SIZE):
+                digest.update(chunk)
+                if len(futures) >= MULTIPART_CONCURRENCY:
+                    futures[-MULTIPART_CONCURRENCY].result()  # bound the parts held in memory
+                futures.append(pool.submit(self._send_part, upload.key, upload_id,
+                                           len(futures) + 1, chunk))
+            parts = [future.result() for future in futures]
+        if upload.sha256 is not None and digest.hexdigest() != upload.sha256:
+            raise content_changed(upload)
+        return parts
+
+    def _send_part(self, key: str, upload_id: str, number: int, chunk: bytes) -> dict[str, Any]:
+        checksum = sha256_base64(hashlib.sha256(chunk).hexdigest())
+        response = self.client.upload_part(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk,
+            ChecksumSHA256=checksum)
+        return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
+
+
+def _checksum(sha256_hex: str | None) -> dict[str, str]:
+    """The content hash as the SHA-256 checksum the server must verify, else a CRC32."""
+    if sha256_hex is None:
+        return {"ChecksumAlgorithm": CHECKSUM_ALGORITHM}
+    # Naming the algorithm too makes botocore send x-amz-sdk-checksum-algorithm, which
+    # some servers (moto) need before they record the checksum.
+    return {"ChecksumAlgorithm": "SHA256", "ChecksumSHA256": sha256_base64(sha256_hex)}
