@@ -64,7 +64,8 @@ def run_ours(in_dir: Path, out_dir: Path, widths: tuple[int, ...]) -> dict[str, 
     results = encode_many(jobs, settings=settings, out_dir=out_dir)
     outputs = [{"src": r.source, "path": str(out_dir / spec.key), "width": spec.width,
                 "height": spec.height, "format": spec.format, "size": size}
-               for r in results for spec, size in r.written]
+               for r in results for spec, size in r.written
+               if spec not in r.dropped]  # stored, but pages never offer them
     dropped = sum(len(r.dropped) for r in results)
     return {"seconds": time.perf_counter() - start, "outputs": outputs, "dropped": dropped}
 

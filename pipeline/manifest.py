@@ -6,6 +6,12 @@ Format (version 1)::
      "files": {"img/cat.jpg": {"key": "static/img/cat.<h>.jpg", "hash": "<sha256 hex>",
                                "size": 1234, "content_type": "image/jpeg"}}}
 
+Version 2 adds, to each source image that has them, its intrinsic ``width`` and ``height``
+(as displayed, after EXIF orientation) and its responsive ``variants``, each
+``{"key", "width", "height", "content_type", "size"}`` (see :mod:`pipeline.build.variants`).
+A manifest with no image fields is still written as version 1, so readers of version 1 keep
+reading every deploy that does not use variants; this module reads both versions.
+
 Keys are sorted and the output has no timestamps, so the same input gives the same
 bytes on every machine and an unchanged deploy is recognisable by its manifest.
 """
@@ -28,7 +34,9 @@ from .errors import ConfigError, ManifestError
 from .localfs import LocalFile, write_atomic
 from .media_types import content_type_for
 
-MANIFEST_VERSION = 1
+#: The newest format written; :data:`READABLE_VERSIONS` are all read.
+MANIFEST_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 
 #: Files that get a Subresource Integrity value (``<script>``/``<link>`` targets).
@@ -36,6 +44,17 @@ SRI_SUFFIXES = (".css", ".js", ".mjs")
 
 #: hashlib releases the GIL on large buffers, so a few threads hash a cold tree faster.
 _HASH_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One stored responsive variant of a source image (manifest version 2)."""
+
+    key: str
+    width: int
+    height: int
+    content_type: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,15 @@ class Entry:
     content_type: str
     #: Subresource Integrity value (``sha384-...``) of the stored bytes, for CSS and JS.
     integrity: str | None = None
+    #: Intrinsic (displayed) size of a raster image, when known (version 2).
+    width: int | None = None
+    height: int | None = None
+    #: Responsive variants, narrowest first; modern formats before the fallback per width.
+    variants: tuple[Variant, ...] = ()
+
+    @property
+    def has_image_fields(self) -> bool:
+        return self.width is not None or bool(self.variants)
 
 
 @dataclass(frozen=True)
@@ -63,6 +91,12 @@ class Manifest:
     def get(self, logical_path: str) -> Entry | None:
         return self.files.get(logical_path)
 
+    def object_keys(self) -> set[str]:
+        """Every object key this manifest names: the files' and their variants'."""
+        keys = {entry.key for entry in self.files.values()}
+        keys.update(v.key for entry in self.files.values() for v in entry.variants)
+        return keys
+
     @property
     def total_bytes(self) -> int:
         return sum(entry.size for entry in self.files.values())
@@ -73,7 +107,9 @@ class Manifest:
     def document(self) -> dict[str, Any]:
         """The JSON document :meth:`to_json` encodes (a release adds its fields to it)."""
         files = {name: _entry_json(self.files[name]) for name in sorted(self.files)}
-        return {"version": MANIFEST_VERSION, "files": files}
+        # Version 1 when nothing needs version 2, so version-1 readers keep working.
+        image_fields = any(entry.has_image_fields for entry in self.files.values())
+        return {"version": MANIFEST_VERSION if image_fields else 1, "files": files}
 
     @classmethod
     def from_json(cls, data: bytes | str, *, source: str = "manifest") -> Manifest:
@@ -82,8 +118,10 @@ class Manifest:
     @classmethod
     def from_document(cls, document: Any, *, source: str = "manifest") -> Manifest:
         """The manifest in an already parsed document (extra top-level fields are ignored)."""
-        if not isinstance(document, dict) or document.get("version") != MANIFEST_VERSION:
-            raise ManifestError(f"{source} is not a version {MANIFEST_VERSION} manifest")
+        version = document.get("version") if isinstance(document, dict) else None
+        if type(version) is not int or version not in READABLE_VERSIONS:
+            raise ManifestError(f"{source} is not a version "
+                                f"{' or '.join(map(str, READABLE_VERSIONS))} manifest")
         raw_files = document.get("files")
         if not isinstance(raw_files, dict):
             raise ManifestError(f"{source} has no 'files' object")
@@ -96,13 +134,15 @@ class Manifest:
                     size=int(raw["size"]),
                     content_type=str(raw["content_type"]),
                     integrity=str(raw["integrity"]) if raw.get("integrity") else None,
+                    **(_image_fields(raw) if version >= 2 else {}),
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise ManifestError(f"{source}: entry {name!r} is malformed") from exc
-            problem = unsafe_key_reason(files[name].key)
-            if problem is not None:
-                raise ManifestError(f"{source}: entry {name!r} has an unsafe key "
-                                    f"{files[name].key!r} ({problem}); deploy again")
+            for key in (files[name].key, *(v.key for v in files[name].variants)):
+                problem = unsafe_key_reason(key)
+                if problem is not None:
+                    raise ManifestError(f"{source}: entry {name!r} has an unsafe key "
+                                        f"{key!r} ({problem}); deploy again")
         return cls(files)
 
     @classmethod
@@ -175,12 +215,39 @@ def parse_json(data: bytes | str, *, source: str) -> Any:
         raise ManifestError(f"{source} is not valid JSON: {exc}") from exc
 
 
+def _image_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``width``, ``height`` and ``variants`` of a version 2 entry (all optional)."""
+    fields: dict[str, Any] = {}
+    if raw.get("width") is not None:
+        fields["width"], fields["height"] = _positive(raw["width"]), _positive(raw["height"])
+    variants = raw.get("variants") or []
+    if not isinstance(variants, list):
+        raise TypeError("variants must be a list")
+    fields["variants"] = tuple(
+        Variant(key=str(v["key"]), width=_positive(v["width"]), height=_positive(v["height"]),
+                content_type=str(v["content_type"]), size=int(v["size"]))
+        for v in variants)
+    return fields
+
+
+def _positive(value: Any) -> int:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"not a positive integer: {value!r}")
+    return value
+
+
 def _entry_json(entry: Entry) -> dict[str, object]:
     # Spelled out rather than dataclasses.asdict, whose deep copy costs 10x more per entry.
     document: dict[str, object] = {"key": entry.key, "hash": entry.hash, "size": entry.size,
                                    "content_type": entry.content_type}
     if entry.integrity is not None:
         document["integrity"] = entry.integrity
+    if entry.width is not None:
+        document["width"], document["height"] = entry.width, entry.height
+    if entry.variants:
+        document["variants"] = [{"key": v.key, "width": v.width, "height": v.height,
+                                 "content_type": v.content_type, "size": v.size}
+                                for v in entry.variants]
     return document
 
 

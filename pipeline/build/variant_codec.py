@@ -41,8 +41,11 @@ _KEEP_NONE = 0
 
 @dataclass(frozen=True)
 class EncodeResult:
-    """The outcome for one source: the variants written (spec, size) and the modern ones dropped
-    because they were no smaller than the fallback at the same width."""
+    """The outcome for one source: the variants written (spec, size), every one planned, and
+    the modern ones among them that came out no smaller than the fallback at the same width.
+
+    Those are still written (and uploaded): keeping every planned key lets one listing decide
+    per key what is missing. Pages skip them (:func:`pipeline.build.variants.usable`)."""
 
     source: str
     written: tuple[tuple[VariantSpec, int], ...]
@@ -156,8 +159,9 @@ def encode_source(path: Path, specs: Sequence[VariantSpec], settings: VariantSet
                   out_dir: Path) -> EncodeResult:
     """Encode ``specs`` (from :func:`plan_variants` for this file) into ``out_dir/<key>``.
 
-    Per width the fallback is encoded first; a modern variant that is not smaller is dropped
-    (not written). Files are renamed into place, so a reader never sees a torn variant."""
+    Per width the fallback is encoded first (when planned here), so a modern variant that is
+    not smaller is reported in ``dropped``. Files are renamed into place, so a reader never sees
+    a torn variant."""
     info = probe(path, settings)  # re-checked here: the worker may get any path
     image = _decode(path, info, max(spec.width for spec in specs))
     written: list[tuple[VariantSpec, int]] = []
@@ -170,7 +174,6 @@ def encode_source(path: Path, specs: Sequence[VariantSpec], settings: VariantSet
             data = _save(resized, spec, settings)
             if not spec.fallback and fallback_size is not None and len(data) >= fallback_size:
                 dropped.append(spec)
-                continue
             if spec.fallback:
                 fallback_size = len(data)
             _write(out_dir / spec.key, data)

@@ -18,17 +18,18 @@ Deploy planner, per file the fingerprint step already hashed::
     if is_candidate(logical, settings):                       # by name and globs, no I/O
         info = variant_codec.probe(path, settings)             # header only; bomb -> ImageSourceError
         specs = plan_variants(sha256_hex, info, settings)      # [] when skipped (tiny, animated)
-        if needs_encoding(specs, bucket_keys):                 # the one listing decides
-            jobs.append(EncodeJob(path, tuple(specs)))
+        missing = missing_specs(specs, bucket_keys)            # the one listing decides
+        if missing:
+            jobs.append(EncodeJob(path, tuple(missing)))
     results = variant_pool.encode_many(jobs, settings=settings, out_dir=cache_dir,
                                        progress=report)        # every core, bounded in flight
     # upload out_dir/<key> for each EncodeResult.variants; manifest entry per source:
     # width, height (info), variants = [(key, width, height, content_type, size)]
 
 ``--dry-run`` lists the jobs without calling ``encode_many``. A modern variant that came out no
-smaller than the fallback is dropped at encode time; its key is then simply absent from the bucket,
-so "present in the listing" is the truth for the manifest, and "every fallback key present" means
-the source was fully encoded before (the fallback is never dropped).
+smaller than the fallback is still stored, so every planned key exists once encoded and "absent
+from the listing" means missing, per key; pages skip such variants by their recorded sizes
+(:func:`usable`). The deploy's integration lives in :mod:`pipeline.release.variants`.
 
 Dev on-demand route ``/_variants/<key>``: ``parse_key(key)`` gives (source hash, width, format) and
 rejects anything not produced by :func:`plan_variants` for the configured ladder, so no one can ask
@@ -43,9 +44,10 @@ import fnmatch
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Protocol, TypeVar
 
 from ..errors import ConfigError
 
@@ -65,6 +67,17 @@ SOURCE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".avif"})
 
 #: Prefix of every variant key, relative to the release's key prefix.
 KEY_DIR = "_v"
+
+class _Sized(Protocol):
+    @property
+    def width(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def content_type(self) -> str: ...
+
+
+V = TypeVar("V", bound=_Sized)
 
 _KEY_RE = re.compile(r"^_v/([0-9a-f]{2})/([0-9a-f]{16})\.(\d{1,5})w\.([0-9a-f]{10})\.(avif|webp|jpg|png)$")
 
@@ -234,7 +247,26 @@ def parse_key(key: str, settings: VariantSettings) -> tuple[str, int, str] | Non
     return hash16, int(width_text), fmt
 
 
+def usable(variants: Sequence[V]) -> list[V]:
+    """The variants a page should offer: every one, except a modern-format variant whose
+    ``size`` is not smaller than the fallback's at the same width (a size of 0 is unknown,
+    as in development, and keeps it). Works on anything with ``width``, ``size`` and
+    ``content_type`` (manifest :class:`~pipeline.manifest.Variant` records)."""
+    modern = {FORMATS[f][1] for f in MODERN_FORMATS}
+    fallback_size = {v.width: v.size for v in variants if v.content_type not in modern}
+    return [v for v in variants
+            if v.content_type not in modern or not v.size
+            or v.size < fallback_size.get(v.width, v.size + 1)]
+
+
+def missing_specs(specs: Iterable[VariantSpec], existing_keys: Iterable[str] | set[str]) -> list[VariantSpec]:
+    """The planned variants whose key is not in ``existing_keys`` (a listing, a cache): decided
+    per key. Every planned variant is stored, dropped ones too (see :func:`usable`), so a key
+    that is absent really is missing: an interrupted upload or a deleted object is made again."""
+    present = existing_keys if isinstance(existing_keys, (set, frozenset)) else set(existing_keys)
+    return [spec for spec in specs if spec.key not in present]
+
+
 def needs_encoding(specs: Iterable[VariantSpec], existing_keys: set[str] | frozenset[str]) -> bool:
-    """True when a source must be encoded: one of its fallback variants is missing. Fallbacks are
-    never dropped, so all present means the source was encoded before with these settings."""
-    return any(spec.fallback and spec.key not in existing_keys for spec in specs)
+    """True when a source must be encoded: one of its planned variants is missing."""
+    return bool(missing_specs(specs, existing_keys))

@@ -68,6 +68,7 @@ from ..media_types import content_type_for
 from ..serving.refresher import ManifestRefresher, initial_load
 from ..serving.source import CONFIG_DEFAULTS, SourceSettings, open_source, read_source_settings
 from ..urls import cdn_url
+from .pictures import install_pictures
 from .static import dev_static_view, install_url_for
 
 log = logging.getLogger(__name__)
@@ -360,6 +361,7 @@ class CDN:
             app.view_functions["static"] = dev_static_view(state, app.view_functions["static"])
         if state.settings.reload and state.settings.cdn_url:
             app.before_request(_reload_hook(state))
+        install_pictures(app, state)
         from .commands import cdn_group
 
         app.cli.add_command(cdn_group)

@@ -141,7 +141,7 @@ class ReleaseDoc:
 
 def make_release(manifest: Manifest, etags: Mapping[str, str | None]) -> ReleaseDoc:
     now = datetime.now(UTC)
-    keys = {entry.key for entry in manifest.files.values()}
+    keys = manifest.object_keys()
     return ReleaseDoc(
         manifest=manifest,
         release_id=new_release_id(manifest, now=now),

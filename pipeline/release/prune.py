@@ -152,7 +152,8 @@ def owned_keys(listing: Iterable[str], prefix: str) -> list[str]:
 
 
 def referenced_keys(docs: Iterable[ReleaseDoc]) -> set[str]:
-    return {entry.key for doc in docs for entry in doc.manifest.files.values()}
+    # Variants included: an image's variants live as long as a kept release names it.
+    return {key for doc in docs for key in doc.manifest.object_keys()}
 
 
 def _older(remote: RemoteObject, cutoff: datetime) -> bool:

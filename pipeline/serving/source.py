@@ -232,9 +232,10 @@ def check_keys(manifest: Manifest, prefix: str, *, source: str) -> None:
         return
     head = f"{prefix}/"
     for name, entry in manifest.files.items():
-        if not entry.key.startswith(head):
-            raise ManifestError(f"{source}: entry {name!r} names key {entry.key!r}, which is "
-                                f"not under the prefix {prefix!r}")
+        for key in (entry.key, *(v.key for v in entry.variants)):
+            if not key.startswith(head):
+                raise ManifestError(f"{source}: entry {name!r} names key {key!r}, which is "
+                                    f"not under the prefix {prefix!r}")
 
 
 class BucketSource(_Checked):

@@ -1,0 +1,303 @@
+"""``picture()`` and ``srcset()``: responsive image markup, and the development variant route.
+
+Production: the manifest entry of a source image names its variants (version 2, written by the
+deploy); URLs are their CDN URLs. Development: the source in ``static/`` is hashed and probed
+(header only) and its variants planned with the same pure code as the deploy
+(:func:`pipeline.build.variants.plan_variants`); their URLs point at ``/_variants/<key>``, which
+encodes them on first request with the deploy's own encoder
+(:func:`pipeline.build.variant_codec.encode_source`), cached on disk under ``build/``: the same
+keys and the same pixels as after a deploy, without one.
+
+The route only serves keys :func:`~pipeline.build.variants.parse_key` accepts for the configured
+settings and that a source in the static folder plans, so no one can ask for arbitrary sizes or
+paths. Config (read at ``init_app``): ``CDN_VARIANTS`` (a
+:class:`~pipeline.build.variants.VariantSettings` or a mapping of its fields; the defaults are
+the deploy's), ``CDN_VARIANT_CACHE`` (``build/variants``, relative to the working directory).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, abort, current_app, send_from_directory, url_for
+from markupsafe import Markup, escape
+from werkzeug.wrappers import Response
+
+from ..build.fingerprint import hash_file
+from ..build.variants import (
+    FORMATS,
+    MODERN_FORMATS,
+    VariantSettings,
+    is_candidate,
+    parse_key,
+    plan_variants,
+    usable,
+)
+from ..errors import ConfigError, ImageSourceError
+from ..manifest import Variant
+from ..media_types import IMMUTABLE_CACHE_CONTROL
+from ..urls import cdn_url
+
+if TYPE_CHECKING:
+    from .extension import CDNState
+
+log = logging.getLogger("pipeline.flaskext.extension")
+
+#: Key of the per-app :class:`Pictures` in ``app.extensions``.
+EXTENSION_KEY = "cdn_pictures"
+DEFAULT_CACHE = Path("build/variants")
+ROUTE = "/_variants/<path:key>"
+ENDPOINT = "cdn_variant"
+_MODERN_TYPES = tuple(FORMATS[f][1] for f in MODERN_FORMATS)
+#: Width the fallback ``src`` aims at, for the rare browser that ignores ``srcset``.
+_SRC_WIDTH = 1280
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What markup needs about one image: intrinsic size (when known) and usable variants."""
+
+    src: str
+    width: int | None
+    height: int | None
+    #: (url, variant), narrowest first.
+    variants: tuple[tuple[str, Variant], ...] = ()
+
+
+@dataclass
+class Pictures:
+    """Per-app state: settings, and in development the planned sources by content hash."""
+
+    state: CDNState
+    settings: VariantSettings
+    cache_dir: Path
+    static_dir: Path | None
+    _dev: dict[str, tuple[tuple[int, int], ImageFacts, str, Path]] = field(default_factory=dict)
+    _by_hash: dict[str, Path] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def facts(self, filename: str) -> ImageFacts | None:
+        """The image's facts, or ``None`` when it is not known (missing from the manifest)."""
+        if self.state.enabled:
+            return self._production(filename)
+        return self._development(filename)
+
+    def _production(self, filename: str) -> ImageFacts | None:
+        manifest, base = self.state.manifest, self.state.settings.cdn_url
+        entry = manifest.get(filename) if manifest is not None else None
+        if entry is None or base is None:
+            return None
+        return ImageFacts(src=cdn_url(base, entry.key), width=entry.width, height=entry.height,
+                          variants=tuple((cdn_url(base, v.key), v) for v in usable(entry.variants)))
+
+    def _development(self, filename: str) -> ImageFacts | None:
+        if self.static_dir is None:
+            return None
+        path = (self.static_dir / filename)
+        try:
+            path.resolve().relative_to(self.static_dir.resolve())
+            info = path.stat()
+        except (OSError, ValueError):
+            return None
+        stamp = (info.st_size, info.st_mtime_ns)
+        cached = self._dev.get(filename)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        facts, digest = self._plan_dev(filename, path)
+        with self._lock:
+            self._dev[filename] = (stamp, facts, digest, path)
+            self._by_hash[digest[:16]] = path
+        return facts
+
+    def _plan_dev(self, filename: str, path: Path) -> tuple[ImageFacts, str]:
+        src = url_for("static", filename=filename)
+        digest = hash_file(path)
+        if not is_candidate(filename, self.settings):
+            return ImageFacts(src=src, width=None, height=None), digest
+        from ..build.variant_codec import probe  # pyvips only when images are rendered
+
+        try:
+            info = probe(path, self.settings)
+        except ImageSourceError as exc:
+            log.warning("%s: serving it without variants", exc)
+            return ImageFacts(src=src, width=None, height=None), digest
+        variants = tuple(
+            (url_for(ENDPOINT, key=spec.key),
+             Variant(spec.key, spec.width, spec.height, spec.content_type, 0))
+            for spec in plan_variants(digest, info, self.settings))
+        return ImageFacts(src=src, width=info.width, height=info.height,
+                          variants=variants), digest
+
+    def source_for(self, hash16: str) -> Path | None:
+        """The static file whose content hash starts with ``hash16`` (planned by a page, or
+        found by hashing the candidates once, after a restart)."""
+        found = self._by_hash.get(hash16)
+        if found is not None or self.static_dir is None:
+            return found
+        for path in sorted(self.static_dir.rglob("*")):
+            logical = path.relative_to(self.static_dir).as_posix()
+            if path.is_file() and is_candidate(logical, self.settings):
+                digest = hash_file(path)
+                with self._lock:
+                    self._by_hash.setdefault(digest[:16], path)
+        return self._by_hash.get(hash16)
+
+
+def read_variant_settings(value: Any) -> VariantSettings:
+    """``CDN_VARIANTS``: ``None`` (the defaults), a ``VariantSettings``, or a mapping of fields."""
+    if value is None:
+        return VariantSettings()
+    if isinstance(value, VariantSettings):
+        return value
+    if isinstance(value, Mapping):
+        fields: dict[str, Any] = {k.replace("-", "_"): tuple(v) if isinstance(v, list) else v
+                  for k, v in value.items()}
+        try:
+            return VariantSettings(**fields)
+        except TypeError as exc:
+            raise ConfigError(f"CDN_VARIANTS: {exc}") from exc
+    raise ConfigError(f"CDN_VARIANTS must be a mapping or VariantSettings, not {value!r}")
+
+
+def install_pictures(app: Flask, state: CDNState) -> None:
+    """Register ``picture``/``srcset`` as Jinja globals and, in development, the variant route."""
+    app.config.setdefault("CDN_VARIANTS", None)
+    app.config.setdefault("CDN_VARIANT_CACHE", str(DEFAULT_CACHE))
+    static = Path(app.static_folder).absolute() if app.static_folder else None
+    pictures = Pictures(state=state, settings=read_variant_settings(app.config["CDN_VARIANTS"]),
+                        cache_dir=Path(app.config["CDN_VARIANT_CACHE"]).absolute(),
+                        static_dir=static)
+    app.extensions[EXTENSION_KEY] = pictures
+    app.add_template_global(picture)
+    app.add_template_global(srcset)
+    if not state.enabled:
+        app.add_url_rule(ROUTE, endpoint=ENDPOINT, view_func=variant_view)
+
+
+def _pictures() -> Pictures:
+    try:
+        found: Pictures = current_app.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise KeyError("the CDN extension is not registered on this app: call CDN(app)") from None
+    return found
+
+
+def _known(filename: str) -> ImageFacts:
+    """The facts, or (missing: warn once, or raise in strict mode) a plain local URL."""
+    pictures = _pictures()
+    facts = pictures.facts(filename)
+    if facts is not None:
+        return facts
+    if pictures.state.settings.strict:
+        from ..errors import MissingAssetError
+
+        raise MissingAssetError(filename)
+    log.warning("image %r is not in the CDN manifest or the static folder: no variants, "
+                "no dimensions", filename)
+    return ImageFacts(src=url_for("static", filename=filename), width=None, height=None)
+
+
+def _by_type(facts: ImageFacts) -> dict[str, list[tuple[str, Variant]]]:
+    groups: dict[str, list[tuple[str, Variant]]] = {}
+    for url, variant in facts.variants:
+        groups.setdefault(variant.content_type, []).append((url, variant))
+    return groups
+
+
+def _srcset_text(items: Sequence[tuple[str, Variant]]) -> str:
+    return ", ".join(f"{url} {variant.width}w" for url, variant in items)
+
+
+def srcset(filename: str, type: str | None = None) -> str:
+    """The ``w``-descriptor ``srcset`` of ``filename``'s variants of one type (``"image/avif"``
+    or ``"avif"``; default: the fallback format), for custom markup (pair it with ``sizes``).
+    Empty when the image has no such variants."""
+    groups = _by_type(_known(filename))
+    if type is None:
+        fallback = [t for t in groups if t not in _MODERN_TYPES]
+        wanted = fallback[0] if fallback else None
+    else:
+        wanted = FORMATS[type][1] if type in FORMATS else type
+    return _srcset_text(groups.get(wanted, [])) if wanted else ""
+
+
+def picture(filename: str, alt: str, sizes: str = "100vw", loading: str = "lazy",
+            fetchpriority: str | None = None, **attrs: Any) -> Markup:
+    """``<picture>`` with one ``<source>`` per modern format and the fallback ``<img>`` (with
+    intrinsic ``width``/``height``, so no layout shift). An image with no variants gets a plain
+    ``<img>``. Extra keyword arguments become ``<img>`` attributes (``class_`` -> ``class``;
+    ``None``/``False`` omitted, ``True`` a bare attribute)."""
+    facts = _known(filename)
+    img: dict[str, Any] = {}
+    groups = _by_type(facts)
+    fallback = next((items for t, items in groups.items() if t not in _MODERN_TYPES), [])
+    if fallback:
+        under = [item for item in fallback if item[1].width <= _SRC_WIDTH] or fallback[:1]
+        img.update(src=under[-1][0], srcset=_srcset_text(fallback), sizes=sizes)
+    else:
+        img["src"] = facts.src
+    img.update(width=facts.width, height=facts.height, alt=alt, loading=loading,
+               decoding="async", fetchpriority=fetchpriority)
+    img.update({name.rstrip("_").replace("_", "-"): value for name, value in attrs.items()})
+    tag = f"<img{_attributes(img)}>"
+    if not fallback:
+        return Markup(tag)
+    sources = "".join(
+        f"<source{_attributes({'type': t, 'srcset': _srcset_text(groups[t]), 'sizes': sizes})}>"
+        for t in _MODERN_TYPES if t in groups)
+    return Markup(f"<picture>{sources}{tag}</picture>")
+
+
+def _attributes(values: Mapping[str, Any]) -> str:
+    parts = []
+    for name, value in values.items():
+        if value is None or value is False:
+            continue
+        parts.append(f" {escape(name)}" if value is True else f' {escape(name)}="{escape(value)}"')
+    return "".join(parts)
+
+
+def variant_view(key: str) -> Response:
+    """Development: the variant ``key``, encoded on first request by the deploy's encoder."""
+    pictures = _pictures()
+    parsed = parse_key(key, pictures.settings)
+    if parsed is None:
+        abort(404)  # not a key of the configured widths/formats/parameters
+    source = pictures.source_for(parsed[0])
+    if source is None:
+        abort(404)
+    logical = source.relative_to(pictures.static_dir).as_posix()  # type: ignore[arg-type]
+    facts = pictures.facts(logical)
+    if facts is None or not any(v.key == key for _, v in facts.variants):
+        abort(404)  # e.g. a width this source does not plan (never upscaled)
+    target = pictures.cache_dir / key
+    if not target.is_file():
+        _encode_dev(pictures, source, logical)
+    fmt = parsed[2]
+    response = send_from_directory(pictures.cache_dir, key, mimetype=FORMATS[fmt][1],
+                                   conditional=True)
+    response.headers["Cache-Control"] = IMMUTABLE_CACHE_CONTROL  # content-addressed
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+_ENCODE_LOCK = threading.Lock()
+
+
+def _encode_dev(pictures: Pictures, source: Path, logical: str) -> None:
+    """Encode every variant of ``source`` at once (one decode), in this process; one at a time,
+    so a page of many images does not start many decodes on a laptop."""
+    from ..build.variant_codec import encode_source, probe
+
+    with _ENCODE_LOCK:
+        digest = hash_file(source)
+        specs = plan_variants(digest, probe(source, pictures.settings), pictures.settings)
+        missing = [s for s in specs if not (pictures.cache_dir / s.key).is_file()]
+        if missing:
+            log.info("encoding %d variant(s) of %s", len(missing), logical)
+            encode_source(source, missing, pictures.settings, out_dir=pictures.cache_dir)
