@@ -97,7 +97,7 @@ def test_no_credentials_says_credentials(s3: S3Env, static_tree: Path, tmp_path:
 def test_missing_bucket_names_the_bucket(s3: S3Env, static_tree: Path, tmp_path: Path) -> None:
     result = run_cli(["--bucket", "no-such-bucket", "--endpoint-url", s3.endpoint,
                       "--static-dir", str(static_tree), "--json"], cwd=tmp_path,
-                     env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+                     env=s3.server.credentials.env())
     assert result.returncode == 2
     assert "no-such-bucket" in json.loads(result.stdout)["error"]
     assert "Traceback" not in result.stderr
@@ -110,7 +110,7 @@ def test_secrets_never_reach_the_output(s3: S3Env, static_tree: Path, tmp_path: 
           "--manifest", str(tmp_path / "m.json")])
     captured = capsys.readouterr()
     assert "topsecret" not in captured.out + captured.err
-    assert "testing" not in captured.out + captured.err  # the secret key from the environment
+    assert s3.server.credentials.secret_key not in captured.out + captured.err
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
