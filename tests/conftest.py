@@ -24,7 +24,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import S3Env, s3_client, write_tree
-from tests.s3servers import BACKENDS, DEFAULT_BACKENDS, STARTERS, S3Server, parse_backends
+from tests.s3servers import (
+    BACKENDS,
+    DEFAULT_BACKENDS,
+    STARTERS,
+    S3Server,
+    backend_version,
+    parse_backends,
+)
 
 SCRUBBED_PREFIXES = ("CDN_", "AWS_", "FLASK_")
 
@@ -74,7 +81,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"S3 backends: {', '.join(selected_backends(config))}"
+    """Which servers, in which versions, this run tests against (for CI logs and README)."""
+    return "S3 backends: " + ", ".join(
+        f"{name} {backend_version(name)}" for name in selected_backends(config))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -93,8 +93,6 @@ def parse_backends(value: str) -> tuple[str, ...]:
 @contextmanager
 def moto_server() -> Iterator[S3Server]:
     """moto's S3 server in a thread of this process, on a free loopback port."""
-    from importlib.metadata import version
-
     from moto.server import ThreadedMotoServer
 
     # moto's werkzeug server logs every request; keep test output readable.
@@ -104,7 +102,8 @@ def moto_server() -> Iterator[S3Server]:
     host, port = server.get_host_and_port()
     try:
         # moto accepts any key; a generated one still keeps tests honest about where it comes from.
-        yield S3Server("moto", f"http://{host}:{port}", Credentials.generate(), version("moto"))
+        yield S3Server("moto", f"http://{host}:{port}", Credentials.generate(),
+                       backend_version("moto"))
     finally:
         server.stop()
 
@@ -251,6 +250,18 @@ def seaweedfs_server(*, start_timeout: float = SEAWEEDFS_START_TIMEOUT) -> Itera
             _stop(process)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def backend_version(name: str) -> str:
+    """The version a backend would run, without starting it ("not installed" if missing)."""
+    from importlib.metadata import version
+
+    if name == "moto":
+        return version("moto")
+    try:
+        return weed_version(weed_binary())
+    except RuntimeError:
+        return "(not installed)"
 
 
 STARTERS: dict[str, Callable[[], AbstractContextManager[S3Server]]] = {

@@ -32,6 +32,7 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> su
                           env=full_env, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow  # two deploy subprocesses, each starting the embedded S3 server
 def test_embedded_default_needs_no_bucket_and_second_run_uploads_nothing(
     static_tree: Path, tmp_path: Path
 ) -> None:
