@@ -81,23 +81,28 @@ def test_a_wrong_checksum_is_rejected_and_the_deploy_publishes_nothing(
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
+def put_manifest(storage: S3Storage, data: bytes, *, if_match: str | None = None,
+                 if_absent: bool = False) -> str:
+    return storage.put_if("static/manifest.json", data, content_type="application/json",
+                          cache_control="no-cache", if_match=if_match, if_absent=if_absent)
+
+
 def test_the_server_enforces_conditional_writes(s3: S3Env) -> None:
     """The release and rollback safety rests on these two 412s (If-None-Match, If-Match)."""
     storage = S3Storage(S3Settings(bucket=s3.bucket, endpoint_url=s3.endpoint, workers=2))
-    headers = {"content_type": "application/json", "cache_control": "no-cache"}
-    first = storage.put_if("static/manifest.json", b"{}", if_absent=True, **headers)
+    first = put_manifest(storage, b"{}", if_absent=True)
     with pytest.raises(ClientError) as raw:  # what the server says, without our translation
         s3.client.put_object(Bucket=s3.bucket, Key="static/manifest.json", Body=b"[]",
                              IfNoneMatch="*")
     assert raw.value.response["Error"]["Code"] == "PreconditionFailed"
     assert raw.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
     with pytest.raises(ConflictError):
-        storage.put_if("static/manifest.json", b"[1]", if_absent=True, **headers)
+        put_manifest(storage, b"[1]", if_absent=True)
     with pytest.raises(ConflictError):
-        storage.put_if("static/manifest.json", b"[2]", if_match="0" * 32, **headers)
-    second = storage.put_if("static/manifest.json", b"[3]", if_match=first, **headers)
+        put_manifest(storage, b"[2]", if_match="0" * 32)
+    second = put_manifest(storage, b"[3]", if_match=first)
     with pytest.raises(ConflictError):  # the first ETag is stale now
-        storage.put_if("static/manifest.json", b"[4]", if_match=first, **headers)
+        put_manifest(storage, b"[4]", if_match=first)
     assert second != first
     assert s3.get("static/manifest.json")["Body"].read() == b"[3]"
 
@@ -124,3 +129,4 @@ def test_a_multipart_upload_with_a_dash_n_etag_verifies(
             code, report = run_json(capsys, ["verify", *args, *extra])
             assert code == 0 and not report.get("problems"), (extra, json.dumps(report)[:2000])
     assert s3.get(key)["Body"].read() == big
+
