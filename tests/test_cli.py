@@ -72,8 +72,9 @@ def test_json_output_has_the_documented_fields(static_tree: Path, tmp_path: Path
         (["--bucket", "abc", "--endpoint-url", "localhost:9"], {}, "endpoint"),
         (["--workers", "0"], {}, "workers"),
         (["--no-such-flag"], {}, "no such option"),
-        (["--bucket", "abc", "--endpoint-url", "http://127.0.0.1:9"],
-         {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}, "cannot reach"),
+        pytest.param(["--bucket", "abc", "--endpoint-url", "http://127.0.0.1:9"],
+                     {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}, "cannot reach",
+                     marks=pytest.mark.slow),  # connection retries take seconds
     ],
 )
 def test_config_errors_exit_2_with_one_line_and_no_traceback(
