@@ -225,9 +225,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def seaweedfs_server(*, start_timeout: float = SEAWEEDFS_START_TIMEOUT) -> Iterator[S3Server]:
+def seaweedfs_server(*, start_timeout: float = SEAWEEDFS_START_TIMEOUT,
+                     binary: str | None = None) -> Iterator[S3Server]:
     """A single-node ``weed server`` with S3 on fresh loopback ports, removed afterwards."""
-    binary = weed_binary()
+    binary = binary or weed_binary()
     folder = Path(tempfile.mkdtemp(prefix="seaweedfs-tests-"))
     try:
         credentials = Credentials.generate()
