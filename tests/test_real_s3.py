@@ -26,56 +26,78 @@ CHECKSUM_HEADERS = tuple(f"x-amz-checksum-{name}"
                          for name in ("crc32", "crc32c", "crc64nvme", "sha1", "sha256"))
 
 
-def _wrong(value: str) -> str:
-    """The same checksum with its first byte flipped: well-formed, and wrong."""
-    digest = bytearray(base64.b64decode(value))
-    digest[0] ^= 0xFF
-    return base64.b64encode(bytes(digest)).decode()
+def _flip(data: bytes) -> bytes:
+    """The same bytes with the first one flipped: same length, and wrong."""
+    return bytes([data[0] ^ 0xFF]) + data[1:]
+
+
+class Tamper:
+    """Alters PUT requests of every S3 client made in a test, after botocore has computed
+    their checksum and before it signs them: the signature covers the altered request, so
+    only the server's own check of bytes against checksum can catch it."""
+
+    def __init__(self) -> None:
+        self.wrong_checksum: list[str] = []  # URLs containing one of these: a wrong checksum
+        self.wrong_body: list[str] = []  # ... : other bytes than the checksum was made of
+        self.done: list[str] = []
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        if any(part in request.url for part in self.wrong_checksum):
+            for name in list(request.headers.keys()):
+                if name.lower() in CHECKSUM_HEADERS:
+                    wrong = _flip(base64.b64decode(request.headers[name]))
+                    request.headers.replace_header(name, base64.b64encode(wrong).decode())
+                    self.done.append(request.url)
+        if any(part in request.url for part in self.wrong_body):
+            data = request.data if isinstance(request.data, bytes) else request.data.read()
+            request.data = _flip(data)
+            self.done.append(request.url)
 
 
 @pytest.fixture
-def wrong_checksums(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every S3 client made in this test sends a wrong checksum on PUTs of URLs containing
-    the strings appended to the yielded list; the URLs it corrupted are appended too.
-
-    botocore computes the checksum header before ``before-sign``, so the altered value is
-    signed like the rest: only the server's own check of the bytes can catch it.
-    """
-    targets: list[str] = []
-    corrupted: list[str] = []
-
-    def corrupt(request: Any, **_: Any) -> None:
-        if not any(part in request.url for part in targets):
-            return
-        for name in list(request.headers.keys()):
-            if name.lower() in CHECKSUM_HEADERS:
-                request.headers.replace_header(name, _wrong(request.headers[name]))
-                corrupted.append(request.url)
-
+def tamper(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tamper]:
+    tamper = Tamper()
     create_client = botocore.session.Session.create_client
 
-    def create_corrupting_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def create_tampering_client(self: Any, *args: Any, **kwargs: Any) -> Any:
         client = create_client(self, *args, **kwargs)
-        client.meta.events.register("before-sign.s3.PutObject", corrupt)
+        client.meta.events.register("before-sign.s3.PutObject", tamper)
         return client
 
-    monkeypatch.setattr(botocore.session.Session, "create_client", create_corrupting_client)
-    yield targets
-    assert corrupted, "no checksum was altered: the test did not test anything"
+    monkeypatch.setattr(botocore.session.Session, "create_client", create_tampering_client)
+    yield tamper
+    assert tamper.done, "no request was altered: the test did not test anything"
 
 
 @pytest.mark.real_s3("moto stores an object whose checksum does not match its bytes")
 def test_a_wrong_checksum_is_rejected_and_the_deploy_publishes_nothing(
     s3: S3Env, static_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    wrong_checksums: list[str],
+    tamper: Tamper,
 ) -> None:
-    wrong_checksums.append("logo")
+    tamper.wrong_checksum.append("logo")
     code, report = run_json(capsys, target_args(s3, tmp_path, static_tree))
+    assert_rejected_and_nothing_published(s3, tmp_path, code, report, "logo")
+
+
+@pytest.mark.real_s3("moto stores bytes that do not match the checksum sent with them")
+def test_bytes_changed_after_their_checksum_are_rejected_and_nothing_is_published(
+    s3: S3Env, static_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    tamper: Tamper,
+) -> None:
+    """What a file rewritten mid-upload, or a flipped bit on the way, looks like to the
+    server: the checksum (the content hash) names other bytes than those that arrive."""
+    tamper.wrong_body.append("cat")
+    code, report = run_json(capsys, target_args(s3, tmp_path, static_tree))
+    assert_rejected_and_nothing_published(s3, tmp_path, code, report, "cat")
+
+
+def assert_rejected_and_nothing_published(s3: S3Env, tmp_path: Path, code: int,
+                                          report: dict[str, Any], name: str) -> None:
     assert code == 1, report
-    assert "logo" in report["error"] and "BadDigest" in report["error"]
+    assert name in report["error"] and "BadDigest" in report["error"]
     assert "nothing was published" in report["error"]
     stored = s3.keys()
-    assert not [key for key in stored if "logo" in key]  # the server kept no bad bytes
+    assert not [key for key in stored if name in key]  # the server kept no bad bytes
     assert "static/manifest.json" not in stored
     assert not [key for key in stored if key.startswith("static/releases/")]
     assert not (tmp_path / "out" / "manifest.json").exists()
