@@ -46,6 +46,7 @@ from pipeline.cli.main import main as deploy_main
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ASSET_BUCKET = "demo-assets"
 PRIVATE_BUCKET = "demo-private"
+EXISTING_BUCKET_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 
 #: nginx as a stand-in CDN: it caches what the origin's Cache-Control allows and says
 #: whether a response came from its cache. ``$request_uri`` is passed on untouched so
@@ -144,7 +145,12 @@ def create_buckets(endpoint: str, *, prefix: str = "static") -> None:
     """The asset bucket is readable by the CDN through a bucket policy; the private one is not."""
     client = s3_client(endpoint)
     for bucket in (ASSET_BUCKET, PRIVATE_BUCKET):
-        client.create_bucket(Bucket=bucket)
+        try:
+            client.create_bucket(Bucket=bucket)
+        except client.exceptions.ClientError as exc:
+            # A server shared by several stacks (the tests') already has them.
+            if exc.response.get("Error", {}).get("Code") not in EXISTING_BUCKET_CODES:
+                raise
     policy = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
         "Resource": f"arn:aws:s3:::{ASSET_BUCKET}/{prefix}/*",
@@ -233,12 +239,17 @@ def make_sample_private_image(folder: Path) -> None:
 
 @contextmanager
 def running_stack(workdir: Path, *, cdn_enabled: bool = True,
-                  extra_config: dict[str, Any] | None = None) -> Iterator[Stack]:
-    """S3 + deploy + nginx + site, torn down in reverse order on exit."""
+                  extra_config: dict[str, Any] | None = None,
+                  s3_endpoint: str | None = None) -> Iterator[Stack]:
+    """S3 + deploy + nginx + site, torn down in reverse order on exit.
+
+    With ``s3_endpoint`` the stack uses that running S3 server (the tests pass theirs, with
+    its credentials in the environment) instead of starting moto.
+    """
     use_local_credentials()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise
     with ExitStack() as stack:
-        endpoint = stack.enter_context(s3_server())
+        endpoint = s3_endpoint or stack.enter_context(s3_server())
         create_buckets(endpoint)
         manifest_path = workdir / "cdn-manifest.json"
         deploy_static(endpoint, manifest_path)

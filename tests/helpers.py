@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,31 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from tests.s3servers import REGION, S3Server
+
+ROOT = Path(__file__).resolve().parent.parent
+
 
 @dataclass
 class S3Env:
-    endpoint: str
+    """One empty bucket on the session's S3 server, and a client for it."""
+
+    server: S3Server
     bucket: str
     client: Any
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    def subprocess_env(self, tmp_path: Path) -> dict[str, str]:
+        """The environment of a ``deploy.py`` subprocess: this tree first on the path, the
+        server's credentials, and no host AWS/CDN settings or config files."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
+        env.update(self.server.credentials.env(), AWS_EC2_METADATA_DISABLED="true",
+                   AWS_CONFIG_FILE=str(tmp_path / "none"),
+                   AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), PYTHONPATH=str(ROOT))
+        return env
 
     def keys(self, prefix: str = "") -> dict[str, int]:
         """Key -> size of every object under ``prefix``."""
@@ -42,13 +62,14 @@ class S3Env:
         return self.client.get_object(Bucket=self.bucket, Key=key)  # type: ignore[no-any-return]
 
 
-def s3_client(endpoint: str) -> Any:
+def s3_client(server: S3Server) -> Any:
+    """A path-style client with the server's own credentials (the tests' view of the bucket)."""
     return boto3.session.Session().client(
         "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=server.credentials.access_key,
+        aws_secret_access_key=server.credentials.secret_key,
         config=Config(s3={"addressing_style": "path"}),
     )
 

@@ -32,6 +32,7 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> su
                           env=full_env, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow  # two deploy subprocesses, each starting the embedded S3 server
 def test_embedded_default_needs_no_bucket_and_second_run_uploads_nothing(
     static_tree: Path, tmp_path: Path
 ) -> None:
@@ -71,8 +72,9 @@ def test_json_output_has_the_documented_fields(static_tree: Path, tmp_path: Path
         (["--bucket", "abc", "--endpoint-url", "localhost:9"], {}, "endpoint"),
         (["--workers", "0"], {}, "workers"),
         (["--no-such-flag"], {}, "no such option"),
-        (["--bucket", "abc", "--endpoint-url", "http://127.0.0.1:9"],
-         {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}, "cannot reach"),
+        pytest.param(["--bucket", "abc", "--endpoint-url", "http://127.0.0.1:9"],
+                     {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}, "cannot reach",
+                     marks=pytest.mark.slow),  # connection retries take seconds
     ],
 )
 def test_config_errors_exit_2_with_one_line_and_no_traceback(
@@ -97,7 +99,7 @@ def test_no_credentials_says_credentials(s3: S3Env, static_tree: Path, tmp_path:
 def test_missing_bucket_names_the_bucket(s3: S3Env, static_tree: Path, tmp_path: Path) -> None:
     result = run_cli(["--bucket", "no-such-bucket", "--endpoint-url", s3.endpoint,
                       "--static-dir", str(static_tree), "--json"], cwd=tmp_path,
-                     env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+                     env=s3.server.credentials.env())
     assert result.returncode == 2
     assert "no-such-bucket" in json.loads(result.stdout)["error"]
     assert "Traceback" not in result.stderr
@@ -110,7 +112,7 @@ def test_secrets_never_reach_the_output(s3: S3Env, static_tree: Path, tmp_path: 
           "--manifest", str(tmp_path / "m.json")])
     captured = capsys.readouterr()
     assert "topsecret" not in captured.out + captured.err
-    assert "testing" not in captured.out + captured.err  # the secret key from the environment
+    assert s3.server.credentials.secret_key not in captured.out + captured.err
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

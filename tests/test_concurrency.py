@@ -8,7 +8,6 @@ recorded size and ETag. All runs are seeded, bounded in count and time, on loopb
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -64,16 +63,6 @@ def test_faulty_network_never_publishes_a_manifest_naming_a_missing_object(
         assert after["files"] in (before["files"], expected_files(static))
 
 
-def subprocess_env(s3: S3Env, tmp_path: Path) -> dict[str, str]:
-    """What the autouse clean_env fixture gives in-process tests, plus the moto credentials."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
-    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-               AWS_CONFIG_FILE=str(tmp_path / "none"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), PYTHONPATH=str(ROOT))
-    return env
-
-
 def spawn_deploy(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(ROOT / "deploy.py"), *args, "-q", "--no-assets"], cwd=cwd,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -84,7 +73,7 @@ def test_a_deploy_killed_at_random_moments_then_rerun_always_ends_consistent(
 ) -> None:
     rng = random.Random(20261124)
     static = tree(tmp_path / "static", "v0", 60)
-    env = subprocess_env(s3, tmp_path)
+    env = s3.subprocess_env(tmp_path)
     # Every PUT is slowed down so a kill can land during the upload, not only at start-up.
     with fault_proxy(s3.endpoint, fail_rate=1.0, kinds=("slow",), slow_seconds=0.04) as proxy:
         slow_args = [*target_args(s3, tmp_path, static, endpoint=proxy.url), "--workers", "4"]

@@ -74,7 +74,7 @@ def test_deploying_another_folder_needs_no_extra_flag(project: Path) -> None:
 def test_deploying_another_folder_to_a_bucket(project: Path, s3: S3Env) -> None:
     result = deploy_py("--static-dir", str(project / "static"), "--bucket", s3.bucket,
                        "--endpoint-url", s3.endpoint, cwd=project,
-                       AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+                       **s3.server.credentials.env())
     assert result.returncode == 0, result.stderr
     stored = s3.keys("static/")
     assert "static/manifest.json" in stored

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,10 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_ctrl_c_mid_upload_stops_with_130_and_publishes_nothing(s3: S3Env, tmp_path: Path) -> None:
     static = write_tree(tmp_path / "static",
                         {f"img/{i:03d}.png": f"image {i}".encode() for i in range(200)})
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
-    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE=str(tmp_path / "none"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), PYTHONPATH=str(ROOT))
+    env = s3.subprocess_env(tmp_path)
     # Every PUT is slowed down: 200 of them at 4 workers take far longer than we wait.
     with fault_proxy(s3.endpoint, fail_rate=1.0, kinds=("slow",), slow_seconds=0.2) as proxy:
         process = subprocess.Popen(

@@ -66,7 +66,7 @@ def test_a_key_over_1024_bytes_is_refused_before_any_upload(project: Path, s3: S
     deep.mkdir(parents=True)
     (deep / ("f" * 200 + ".png")).write_bytes(b"long")
     result = deploy_py("--bucket", s3.bucket, "--endpoint-url", s3.endpoint, cwd=project,
-                       AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+                       **s3.server.credentials.env())
     assert_clean_error(result, 2, "S3 allows 1024")
     assert s3.keys() == {}
 
@@ -204,12 +204,12 @@ def test_a_wrong_bucket_is_reported_before_any_bundle_is_built(project: Path, s3
         "BUNDLES = {'js': Bundle('js/app.js', output='gen/all.js')}\n")
     (project / "pyproject.toml").write_text('[tool.flask-cdn-pipeline]\nassets = "assets.py"\n')
     result = deploy_py("--bucket", "no-such-bucket", "--endpoint-url", s3.endpoint, cwd=project,
-                       AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+                       **s3.server.credentials.env())
     assert_clean_error(result, 2, "no-such-bucket")
     assert not (project / "static" / "gen").exists()
     # With the right bucket, the configured bundle is built and deployed.
     result = deploy_py("--bucket", s3.bucket, "--endpoint-url", s3.endpoint, cwd=project,
-                       AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+                       **s3.server.credentials.env())
     assert result.returncode == 0, result.stderr
     assert (project / "static" / "gen" / "all.js").is_file()
 

@@ -578,6 +578,7 @@ def test_private_upload_in_cdn_mode_goes_to_the_bucket(make_app: Any, s3: S3Env)
 # -- running it ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a `flask` subprocess importing the whole app
 def test_flask_command_loads_the_site(tmp_path: Path) -> None:
     """``flask --app site/app.py`` puts only site/ on sys.path; the app must still import."""
     result = subprocess.run(

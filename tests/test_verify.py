@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -131,11 +130,7 @@ def test_verify_in_a_subprocess_exits_1_without_a_traceback(
 ) -> None:
     args, manifest = deployed
     s3.client.delete_object(Bucket=s3.bucket, Key=manifest.files["img/cat.jpg"].key)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
-    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", PYTHONPATH=str(ROOT),
-               AWS_CONFIG_FILE=str(tmp_path / "none"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    env = s3.subprocess_env(tmp_path)
     result = subprocess.run([sys.executable, str(ROOT / "deploy.py"), "verify", *args],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
                             check=False)

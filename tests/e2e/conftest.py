@@ -1,4 +1,4 @@
-"""Real parts only: moto's S3 server, the real deploy, nginx as a caching CDN, the demo
+"""Real parts only: the session's S3 server (moto and/or SeaweedFS), the real deploy, nginx as a caching CDN, the demo
 site, and headless Debian Chromium driven by Playwright (no browser download)."""
 
 from __future__ import annotations
@@ -7,12 +7,14 @@ import importlib.util
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.artifacts import ARTIFACTS, SAVED
+from tests.s3servers import S3Server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -44,15 +46,26 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(f"  {path}")
 
 
+@contextmanager
+def stack_on(server: S3Server, workdir: Path, *, cdn_enabled: bool) -> Iterator[Any]:
+    """The demo stack on the session's S3 server, its credentials in the environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in server.credentials.env().items():
+            patch.setenv(name, value)
+        with stack_module.running_stack(workdir, cdn_enabled=cdn_enabled,
+                                        s3_endpoint=server.endpoint) as stack:
+            yield stack
+
+
 @pytest.fixture(scope="module")
-def prod_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with stack_module.running_stack(tmp_path_factory.mktemp("prod"), cdn_enabled=True) as stack:
+def prod_stack(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with stack_on(s3_server, tmp_path_factory.mktemp("prod"), cdn_enabled=True) as stack:
         yield stack
 
 
 @pytest.fixture(scope="module")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with stack_module.running_stack(tmp_path_factory.mktemp("dev"), cdn_enabled=False) as stack:
+def dev_stack(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with stack_on(s3_server, tmp_path_factory.mktemp("dev"), cdn_enabled=False) as stack:
         yield stack
 
 
@@ -82,16 +95,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Like the suite-wide fixture, but keeps the stack's moto credentials in place."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("CDN_", "AWS_", "FLASK_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+def clean_env(clean_env: None, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite-wide clean environment plus the credentials of the stack's S3 server."""
+    for name, value in s3_server.credentials.env().items():
+        monkeypatch.setenv(name, value)
