@@ -40,8 +40,12 @@ class Tamper:
         self.wrong_checksum: list[str] = []  # URLs containing one of these: a wrong checksum
         self.wrong_body: list[str] = []  # ... : other bytes than the checksum was made of
         self.done: list[str] = []
+        self.checksums: list[dict[str, str]] = []  # as computed, of each request altered
 
     def __call__(self, request: Any, **_: Any) -> None:
+        if any(part in request.url for part in self.wrong_checksum + self.wrong_body):
+            self.checksums.append({name.lower(): value for name, value in request.headers.items()
+                                   if name.lower() in CHECKSUM_HEADERS})
         if any(part in request.url for part in self.wrong_checksum):
             for name in list(request.headers.keys()):
                 if name.lower() in CHECKSUM_HEADERS:
@@ -89,6 +93,10 @@ def test_bytes_changed_after_their_checksum_are_rejected_and_nothing_is_publishe
     tamper.wrong_body.append("cat")
     code, report = run_json(capsys, target_args(s3, tmp_path, static_tree))
     assert_rejected_and_nothing_published(s3, tmp_path, code, report, "cat")
+    content_hash = hashlib.sha256((static_tree / "img/cat.jpg").read_bytes()).digest()
+    assert tamper.checksums and all(  # the checksum the server checked is the content hash
+        sent.get("x-amz-checksum-sha256") == base64.b64encode(content_hash).decode()
+        for sent in tamper.checksums)
 
 
 def assert_rejected_and_nothing_published(s3: S3Env, tmp_path: Path, code: int,
