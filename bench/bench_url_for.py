@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline import CDN
+from pipeline.build.assemble import build_manifest
 from pipeline.build.fingerprint import HashCache
 from pipeline.localfs import collect_files
-from pipeline.manifest import build_manifest
 
 TARGET = 0.6
 

@@ -81,9 +81,9 @@ def test_every_css_reference_on_the_bucket_resolves_to_an_existing_object(
 
 
 def test_changing_an_image_renames_the_css_that_uses_it(site_static: Path) -> None:
+    from pipeline.build.assemble import build
     from pipeline.build.fingerprint import HashCache
     from pipeline.localfs import collect_files
-    from pipeline.manifest import build
 
     before = build(collect_files(site_static), prefix="static", cache=HashCache(None)).manifest
     (site_static / "img" / "icons" / "arrow.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.build.assemble import build_manifest
 from pipeline.build.fingerprint import HashCache
 from pipeline.cli.main import main
 from pipeline.localfs import collect_files
-from pipeline.manifest import build_manifest
 from tests.faultproxy import fault_proxy
 from tests.helpers import S3Env, assert_consistent, run_json, target_args, write_tree
 

@@ -12,10 +12,11 @@ from flask import Blueprint, Flask, render_template_string, url_for
 from werkzeug.routing import BuildError
 
 from pipeline import CDN, ConfigError, ManifestError, MissingAssetError
+from pipeline.build.assemble import build_manifest
 from pipeline.build.fingerprint import HashCache
 from pipeline.flaskext.extension import BUILTIN_PLACEHOLDER_SVG, get_state
 from pipeline.localfs import collect_files
-from pipeline.manifest import Manifest, build_manifest
+from pipeline.manifest import Manifest
 from tests.helpers import write_tree
 
 BASE = "https://cdn.example.com/"

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build.fingerprint import HashCache
+from pipeline.build.assemble import build_manifest
+from pipeline.build.fingerprint import HashCache, hashed_name
 from pipeline.errors import ManifestError
+from pipeline.keys import manifest_key, object_key
 from pipeline.localfs import collect_files
-from pipeline.manifest import Entry, Manifest, build_manifest, manifest_key, object_key
-from pipeline.release.plan import Reason, RemoteObject, missing_keys, plan_deploy
+from pipeline.manifest import Entry, Manifest
+from pipeline.release.plan import Reason, missing_keys, plan_deploy
+from pipeline.storage.base import RemoteObject
 
 
 def build(root: Path, prefix: str = "static", cache: HashCache | None = None) -> Manifest:
@@ -110,4 +113,4 @@ def test_missing_keys_requires_presence_with_right_size() -> None:
 
 
 def test_object_key_without_prefix() -> None:
-    assert object_key("", "x/y.png", "a" * 64) == "x/y.aaaaaaaaaaaa.png"
+    assert object_key("", hashed_name("x/y.png", "a" * 64)) == "x/y.aaaaaaaaaaaa.png"

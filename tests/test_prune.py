@@ -9,8 +9,8 @@ import pytest
 
 from pipeline.manifest import Entry, Manifest
 from pipeline.release.documents import Current, ReleaseDoc
-from pipeline.release.plan import RemoteObject
 from pipeline.release.prune import plan_prune
+from pipeline.storage.base import RemoteObject
 from tests.faultproxy import fault_proxy
 from tests.helpers import S3Env, assert_consistent, run_json, target_args, write_tree
 

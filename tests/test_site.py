@@ -22,9 +22,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+from pipeline.build.assemble import build_manifest
 from pipeline.build.fingerprint import HashCache
 from pipeline.localfs import collect_files
-from pipeline.manifest import build_manifest
 from tests.imagecraft import repeated_scan_jpeg
 
 if TYPE_CHECKING:  # the fixture's type; only annotations use it

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline.build.assemble import Build, build
 from pipeline.build.fingerprint import HashCache
 from pipeline.localfs import collect_files
-from pipeline.manifest import Build, build
 from tests.helpers import write_tree
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import click
 
 from ..errors import ConfigError
 from ..images.private import UnreadablePolicy, public_grants, upload_private
-from ..manifest import manifest_key
+from ..keys import manifest_key
 from ..release.documents import read_current, read_releases, release_ids, validate_release_id
 from ..release.prune import PruneResult, prune
 from ..release.publish import write_local_manifest

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..manifest import MANIFEST_NAME
+from ..keys import MANIFEST_NAME
 from ..media_types import IMMUTABLE_CACHE_CONTROL, MANIFEST_CACHE_CONTROL, content_type_for
 from .settings import DEFAULT_EMBEDDED_DIR
 

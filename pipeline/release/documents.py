@@ -24,7 +24,6 @@ time as strings, and identical content shows the same suffix.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,12 +31,10 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 from ..errors import ConfigError, ManifestError
-from ..manifest import Manifest, dump_json, manifest_key, parse_json
-from ..storage.base import Storage
-from .plan import RemoteObject
+from ..keys import RELEASE_ID_RE, manifest_key, release_id_of, release_key
+from ..manifest import Manifest, dump_json, parse_json
+from ..storage.base import RemoteObject, Storage
 
-RELEASES_DIR = "releases"
-RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")
 #: Release documents read at once (each is one GET).
 _READ_WORKERS = 8
 
@@ -73,23 +70,6 @@ def require_prefix(prefix: str) -> str:
             "prefix (e.g. 'static'), never the bucket root"
         )
     return prefix
-
-
-def releases_prefix(prefix: str) -> str:
-    return f"{prefix}/{RELEASES_DIR}" if prefix else RELEASES_DIR
-
-
-def release_key(prefix: str, release_id: str) -> str:
-    return f"{releases_prefix(prefix)}/{release_id}.json"
-
-
-def release_id_of(key: str, prefix: str) -> str | None:
-    """The id if ``key`` is a release object under ``prefix``, else ``None``."""
-    head = releases_prefix(prefix) + "/"
-    if not key.startswith(head) or not key.endswith(".json"):
-        return None
-    candidate = key[len(head):-len(".json")]
-    return candidate if RELEASE_ID_RE.match(candidate) else None
 
 
 @dataclass(frozen=True)

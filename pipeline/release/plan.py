@@ -8,22 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
 from ..manifest import Entry, Manifest
-
-
-@dataclass(frozen=True)
-class RemoteObject:
-    """What a listing says about an object that exists."""
-
-    size: int
-    etag: str | None = None
-    #: When the object was last written (the listing's ``LastModified``), for prune's grace
-    #: period and for verify to spot objects rewritten after their release was recorded.
-    last_modified: datetime | None = None
+from ..storage.base import RemoteObject
 
 
 class Reason(StrEnum):

@@ -53,20 +53,16 @@ from datetime import UTC, datetime, timedelta
 
 from ..build.fingerprint import is_hashed_name
 from ..errors import ConfigError, DeployError
-from ..manifest import MANIFEST_NAME, manifest_key
-from ..storage.base import DeleteOutcome, Storage, UploadFailure
+from ..keys import MANIFEST_NAME, manifest_key, release_id_of, release_key, releases_prefix
+from ..storage.base import DeleteOutcome, RemoteObject, Storage, UploadFailure
 from .documents import (
     Current,
     ReleaseDoc,
     read_current,
     read_releases,
-    release_id_of,
     release_ids,
-    release_key,
-    releases_prefix,
     require_prefix,
 )
-from .plan import RemoteObject
 
 #: Without ``--max-deletes``, refuse to delete more than this share of the objects.
 DEFAULT_LIMIT_SHARE = 0.25

@@ -28,24 +28,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from ..build.assemble import build
 from ..build.fingerprint import HashCache
 from ..errors import ConfigError, ConflictError, DeployError, ManifestError
+from ..keys import manifest_key, release_key, releases_prefix
 from ..localfs import Ignored, check_writable, display_name, scan_files, write_atomic
-from ..manifest import Manifest, build, manifest_key
+from ..manifest import Manifest
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..pathfilter import PathFilter
-from ..storage.base import Storage, Upload
+from ..storage.base import RemoteObject, Storage, Upload
 from .documents import (
     Current,
     ReleaseDoc,
     make_release,
     read_current,
     release_ids,
-    release_key,
-    releases_prefix,
     require_prefix,
 )
-from .plan import Plan, PlannedFile, RemoteObject, missing_keys, plan_deploy
+from .plan import Plan, PlannedFile, missing_keys, plan_deploy
 from .prune import PRUNE_WINDOW, live_markers, pruned_since
 from .store import point_current, require_conditional_writes, store_release
 

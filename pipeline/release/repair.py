@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..build.assemble import build
 from ..build.fingerprint import HashCache
 from ..errors import DeployError
 from ..localfs import collect_files
-from ..manifest import build
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..storage.base import Storage, Upload
 from .verify import Problem, VerifyReport

@@ -24,10 +24,10 @@ from __future__ import annotations
 import time
 
 from ..errors import ConfigError, ConflictError
-from ..manifest import manifest_key
+from ..keys import manifest_key, release_key
 from ..media_types import MANIFEST_CACHE_CONTROL, content_type_for
 from ..storage.base import Storage
-from .documents import Current, ReleaseDoc, make_release, read_current, release_key
+from .documents import Current, ReleaseDoc, make_release, read_current
 
 #: Tries to replace the current manifest before a deploy gives up (each loss means
 #: another deploy finished in between, so this bounds a pile-up, not bad luck).

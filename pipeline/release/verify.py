@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import ConfigError
-from ..manifest import Entry, manifest_key
+from ..keys import manifest_key, release_key
+from ..manifest import Entry
 from ..media_types import IMMUTABLE_CACHE_CONTROL
-from ..storage.base import ObjectInfo, Storage
-from .documents import ReleaseDoc, read_current, read_release, release_key
-from .plan import RemoteObject
+from ..storage.base import ObjectInfo, RemoteObject, Storage
+from .documents import ReleaseDoc, read_current, read_release
 
 #: Objects HEADed at random besides those modified after their release.
 SAMPLE_SIZE = 32

@@ -31,8 +31,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..cli.settings import DEFAULT_MANIFEST_PATH, validate_bucket, validate_prefix, validate_url
 from ..errors import ConfigError, ManifestError, PipelineError, SourceError
-from ..manifest import MANIFEST_NAME, Manifest, manifest_key
-from ..release.documents import ReleaseDoc, release_key, validate_release_id
+from ..keys import MANIFEST_NAME, manifest_key, release_key
+from ..manifest import Manifest
+from ..release.documents import ReleaseDoc, validate_release_id
 from ..storage.base import NotModified, StoredBytes
 from ..urls import cdn_url, redact_url
 

@@ -6,11 +6,23 @@ import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from ..errors import DeployError
-from ..release.plan import RemoteObject
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """What a listing says about an object that exists."""
+
+    size: int
+    etag: str | None = None
+    #: When the object was last written (the listing's ``LastModified``), for prune's grace
+    #: period and for verify to spot objects rewritten after their release was recorded.
+    last_modified: datetime | None = None
+
 
 #: Tries to read a file whose bytes match its content hash before giving up on it: a
 #: second read succeeds when a tool rewrote the file with the same bytes meanwhile.

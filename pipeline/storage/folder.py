@@ -24,12 +24,12 @@ from pathlib import Path
 
 from ..errors import ConfigError, ConflictError, DeployError, UnsafePathError
 from ..localfs import replacing, write_atomic
-from ..release.plan import RemoteObject
 from .base import (
     ContentChanged,
     DeleteOutcome,
     ObjectInfo,
     ProgressCallback,
+    RemoteObject,
     StoredBytes,
     Upload,
     UploadFailure,

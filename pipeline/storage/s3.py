@@ -33,7 +33,6 @@ from botocore.exceptions import (
 )
 
 from ..errors import ConfigError, ConflictError, DeployError
-from ..release.plan import RemoteObject
 from ..urls import redact_url
 from .base import (
     ContentChanged,
@@ -41,6 +40,7 @@ from .base import (
     NotModified,
     ObjectInfo,
     ProgressCallback,
+    RemoteObject,
     StoredBytes,
     Upload,
     UploadFailure,

@@ -1,0 +1,171 @@
+"""Building a manifest: hash the static folder, rewrite references, name every object.
+
+The format itself lives in :mod:`pipeline.manifest` (an app that reads a manifest
+loads nothing of this); where objects go in the bucket is :mod:`pipeline.keys`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..keys import object_key
+from ..localfs import LocalFile
+from ..manifest import Entry, Manifest
+from ..media_types import content_type_for
+from .css import build_css, is_css, sri_hash
+from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
+from .sourcemaps import has_comment, is_js, link_maps, rewrite_comment
+
+#: Files that get a Subresource Integrity value (``<script>``/``<link>`` targets).
+SRI_SUFFIXES = (".css", ".js", ".mjs")
+
+#: hashlib releases the GIL on large buffers, so a few threads hash a cold tree faster.
+_HASH_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Build:
+    """A manifest plus the bytes to upload for files that were rewritten (CSS, maps, JS)."""
+
+    manifest: Manifest
+    bodies: Mapping[str, bytes]
+    warnings: tuple[str, ...] = ()
+
+
+def build_manifest(files: Iterable[LocalFile], *, prefix: str, cache: HashCache) -> Manifest:
+    """The manifest of ``files`` (see :func:`build`)."""
+    return build(files, prefix=prefix, cache=cache).manifest
+
+
+def build(
+    files: Iterable[LocalFile],
+    *,
+    prefix: str,
+    cache: HashCache,
+    strict: bool = True,
+    static_url_path: str | None = "/static/",
+) -> Build:
+    """Hash every file, rewrite CSS references to fingerprinted names, name every object.
+
+    CSS is hashed after rewriting, so a changed image renames the CSS that uses it;
+    source maps are linked first (:mod:`pipeline.build.sourcemaps`), so a changed map
+    renames the CSS or JS file whose ``sourceMappingURL`` names it.
+    """
+    files = list(files)
+    by_path = {item.logical_path: item for item in files}
+    hashes = _hash_all(files, cache)
+    read = _reader(by_path)
+    # Source maps first: a CSS/JS name must cover the fingerprinted name of its map.
+    commented = [item.logical_path for item in files
+                 if _may_have_map_comment(item.logical_path)
+                 and has_comment(item.logical_path, read(item.logical_path))]
+    linked = link_maps(set(by_path), read=read, hashes=hashes, commented=commented,
+                       static_url_path=static_url_path)
+    map_warnings: list[str] = []
+
+    def read_css(path: str) -> bytes:
+        data = read(path)
+        if path not in commented:
+            return data
+        text, warning = rewrite_comment(path, data.decode("utf-8", "surrogateescape"),
+                                        exists=by_path, hashes=linked.hashes,
+                                        static_url_path=static_url_path)
+        if warning:
+            map_warnings.append(warning)
+        return text.encode("utf-8", "surrogateescape")
+
+    css = build_css(
+        set(by_path), read=read_css, hashes=linked.hashes,
+        strict=strict, static_url_path=static_url_path,
+    )
+    bodies = {**linked.bodies, **{path: done.content for path, done in css.files.items()}}
+    entries: dict[str, Entry] = {}
+    for item in files:
+        path = item.logical_path
+        content_type = content_type_for(path)
+        if path in css.files:
+            rewritten = css.files[path]
+            entries[path] = Entry(
+                key=object_key(prefix, hashed_name(path, rewritten.name_hash)), hash=rewritten.sha256,
+                size=len(rewritten.content), content_type=content_type,
+                integrity=sri_hash(rewritten.content),
+            )
+            continue
+        body = bodies.get(path)
+        digest = linked.hashes[path]
+        entries[path] = Entry(
+            key=object_key(prefix, hashed_name(path, digest)), hash=digest,
+            size=item.size if body is None else len(body), content_type=content_type,
+            integrity=(sri_hash(read(path) if body is None else body)
+                       if _wants_integrity(path) else None),
+        )
+    warnings = (*linked.warnings, *sorted(map_warnings), *css.warnings)
+    return Build(Manifest(entries), bodies, warnings)
+
+
+def _reader(by_path: Mapping[str, LocalFile]) -> Callable[[str], bytes]:
+    """Read a file at most once per build (CSS and JS are read for comments and SRI)."""
+    cache: dict[str, bytes] = {}
+
+    def read(path: str) -> bytes:
+        if path not in cache:
+            cache[path] = _read(by_path[path])
+        return cache[path]
+
+    return read
+
+
+def _may_have_map_comment(logical_path: str) -> bool:
+    return is_css(logical_path) or is_js(logical_path)
+
+
+def _wants_integrity(logical_path: str) -> bool:
+    return logical_path.lower().endswith(SRI_SUFFIXES)
+
+
+def _hash_all(files: list[LocalFile], cache: HashCache) -> dict[str, str]:
+    """Hashes from the cache where size and mtime match, the rest hashed in parallel."""
+    hashes: dict[str, str] = {}
+    stale: list[LocalFile] = []
+    for item in files:
+        cached = cache.get(item.path, FileStamp(item.size, item.mtime_ns))
+        if cached is None:
+            stale.append(item)
+        else:
+            hashes[item.logical_path] = cached
+    # One strided slice per worker, not one task per file: most static files are small,
+    # and per-task overhead would eat the gain of hashing on several cores.
+    workers = max(1, min(_HASH_WORKERS, os.cpu_count() or 1, len(stale)))
+    slices = [stale[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for part, digests in zip(slices, pool.map(_hash_slice, slices)):
+            for item, digest in zip(part, digests):
+                hashes[item.logical_path] = digest
+                cache.put(item.path, FileStamp(item.size, item.mtime_ns), digest)
+    return hashes
+
+
+def _hash_slice(items: list[LocalFile]) -> list[str]:
+    return [_hash_local(item) for item in items]
+
+
+def _read(item: LocalFile) -> bytes:
+    try:
+        return item.path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {item.logical_path!r} in the static folder: {exc.strerror}"
+        ) from exc
+
+
+def _hash_local(item: LocalFile) -> str:
+    try:
+        return hash_file(item.path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {item.logical_path!r} in the static folder: {exc.strerror}"
+        ) from exc
