@@ -1,0 +1,53 @@
+"""The bucket key layout (pipeline.keys) and the import direction it allows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.keys import (
+    manifest_key,
+    object_key,
+    release_id_of,
+    release_key,
+    releases_prefix,
+)
+
+RID = "20261124T161500.123Z-3f9a1c"
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [("static", "static/"), ("a/b", "a/b/"), ("", "")])
+def test_every_key_sits_under_the_prefix(prefix: str, expected: str) -> None:
+    assert object_key(prefix, "img/cat.0123456789ab.jpg") == f"{expected}img/cat.0123456789ab.jpg"
+    assert manifest_key(prefix) == f"{expected}manifest.json"
+    assert releases_prefix(prefix) == f"{expected}releases"
+    assert release_key(prefix, RID) == f"{expected}releases/{RID}.json"
+
+
+def test_release_id_of_reads_back_only_release_objects_of_that_prefix() -> None:
+    assert release_id_of(release_key("static", RID), "static") == RID
+    assert release_id_of(release_key("other", RID), "static") is None
+    assert release_id_of("static/releases/notes.json", "static") is None
+    assert release_id_of(f"static/releases/{RID}.txt", "static") is None
+    assert release_id_of(f"static/releases/x/{RID}.json", "static") is None
+
+
+def _loaded_by(module: str) -> set[str]:
+    code = (f"import json, sys; import {module}; "
+            "print(json.dumps(sorted(m for m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return set(json.loads(out.stdout))
+
+
+def test_reading_a_manifest_loads_no_build_release_or_storage() -> None:
+    loaded = _loaded_by("pipeline.manifest")
+    assert not {m for m in loaded if m.startswith(("pipeline.build", "pipeline.release",
+                                                  "pipeline.storage", "pipeline.keys"))}
+
+
+def test_storage_does_not_import_release() -> None:
+    loaded = _loaded_by("pipeline.storage.base")
+    assert not {m for m in loaded if m.startswith(("pipeline.release", "pipeline.build"))}
