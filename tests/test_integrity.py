@@ -18,9 +18,10 @@ from urllib.parse import unquote
 
 import pytest
 
+from pipeline.build.assemble import build_manifest
 from pipeline.build.fingerprint import HashCache
 from pipeline.localfs import collect_files
-from pipeline.manifest import Manifest, build_manifest
+from pipeline.manifest import Manifest
 from pipeline.media_types import IMMUTABLE_CACHE_CONTROL
 from pipeline.storage import base
 from tests.faultproxy import fault_proxy

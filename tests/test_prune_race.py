@@ -18,9 +18,10 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.manifest import Entry, Manifest
 from pipeline.release.documents import Current, ReleaseDoc
-from pipeline.release.plan import Plan, RemoteObject
+from pipeline.release.plan import Plan
 from pipeline.release.prune import owned_keys, plan_prune, prune
 from pipeline.release.publish import deploy
+from pipeline.storage.base import RemoteObject
 from pipeline.storage.s3 import S3Settings, S3Storage
 from tests.faultproxy import fault_proxy
 from tests.helpers import S3Env, assert_consistent, run_json, target_args, write_tree
