@@ -67,6 +67,8 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
         "new_release": result.new_release,
         "conflicts": result.conflicts,
         "invalidation": invalidation,
+        "encoded": result.encoded,
+        "variant_uploads": 0 if result.dry_run else result.variant_uploads,
     }
 
 
@@ -101,6 +103,11 @@ DISTRIBUTION = "flask-cdn-pipeline"
 @click.option("--no-assets", is_flag=True, help="Build no bundles, even if configured.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Deploy only files matching GLOB (repeatable; gitignore-like, '**' for any folders).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files and folders matching GLOB (repeatable; e.g. '*.psd', 'drafts/').")
+@click.option("--variants/--no-variants", default=None, help="Make responsive image variants (AVIF, WebP, a JPEG/PNG fallback per width) of raster images [default: off].")
+@click.option("--variant-widths", metavar="W,W,...", help="Variant widths in px [default: 320,640,960,1280,1920,2560].")
+@click.option("--variant-formats", metavar="F,F", help="Modern variant formats among avif,webp [default: avif,webp].")
+@click.option("--variant-include", multiple=True, metavar="GLOB", help="Make variants only of images matching GLOB (repeatable) [default: all].")
+@click.option("--variant-exclude", multiple=True, metavar="GLOB", help="Make no variants of images matching GLOB (repeatable).")
 @click.option("--no-strict", is_flag=True, help="A CSS url() to a missing file is a warning, not an error.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (new/unchanged per file, what is left out and why); upload and write nothing.")
 @click.option("--relist", is_flag=True, help="List the bucket even when nothing changed since the current release (re-uploads objects deleted behind the deploy's back; `verify` reports them).")
@@ -136,7 +143,7 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool
         static_dir=settings.static_dir, prefix=settings.prefix, storage=storage,
         manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
         dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
-        observer=reporter, filters=settings.filters,
+        observer=reporter, filters=settings.filters, variants=settings.variant_settings,
         unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
     )
     try:
@@ -160,7 +167,7 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool
 
 def _show_config(settings: DeploySettings, as_json: bool) -> None:
     """Each setting, its value and its source; URLs redacted (they may carry credentials)."""
-    rows = {name: (_display_value(getattr(settings, _FIELDS.get(name, name))),
+    rows = {name: (_display_value(_setting(settings, name)),
                    settings.sources.get(name, "default")) for name in _SHOWN}
     config_file = str(settings.config_file) if settings.config_file else None
     if as_json:
@@ -183,8 +190,19 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
 #: Settings shown by --show-config, by option name; some fields are named differently.
 _SHOWN = ("static_dir", "bucket", "target_dir", "prefix", "endpoint_url", "region", "cdn_url",
           "manifest", "hash_cache", "assets", "workers", "max_attempts", "strict", "include",
-          "exclude")
+          "exclude", "variants", "variant_widths", "variant_formats", "variant_include",
+          "variant_exclude")
 _FIELDS = {"manifest": "manifest_path", "hash_cache": "hash_cache_path"}
+
+
+def _setting(settings: DeploySettings, name: str) -> Any:
+    """A setting's value for --show-config; the variant ones read from the validated settings."""
+    variants = settings.variant_settings
+    if name.startswith("variant_"):
+        if variants is None:
+            return None
+        return getattr(variants, name.removeprefix("variant_"))
+    return getattr(settings, _FIELDS.get(name, name))
 
 
 def _display_value(value: Any) -> Any:
@@ -232,10 +250,15 @@ def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
                    f"files ({format_size(result.plan.bytes_to_upload)}) to {result.target}; "
                    f"{len(result.ignored)} left out; {_live_change(result)}; "
                    "nothing was uploaded or written")
+        if settings.variants:
+            click.echo(f"Dry run: would encode {result.encoded} image variant(s)")
         return
     click.echo(f"Deployed {len(result.plan.files)} files to {result.target}: "
                f"{result.uploaded} uploaded ({format_size(result.bytes_uploaded)}), "
                f"{result.plan.skipped} unchanged")
+    if settings.variants:
+        click.echo(f"Image variants: {result.encoded} encoded, {result.variant_uploads} "
+                   f"uploaded ({format_size(result.variant_bytes)})")
     click.echo(f"Manifest: {result.manifest_path} (published as {result.manifest_key})")
     if result.new_release or result.previous_release:
         click.echo(f"Release: {result.release_id} (new release; previous: "

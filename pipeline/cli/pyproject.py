@@ -100,6 +100,14 @@ def _typed(raw: Any, kind: str, *, where: str, base: Path) -> Any:
         if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
             raise ConfigError(f"{where} must be a list of non-empty strings, not {raw!r}")
         return tuple(raw)
+    if kind == "ints":
+        if not isinstance(raw, list) or not all(type(item) is int for item in raw):
+            raise ConfigError(f"{where} must be a list of whole numbers, not {raw!r}")
+        return tuple(raw)
+    if kind == "words":
+        if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
+            raise ConfigError(f"{where} must be a list of non-empty strings, not {raw!r}")
+        return tuple(raw)
     if not isinstance(raw, str):
         raise ConfigError(f"{where} must be a string, not {raw!r}")
     if not raw:

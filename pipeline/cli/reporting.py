@@ -77,6 +77,22 @@ class ProgressReporter:
     def warned(self, message: str) -> None:
         self._progress(f"warning: {message}\n")
 
+    def encoding(self, sources: int, variants: int, *, dry_run: bool) -> None:
+        if variants == 0:
+            self._progress("image variants: 0 to encode\n")
+            return
+        verb = "would encode" if dry_run else "encoding"
+        self._progress(f"image variants: {verb} {variants} of {sources} image(s)\n")
+
+    def variants_ready(self, uploads: int, size: int) -> None:
+        """Variant uploads join the totals the progress counts against."""
+        with self._lock:
+            self._total += uploads
+            self._total_bytes += size
+
+    def encoded(self, logical_path: str, done: int, total: int) -> None:
+        self._progress(f"[{done}/{total}] encoded variants of {logical_path}\n")
+
     def _progress(self, text: str) -> None:
         if self.err is None:
             return

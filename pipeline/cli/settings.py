@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..build.variants import VariantSettings
 from ..errors import ConfigError
 from ..pathfilter import PathFilter
 from ..urls import redact_url
@@ -42,7 +43,8 @@ class Option:
     name: str
     flag: str
     env: tuple[str, ...] = ()
-    #: ``str``, ``path``, ``int``, ``bool`` or ``patterns`` (a tuple of globs).
+    #: ``str``, ``path``, ``int``, ``bool``, ``patterns`` (a tuple of globs), ``ints`` or
+    #: ``words`` (a tuple; a flag or variable gives them comma-separated).
     kind: str = "str"
     default: Any = None
 
@@ -68,6 +70,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("strict", "--no-strict", (), "bool", True),
     Option("include", "--include", (), "patterns", ()),
     Option("exclude", "--exclude", (), "patterns", ()),
+    # Responsive image variants (off unless asked for; see pipeline.build.variants).
+    Option("variants", "--variants", (), "bool", False),
+    Option("variant_widths", "--variant-widths", (), "ints"),
+    Option("variant_formats", "--variant-formats", (), "words"),
+    Option("variant_include", "--variant-include", (), "patterns", ()),
+    Option("variant_exclude", "--variant-exclude", (), "patterns", ()),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -115,6 +123,12 @@ class DeploySettings:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: The ``pyproject.toml`` whose table was read, if any.
     config_file: Path | None = None
+    #: Make responsive variants of raster images (``None``: off), validated up front.
+    variant_settings: VariantSettings | None = None
+
+    @property
+    def variants(self) -> bool:
+        return self.variant_settings is not None
 
     @property
     def embedded(self) -> bool:
@@ -193,6 +207,16 @@ def _convert(option: Option, value: Any, where: str) -> Any:
                               f"number, not {value!r}") from None
     if option.kind == "patterns":
         return tuple(value)
+    if option.kind in ("ints", "words"):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        items = [item.strip() if isinstance(item, str) else item for item in items]
+        if option.kind == "words":
+            return tuple(items)
+        try:
+            return tuple(int(item) for item in items)
+        except ValueError:
+            raise ConfigError(f"{option.flag.removeprefix('--')} ({where}) must be whole "
+                              f"numbers separated by commas, not {value!r}") from None
     return value
 
 
@@ -222,6 +246,8 @@ def _pick(layers: list[Layer], options: Mapping[str, Any]) -> dict[str, tuple[An
         picked["assets"] = (None, "--no-assets")
     if options.get("no_hash_cache"):
         picked["hash_cache"] = (None, "--no-hash-cache")
+    if options.get("variants") is False:
+        picked["variants"] = (False, "--no-variants")
     return picked
 
 
@@ -255,10 +281,28 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         exclude=value("exclude", _check_patterns),
         sources={name: source for name, (_, source) in picked.items()},
         config_file=project.path if project is not None else None,
+        variant_settings=_variant_settings(picked),
     )
     if settings.bucket is None:  # a folder target, given or the embedded default
         check_no_overlap(settings.static_dir, settings.target_dir or DEFAULT_EMBEDDED_DIR)
     return settings
+
+
+def _variant_settings(picked: dict[str, tuple[Any, str]]) -> VariantSettings | None:
+    """The variant settings when variants are on; a bad value names its source."""
+    if not picked["variants"][0]:
+        return None
+    fields: dict[str, Any] = {}
+    for name, field_name in (("variant_widths", "widths"), ("variant_formats", "formats"),
+                             ("variant_include", "include"), ("variant_exclude", "exclude")):
+        value, source = picked[name]
+        if value:
+            fields[field_name] = (value, source)
+    try:
+        return VariantSettings(**{k: v for k, (v, _) in fields.items()})
+    except ConfigError as exc:
+        where = ", ".join(sorted({source for _, source in fields.values()})) or "default"
+        raise ConfigError(f"{exc} (from {where})") from None
 
 
 def _check_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:

@@ -89,9 +89,10 @@ def _intact(remote: RemoteObject, size: int, known_etag: str | None) -> bool:
 
 
 def missing_keys(manifest: Manifest, confirmed: Mapping[str, RemoteObject]) -> list[str]:
-    """Keys the manifest names that are not confirmed present with the right size."""
+    """Keys the manifest names (variants too) that are not confirmed present with the right size."""
+    pairs = [(entry.key, entry.size) for entry in manifest.files.values()]
+    pairs += [(v.key, v.size) for entry in manifest.files.values() for v in entry.variants]
     return sorted(
-        entry.key
-        for entry in manifest.files.values()
-        if (remote := confirmed.get(entry.key)) is None or remote.size != entry.size
+        key for key, size in pairs
+        if (remote := confirmed.get(key)) is None or remote.size != size
     )

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from ..build.assemble import build
 from ..build.fingerprint import HashCache
+from ..build.variants import VariantSettings
 from ..errors import ConfigError, ConflictError, DeployError, ManifestError
 from ..keys import manifest_key, release_key, releases_prefix
 from ..localfs import Ignored, check_writable, display_name, scan_files, write_atomic
@@ -48,6 +49,15 @@ from .documents import (
 from .plan import Plan, PlannedFile, missing_keys, plan_deploy
 from .prune import PRUNE_WINDOW, live_markers, pruned_since
 from .store import point_current, require_conditional_writes, store_release
+from .variant_step import (
+    VariantPlan,
+    encode_missing,
+    find_missing,
+    known_sizes,
+    plan_sources,
+    uploads_for,
+    with_variants,
+)
 
 #: Seconds between listings while waiting for a live prune marker to go.
 MARKER_POLL_SECONDS = 0.5
@@ -68,6 +78,12 @@ class DeployObserver(Protocol):
 
     def warned(self, message: str) -> None: ...
 
+    def encoding(self, sources: int, variants: int, *, dry_run: bool) -> None: ...
+
+    def encoded(self, logical_path: str, done: int, total: int) -> None: ...
+
+    def variants_ready(self, uploads: int, size: int) -> None: ...
+
 
 class _Silent:
     def planned(self, plan: Plan) -> None:
@@ -77,6 +93,15 @@ class _Silent:
         pass
 
     def warned(self, message: str) -> None:
+        pass
+
+    def encoding(self, sources: int, variants: int, *, dry_run: bool) -> None:
+        pass
+
+    def encoded(self, logical_path: str, done: int, total: int) -> None:
+        pass
+
+    def variants_ready(self, uploads: int, size: int) -> None:
         pass
 
 
@@ -103,14 +128,19 @@ class DeployResult:
     current_is_rollback: bool = False
     #: Files and folders the walk left out (dotfiles, junk, ``--exclude``), with why.
     ignored: tuple[Ignored, ...] = ()
+    #: Image variants encoded by this run (dry run: that it would encode), and variant
+    #: objects uploaded (from this run's encodes or the local cache) and their bytes.
+    encoded: int = 0
+    variant_uploads: int = 0
+    variant_bytes: int = 0
 
     @property
     def uploaded(self) -> int:
-        return 0 if self.dry_run else len(self.plan.uploads)
+        return 0 if self.dry_run else len(self.plan.uploads) + self.variant_uploads
 
     @property
     def bytes_uploaded(self) -> int:
-        return 0 if self.dry_run else self.plan.bytes_to_upload
+        return 0 if self.dry_run else self.plan.bytes_to_upload + self.variant_bytes
 
 
 def deploy(
@@ -126,6 +156,8 @@ def deploy(
     observer: DeployObserver | None = None,
     filters: PathFilter | None = None,
     unsafe_no_conditional_writes: bool = False,
+    variants: VariantSettings | None = None,
+    variant_cache: Path | None = None,
 ) -> DeployResult:
     """Publish ``static_dir`` to ``storage`` under ``prefix``; see the module docstring.
 
@@ -133,6 +165,11 @@ def deploy(
     a release is only published once all its objects were confirmed, so there is
     nothing to upload. Objects deleted behind the deploy's back are what ``verify``
     (or ``relist=True``) finds.
+
+    With ``variants``, raster images also get responsive variants
+    (:mod:`pipeline.release.variant_step`): planned before the listing, the missing ones taken
+    from ``variant_cache`` (default: ``variants/`` beside the local manifest) or encoded,
+    uploaded and confirmed with everything else.
     """
     observer = observer or _Silent()
     require_prefix(prefix)
@@ -148,7 +185,13 @@ def deploy(
     manifest = built.manifest
     check_key_lengths(manifest)
     sources = {f.logical_path: f.path for f in files}
+    cache_dir = variant_cache or manifest_path.parent / "variants"
+    vplan = plan_sources(manifest, sources, variants, prefix, cache_dir) if variants else None
     current = read_current(storage, prefix)
+    if vplan is not None:
+        recorded = known_sizes(current.doc.manifest if current.doc else None)
+        if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
+            manifest = with_variants(manifest, vplan, recorded)
     if not relist and _is_current(current, manifest):
         return _unchanged(current, manifest, sources, observer, cache, manifest_path,
                           key=manifest_key(prefix), target=storage.description, dry_run=dry_run,
@@ -156,7 +199,8 @@ def deploy(
     if not dry_run:  # publishing relies on conditional writes: know before any work
         require_conditional_writes(storage, prefix, unsafe=unsafe_no_conditional_writes)
     started = time.monotonic()  # deletions after this are what confirm_release looks for
-    existing = storage.list_keys(prefix, hints=[e.key for e in manifest.files.values()])
+    hints = [e.key for e in manifest.files.values()] + sorted(vplan.keys() if vplan else ())
+    existing = storage.list_keys(prefix, hints=hints)
     known = dict(current.doc.etags) if current.doc else {}
     plan = plan_deploy(manifest, sources, existing, known_etags=known)
     observer.planned(plan)
@@ -166,12 +210,20 @@ def deploy(
         current_release=current.release_id, ignored=tuple(scan.ignored),
         current_is_rollback=bool(current.release_id and ids and ids[-1] > current.release_id),
     )
+    variant_uploads: list[Upload] = []
+    if vplan is not None:
+        manifest, variant_uploads, encoded = _variants(
+            vplan, built.manifest, existing, cache_dir, variants, observer, dry_run=dry_run)
+        result = replace(result, manifest=manifest, encoded=encoded,
+                         variant_uploads=len(variant_uploads),
+                         variant_bytes=sum(u.size for u in variant_uploads))
     if dry_run:
         # What the real run would do: publish unless these files are the current release.
         return replace(result, new_release=not _is_current(current, manifest))
 
     by_key = {item.entry.key: _upload_for(item, built.bodies) for item in plan.files}
-    uploads = [by_key[item.entry.key] for item in plan.uploads]
+    uploads = [by_key[item.entry.key] for item in plan.uploads] + variant_uploads
+    by_key.update((upload.key, upload) for upload in variant_uploads)
     try:
         stored = _upload(storage, uploads, observer, cache)
     finally:
@@ -200,6 +252,25 @@ def deploy(
     previous = current.release_id if doc.release_id != current.release_id else None
     return replace(result, release_id=doc.release_id, new_release=new, conflicts=conflicts,
                    previous_release=previous)
+
+
+def _variants(
+    vplan: VariantPlan, manifest: Manifest, existing: dict[str, RemoteObject], cache_dir: Path,
+    settings: VariantSettings | None, observer: DeployObserver, *, dry_run: bool,
+) -> tuple[Manifest, list[Upload], int]:
+    """Find the variants the listing lacks, encode those not cached (not on a dry run), and
+    return the manifest with every source's variants, their uploads and the encode count."""
+    assert settings is not None
+    missing = find_missing(vplan, existing, cache_dir)
+    observer.encoding(len(missing.encode), missing.encode_count, dry_run=dry_run)
+    if dry_run:
+        return manifest, [], missing.encode_count
+    encoded = encode_missing(missing, settings, cache_dir, on_encoded=observer.encoded)
+    uploads = uploads_for(vplan, missing, cache_dir)
+    observer.variants_ready(len(uploads), sum(upload.size for upload in uploads))
+    sizes = {key: remote.size for key, remote in existing.items()}
+    sizes.update((upload.key, upload.size) for upload in uploads)
+    return with_variants(manifest, vplan, sizes), uploads, encoded
 
 
 #: S3's limit on the UTF-8 length of an object key.
@@ -268,7 +339,8 @@ def confirm_release(
         return
     observer.warned(f"{len(missing)} object(s) disappeared during the deploy (a concurrent "
                     f"prune?), first: {missing[0]}; uploading them again")
-    _upload(storage, [by_key[key] for key in missing], observer)
+    # A variant this run did not upload has no local source here: the check below reports it.
+    _upload(storage, [by_key[key] for key in missing if key in by_key], observer)
     still = missing_keys(manifest, _listing_after_prunes(storage, prefix, list(by_key)))
     if still:
         raise DeployError(

@@ -1,0 +1,182 @@
+"""The deploy's variant step: plan keys from hashes and headers, find the missing ones in the one
+listing, take them from the local cache or encode them, and complete the manifest.
+
+Planning needs no pixels (:func:`pipeline.build.variants.plan_variants` on the content hash and
+the header), so an unchanged image costs one header read per deploy; a re-deploy, or a fresh
+checkout whose bucket already has the variants, encodes nothing. Every planned variant is stored
+(see :func:`pipeline.build.variants.missing_specs`), so "in the listing" decides per key.
+Encoded files are kept under the local cache folder (``build/variants`` by default, the folder
+the development route uses too), named by key, so a re-run does not encode them again either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from ..build.variants import (
+    SourceInfo,
+    VariantSettings,
+    VariantSpec,
+    is_candidate,
+    plan_variants,
+)
+from ..errors import ImageSourceError
+from ..localfs import write_atomic
+from ..manifest import Entry, Manifest, Variant
+from ..media_types import IMMUTABLE_CACHE_CONTROL
+from ..storage.base import Upload
+from .plan import RemoteObject
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """One source image: its intrinsic size and planned variants (keys relative to the prefix)."""
+
+    logical_path: str
+    path: Path
+    width: int
+    height: int
+    specs: tuple[VariantSpec, ...]
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    prefix: str
+    sources: tuple[SourcePlan, ...]
+
+    def key(self, spec: VariantSpec) -> str:
+        return f"{self.prefix}/{spec.key}" if self.prefix else spec.key
+
+    def keys(self) -> set[str]:
+        return {self.key(spec) for source in self.sources for spec in source.specs}
+
+
+@dataclass(frozen=True)
+class Missing:
+    """What the listing lacks: per source, the specs to encode; and those found in the cache."""
+
+    encode: tuple[tuple[SourcePlan, tuple[VariantSpec, ...]], ...]
+    cached: tuple[VariantSpec, ...]
+
+    @property
+    def encode_count(self) -> int:
+        return sum(len(specs) for _, specs in self.encode)
+
+
+#: Header facts by content hash, so an unchanged image is not even opened again.
+PROBE_CACHE_NAME = "probes.json"
+
+
+def plan_sources(manifest: Manifest, sources: Mapping[str, Path], settings: VariantSettings,
+                 prefix: str, cache_dir: Path) -> VariantPlan:
+    """Probe (header only; remembered by content hash under ``cache_dir``) every candidate and
+    plan its variants. A bomb or an unreadable image raises
+    :class:`~pipeline.errors.ImageSourceError` (exit 2) before anything is uploaded."""
+    probes = _load_probes(cache_dir / PROBE_CACHE_NAME)
+    changed = False
+    planned = []
+    for logical in sorted(manifest.files):
+        if not is_candidate(logical, settings):
+            continue
+        path, entry = sources[logical], manifest.files[logical]
+        info = probes.get(entry.hash)
+        if info is None:
+            from ..build.variant_codec import probe  # pyvips only when an image is new
+
+            info = probes[entry.hash] = probe(path, settings)
+            changed = True
+        elif info.width * info.height > settings.max_source_pixels:
+            raise ImageSourceError(f"{path}: {info.width}x{info.height} is over the limit of "
+                                   f"{settings.max_source_pixels:,} pixels")
+        specs = tuple(plan_variants(entry.hash, info, settings))
+        planned.append(SourcePlan(logical, path, info.width, info.height, specs))
+    if changed:
+        _save_probes(cache_dir / PROBE_CACHE_NAME, probes)
+    return VariantPlan(prefix, tuple(planned))
+
+
+def _load_probes(path: Path) -> dict[str, SourceInfo]:
+    try:
+        raw = json.loads(path.read_bytes())
+        return {digest: SourceInfo(**fields) for digest, fields in raw.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}  # no cache or a damaged one: probe again
+
+
+def _save_probes(path: Path, probes: Mapping[str, SourceInfo]) -> None:
+    data = {digest: asdict(info) for digest, info in sorted(probes.items())}
+    try:
+        write_atomic(path, json.dumps(data, sort_keys=True).encode(), unique=True)
+    except OSError:
+        pass  # only a cache: the next deploy probes again
+
+
+def known_sizes(manifest: Manifest | None) -> dict[str, int]:
+    """Variant key -> size recorded by a release (confirmed when it was published)."""
+    if manifest is None:
+        return {}
+    return {v.key: v.size for entry in manifest.files.values() for v in entry.variants}
+
+
+def find_missing(plan: VariantPlan, existing: Mapping[str, RemoteObject],
+                 cache_dir: Path) -> Missing:
+    """The planned keys not in the listing, split into cached locally and to be encoded."""
+    encode: list[tuple[SourcePlan, tuple[VariantSpec, ...]]] = []
+    cached: list[VariantSpec] = []
+    for source in plan.sources:
+        todo = []
+        for spec in source.specs:
+            if plan.key(spec) in existing:
+                continue
+            if (cache_dir / spec.key).is_file():
+                cached.append(spec)
+            else:
+                todo.append(spec)
+        if todo:
+            encode.append((source, tuple(todo)))
+    return Missing(tuple(encode), tuple(cached))
+
+
+def encode_missing(missing: Missing, settings: VariantSettings, cache_dir: Path, *,
+                   on_encoded: Callable[[str, int, int], None] | None = None) -> int:
+    """Encode what is missing into ``cache_dir`` on every core; returns the variants written."""
+    if not missing.encode:
+        return 0
+    from ..build.variant_pool import EncodeJob, encode_many
+
+    names = {str(source.path): source.logical_path for source, _ in missing.encode}
+    total, done = len(missing.encode), 0
+
+    def progress(result: object) -> None:
+        nonlocal done
+        done += 1
+        if on_encoded is not None:
+            on_encoded(names.get(getattr(result, "source", ""), "?"), done, total)
+
+    jobs = [EncodeJob(source.path, specs) for source, specs in missing.encode]
+    results = encode_many(jobs, settings=settings, out_dir=cache_dir, progress=progress)
+    return sum(len(result.written) for result in results)
+
+
+def uploads_for(plan: VariantPlan, missing: Missing, cache_dir: Path) -> list[Upload]:
+    """One immutable upload per missing variant, from the local cache."""
+    specs = [*missing.cached, *(spec for _, specs in missing.encode for spec in specs)]
+    return [Upload(key=plan.key(spec), source=cache_dir / spec.key,
+                   size=(cache_dir / spec.key).stat().st_size, content_type=spec.content_type,
+                   cache_control=IMMUTABLE_CACHE_CONTROL)
+            for spec in specs]
+
+
+def with_variants(manifest: Manifest, plan: VariantPlan, sizes: Mapping[str, int]) -> Manifest:
+    """``manifest`` with each planned source's width, height and variants (sizes by full key;
+    every planned key must have one)."""
+    files: dict[str, Entry] = dict(manifest.files)
+    for source in plan.sources:
+        variants = tuple(Variant(plan.key(s), s.width, s.height, s.content_type,
+                                 sizes[plan.key(s)]) for s in source.specs)
+        files[source.logical_path] = replace(files[source.logical_path], width=source.width,
+                                             height=source.height, variants=variants)
+    return Manifest(files)
