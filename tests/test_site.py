@@ -68,6 +68,7 @@ def make_app(site: ModuleType, tmp_path: Path) -> Any:
             "IMAGES_DIR": tmp_path / "images",
             "PRIVATE_DIR": tmp_path / "private",
             "CDN_MANIFEST": tmp_path / "no-manifest.json",
+            "CDN_VARIANT_CACHE": tmp_path / "variants",  # not the repository's build/
             **config,
         }
         app: Flask = site.create_app(settings)
@@ -121,14 +122,20 @@ def img_sources(html: str) -> list[str]:
 def test_gallery_in_dev_mode_uses_local_static_urls(client: FlaskClient) -> None:
     response = client.get("/")
     assert response.status_code == 200
-    sources = img_sources(response.get_data(as_text=True))
+    html = response.get_data(as_text=True)
+    sources = img_sources(html)
     assert "/static/img/cat.jpg" in sources
     assert "/static/img/photos/caf%C3%A9.png" in sources
-    assert "/static/img/photos/sunset%20beach.webp" in sources
     assert "/static/img/icons/arrow.svg" in sources
-    assert all(src.startswith("/static/img/") for src in sources)
-    for src in sources:  # every image on the page is really served
-        assert client.get(src).status_code == 200, src
+    # photos come through picture(): variants the dev server renders on demand
+    assert all(src.startswith(("/static/img/", "/_variants/_v/")) for src in sources)
+    sunset = re.search(r'<img src="(/_variants/[^"]+)"[^>]*alt="sunset beach"', html)
+    assert sunset is not None and 'width="400" height="225"' in sunset.group(0)
+    for src in sources:  # every image on the page is really served (the big photos' variants
+        if src.startswith("/static/") or src == sunset.group(1):  # cost seconds: one here)
+            response = client.get(src)
+            assert response.status_code == 200, src
+            assert response.mimetype.startswith("image/")
 
 
 def test_gallery_sets_dimensions_and_lazy_loading(client: FlaskClient) -> None:

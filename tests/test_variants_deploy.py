@@ -138,6 +138,8 @@ def test_deploy_with_variants_from_a_foreign_project(tmp_path: Path) -> None:
     assert "Image variants: 12 encoded, 12 uploaded" in first.stdout
     assert "encoded variants of img/photo.jpg" in first.stderr  # progress shows encodes
     manifest = json.loads((project / "build" / "cdn-manifest.json").read_text())
+    tiny = manifest["files"]["img/tiny.jpg"]  # excluded from variants, still measured
+    assert (tiny["width"], tiny["height"], "variants" in tiny) == (100, 80, False)
     for variant in manifest["files"]["img/photo.jpg"]["variants"]:
         stored = project / "out" / variant["key"]
         assert stored.stat().st_size == variant["size"]

@@ -165,6 +165,12 @@ def is_candidate(logical_path: str, settings: VariantSettings) -> bool:
     return not any(fnmatch.fnmatchcase(logical_path, pattern) for pattern in settings.exclude)
 
 
+def has_dimensions(logical_path: str) -> bool:
+    """Whether the file is a raster image whose size the manifest records (variants or not):
+    the variant sources and GIFs, by name."""
+    return PurePosixPath(logical_path).suffix.lower() in SOURCE_EXTENSIONS | {".gif"}
+
+
 def skip_reason(info: SourceInfo, settings: VariantSettings) -> str | None:
     """Why a probed source gets no variants (``None`` when it gets some)."""
     if info.animated:

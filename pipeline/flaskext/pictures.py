@@ -33,6 +33,7 @@ from ..build.variants import (
     FORMATS,
     MODERN_FORMATS,
     VariantSettings,
+    has_dimensions,
     is_candidate,
     parse_key,
     plan_variants,
@@ -117,7 +118,7 @@ class Pictures:
     def _plan_dev(self, filename: str, path: Path) -> tuple[ImageFacts, str]:
         src = url_for("static", filename=filename)
         digest = hash_file(path)
-        if not is_candidate(filename, self.settings):
+        if not has_dimensions(filename):
             return ImageFacts(src=src, width=None, height=None), digest
         from ..build.variant_codec import probe  # pyvips only when images are rendered
 
@@ -126,6 +127,8 @@ class Pictures:
         except ImageSourceError as exc:
             log.warning("%s: serving it without variants", exc)
             return ImageFacts(src=src, width=None, height=None), digest
+        if not is_candidate(filename, self.settings):
+            return ImageFacts(src=src, width=info.width, height=info.height), digest
         variants = tuple(
             (url_for(ENDPOINT, key=spec.key),
              Variant(spec.key, spec.width, spec.height, spec.content_type, 0))

@@ -20,6 +20,7 @@ from ..build.variants import (
     SourceInfo,
     VariantSettings,
     VariantSpec,
+    has_dimensions,
     is_candidate,
     plan_variants,
 )
@@ -72,26 +73,32 @@ PROBE_CACHE_NAME = "probes.json"
 
 def plan_sources(manifest: Manifest, sources: Mapping[str, Path], settings: VariantSettings,
                  prefix: str, cache_dir: Path) -> VariantPlan:
-    """Probe (header only; remembered by content hash under ``cache_dir``) every candidate and
-    plan its variants. A bomb or an unreadable image raises
+    """Probe (header only; remembered by content hash under ``cache_dir``) every raster image
+    for its dimensions, and plan the variants of those the globs select. A bomb or an unreadable image raises
     :class:`~pipeline.errors.ImageSourceError` (exit 2) before anything is uploaded."""
     probes = _load_probes(cache_dir / PROBE_CACHE_NAME)
     changed = False
     planned = []
     for logical in sorted(manifest.files):
-        if not is_candidate(logical, settings):
+        if not has_dimensions(logical):
             continue
+        candidate = is_candidate(logical, settings)
         path, entry = sources[logical], manifest.files[logical]
         info = probes.get(entry.hash)
         if info is None:
             from ..build.variant_codec import probe  # pyvips only when an image is new
 
-            info = probes[entry.hash] = probe(path, settings)
+            try:
+                info = probes[entry.hash] = probe(path, settings)
+            except ImageSourceError:
+                if candidate:
+                    raise
+                continue  # only its dimensions were wanted: leave them out
             changed = True
         elif info.width * info.height > settings.max_source_pixels:
             raise ImageSourceError(f"{path}: {info.width}x{info.height} is over the limit of "
                                    f"{settings.max_source_pixels:,} pixels")
-        specs = tuple(plan_variants(entry.hash, info, settings))
+        specs = tuple(plan_variants(entry.hash, info, settings)) if candidate else ()
         planned.append(SourcePlan(logical, path, info.width, info.height, specs))
     if changed:
         _save_probes(cache_dir / PROBE_CACHE_NAME, probes)
