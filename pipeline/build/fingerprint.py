@@ -105,6 +105,10 @@ class HashCache:
         self.misses += 1
         return None
 
+    def seed(self, path: Path, stamp: FileStamp, sha256_hex: str) -> None:
+        """Make ``get`` answer ``sha256_hex`` for this stamp (a hash known from elsewhere)."""
+        self._old[str(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
+
     def put(self, path: Path, stamp: FileStamp, sha256_hex: str) -> None:
         self._new[str(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
 

@@ -66,6 +66,7 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
         "current_is_rollback": result.current_is_rollback,
         "new_release": result.new_release,
         "conflicts": result.conflicts,
+        "hashes_from_git": result.hashes_from_git,
         "invalidation": invalidation,
         "encoded": result.encoded,
         "variant_uploads": 0 if result.dry_run else result.variant_uploads,

@@ -16,6 +16,9 @@ publishing and rolling back are one conditional PUT of an existing document, and
 the Flask app keeps reading the format it knows. ``etags`` records the ETag each
 object had when the release was made (the server's MD5 of bytes that passed the
 CRC32 check on upload), so verify can compare listings instead of downloading.
+``git_blobs`` (only when the deploy ran in a git work tree) maps logical paths of
+plain files to the git blob id their bytes had, so a later deploy from a fresh
+checkout can reuse their SHA-256 without reading them (:mod:`pipeline.build.gitindex`).
 
 Ids are ``<UTC time to the millisecond>Z-<6 hex of the files' hash>``: they sort by
 time as strings, and identical content shows the same suffix.
@@ -26,7 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 
@@ -81,6 +84,8 @@ class ReleaseDoc:
     release_id: str | None
     created: str | None
     etags: Mapping[str, str]
+    #: Logical path -> git blob id of the bytes whose SHA-256 the entry records.
+    git_blobs: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         """The document's bytes; encoded once, since a deploy writes them up to three times."""
@@ -92,6 +97,8 @@ class ReleaseDoc:
         document["release"] = self.release_id
         document["created"] = self.created
         document["etags"] = dict(sorted(self.etags.items()))
+        if self.git_blobs:
+            document["git_blobs"] = dict(self.git_blobs)
         return dump_json(document)
 
     @classmethod
@@ -105,9 +112,13 @@ class ReleaseDoc:
             raise ManifestError(f"{source} has a malformed release id {release_id!r}")
         if not isinstance(etags, dict):
             raise ManifestError(f"{source} has a malformed 'etags' object")
+        blobs = document.get("git_blobs") or {}
+        if not isinstance(blobs, dict):
+            raise ManifestError(f"{source} has a malformed 'git_blobs' object")
         created = document.get("created")
         return cls(manifest, release_id, str(created) if created else None,
-                   {str(k): str(v) for k, v in etags.items()})
+                   {str(k): str(v) for k, v in etags.items()},
+                   {str(k): str(v) for k, v in blobs.items()})
 
     @property
     def created_at(self) -> datetime | None:
@@ -119,7 +130,8 @@ class ReleaseDoc:
             return None
 
 
-def make_release(manifest: Manifest, etags: Mapping[str, str | None]) -> ReleaseDoc:
+def make_release(manifest: Manifest, etags: Mapping[str, str | None],
+                 git_blobs: Mapping[str, str] | None = None) -> ReleaseDoc:
     now = datetime.now(UTC)
     keys = manifest.object_keys()
     return ReleaseDoc(
@@ -127,6 +139,8 @@ def make_release(manifest: Manifest, etags: Mapping[str, str | None]) -> Release
         release_id=new_release_id(manifest, now=now),
         created=now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
         etags={key: etag for key, etag in etags.items() if etag and key in keys},
+        git_blobs={path: blob for path, blob in (git_blobs or {}).items()
+                   if path in manifest.files},
     )
 
 

@@ -21,6 +21,7 @@ why that closes the race.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,11 +30,13 @@ from pathlib import Path
 from typing import Protocol
 
 from ..build.assemble import build
-from ..build.fingerprint import HashCache
+from ..build.css import is_css
+from ..build.fingerprint import FileStamp, HashCache
+from ..build.gitindex import clean_blob_ids
 from ..build.variants import VariantSettings
 from ..errors import ConfigError, ConflictError, DeployError, ManifestError
 from ..keys import manifest_key, release_key, releases_prefix
-from ..localfs import Ignored, check_writable, display_name, scan_files, write_atomic
+from ..localfs import Ignored, LocalFile, check_writable, display_name, scan_files, write_atomic
 from ..manifest import Manifest
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..pathfilter import PathFilter
@@ -133,6 +136,9 @@ class DeployResult:
     encoded: int = 0
     variant_uploads: int = 0
     variant_bytes: int = 0
+    #: Files whose SHA-256 came from the current release because git vouched that
+    #: their bytes are unchanged (:mod:`pipeline.build.gitindex`); they were not read.
+    hashes_from_git: int = 0
 
     @property
     def uploaded(self) -> int:
@@ -178,7 +184,10 @@ def deploy(
     if not dry_run:
         check_writable(manifest_path, "the local manifest")
     storage.check()
+    current = read_current(storage, prefix)
     cache = HashCache(hash_cache_path)
+    blobs = clean_blob_ids(static_dir)
+    from_git = reuse_git_hashes(files, blobs, current.doc, cache)
     built = build(files, prefix=prefix, cache=cache, strict=strict)
     for warning in built.warnings:
         observer.warned(warning)
@@ -187,15 +196,15 @@ def deploy(
     sources = {f.logical_path: f.path for f in files}
     cache_dir = variant_cache or manifest_path.parent / "variants"
     vplan = plan_sources(manifest, sources, variants, prefix, cache_dir) if variants else None
-    current = read_current(storage, prefix)
     if vplan is not None:
         recorded = known_sizes(current.doc.manifest if current.doc else None)
         if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
             manifest = with_variants(manifest, vplan, recorded)
     if not relist and _is_current(current, manifest):
-        return _unchanged(current, manifest, sources, observer, cache, manifest_path,
+        same = _unchanged(current, manifest, sources, observer, cache, manifest_path,
                           key=manifest_key(prefix), target=storage.description, dry_run=dry_run,
                           ignored=tuple(scan.ignored))
+        return replace(same, hashes_from_git=from_git)
     if not dry_run:  # publishing relies on conditional writes: know before any work
         require_conditional_writes(storage, prefix, unsafe=unsafe_no_conditional_writes)
     started = time.monotonic()  # deletions after this are what confirm_release looks for
@@ -209,6 +218,7 @@ def deploy(
         manifest, plan, manifest_path, manifest_key(prefix), storage.description, dry_run,
         current_release=current.release_id, ignored=tuple(scan.ignored),
         current_is_rollback=bool(current.release_id and ids and ids[-1] > current.release_id),
+        hashes_from_git=from_git,
     )
     variant_uploads: list[Upload] = []
     if vplan is not None:
@@ -235,7 +245,8 @@ def deploy(
             f"{len(missing)} object(s) could not be confirmed in {storage.description}, "
             f"first: {missing[0]}; the manifest was not published"
         )
-    doc, new = _release_for(storage, prefix, manifest, current, existing, confirmed)
+    blobs_kept = git_blobs_to_record(static_dir, files, blobs, built.bodies)
+    doc, new = _release_for(storage, prefix, manifest, current, existing, confirmed, blobs_kept)
     # A failure here leaves the release object stored but not current. It is not deleted:
     # a concurrent deploy of the same files may be publishing this very release.
     confirm_release(storage, prefix, manifest, by_key, observer, release_id=doc.release_id,
@@ -408,6 +419,7 @@ def _unchanged(
 def _release_for(
     storage: Storage, prefix: str, manifest: Manifest, current: Current,
     existing: dict[str, RemoteObject], confirmed: dict[str, RemoteObject],
+    git_blobs: dict[str, str],
 ) -> tuple[ReleaseDoc, bool]:
     """The current release again if nothing changed, else a newly stored one."""
     doc = current.doc
@@ -415,7 +427,58 @@ def _release_for(
             and release_key(prefix, doc.release_id) in existing):
         return doc, False
     etags = {key: remote.etag for key, remote in confirmed.items()}
-    return store_release(storage, prefix, make_release(manifest, etags)), True
+    return store_release(storage, prefix, make_release(manifest, etags, git_blobs)), True
+
+
+def git_blobs_to_record(static_dir: Path, files: list[LocalFile], blobs: dict[str, str],
+                        bodies: Mapping[str, bytes]) -> dict[str, str]:
+    """Blob ids to record beside the hashes: files uploaded as they are, unchanged throughout.
+
+    Git vouched for ``blobs`` before the files were read; asking again afterwards and
+    finding the same size and mtime as the walk saw means the bytes hashed are the
+    blob's, even if someone edited a file while the deploy ran.
+    """
+    candidates = {path: blob for path, blob in blobs.items()
+                  if path not in bodies and not is_css(path)}
+    if not candidates:
+        return {}
+    after = clean_blob_ids(static_dir)
+    recorded: dict[str, str] = {}
+    for item in files:
+        blob = candidates.get(item.logical_path)
+        if blob is None or after.get(item.logical_path) != blob:
+            continue
+        try:
+            stat = os.stat(item.path)
+        except OSError:
+            continue
+        if stat.st_size == item.size and stat.st_mtime_ns == item.mtime_ns:
+            recorded[item.logical_path] = blob
+    return recorded
+
+
+def reuse_git_hashes(files: list[LocalFile], blobs: dict[str, str], doc: ReleaseDoc | None,
+                     cache: HashCache) -> int:
+    """Seed ``cache`` with the current release's SHA-256 of files git vouches are unchanged.
+
+    ``blobs`` come from :func:`pipeline.build.gitindex.clean_blob_ids` (tracked, clean,
+    unconverted files only); a file qualifies when its blob id and size equal what the
+    release recorded for the same path. The release records blob ids only for files
+    uploaded as they are (not rewritten CSS or JS), whose entry hash is the file's own
+    SHA-256. Returns how many files will not be read.
+    """
+    if doc is None or not doc.git_blobs or not blobs:
+        return 0
+    reused = 0
+    for item in files:
+        path = item.logical_path
+        blob = blobs.get(path)
+        entry = doc.manifest.files.get(path)
+        if blob is None or entry is None or doc.git_blobs.get(path) != blob or entry.size != item.size:
+            continue
+        cache.seed(item.path, FileStamp(item.size, item.mtime_ns), entry.hash)
+        reused += 1
+    return reused
 
 
 def write_local_manifest(path: Path, doc: ReleaseDoc) -> None:

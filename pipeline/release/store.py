@@ -75,7 +75,7 @@ def store_release(storage: Storage, prefix: str, doc: ReleaseDoc) -> ReleaseDoc:
                 if other.manifest == doc.manifest:
                     return other  # a concurrent deploy of the same files: one release
         time.sleep(0.002)  # the next id is for a later millisecond
-        doc = make_release(doc.manifest, doc.etags)
+        doc = make_release(doc.manifest, doc.etags, doc.git_blobs)
     raise ConflictError(f"could not find a free release id after {MAX_ID_TRIES} tries")
 
 
