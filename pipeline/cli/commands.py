@@ -21,6 +21,7 @@ from ..release.publish import write_local_manifest
 from ..release.repair import RepairResult, repair
 from ..release.rollback import rollback
 from ..release.verify import VerifyReport, verify
+from ..validate import parse_duration, validate_int, validate_prefix
 from .common import (
     INVALIDATE_OPTION,
     MANIFEST_OPTION,
@@ -34,7 +35,6 @@ from .common import (
     start_run,
 )
 from .reporting import format_size
-from .settings import parse_duration, validate_int, validate_prefix
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 

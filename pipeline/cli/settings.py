@@ -6,24 +6,25 @@ environment, so what a deploy does is visible in one value.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..build.variants import VariantSettings
 from ..errors import ConfigError
 from ..pathfilter import PathFilter
-from ..urls import redact_url
+from ..validate import (
+    DEFAULT_MANIFEST_PATH,
+    validate_bucket,
+    validate_int,
+    validate_prefix,
+    validate_url,
+)
 from .pyproject import ProjectConfig
 
 DEFAULT_STATIC_DIR = Path("static")
 DEFAULT_PREFIX = "static"
-#: Where the deploy writes the manifest the Flask app reads (``CDN_MANIFEST``).
-DEFAULT_MANIFEST_PATH = Path("build/cdn-manifest.json")
 DEFAULT_HASH_CACHE_PATH = Path("build/.cdn-hash-cache.json")
 #: The embedded default target: a folder laid out like the bucket.
 DEFAULT_EMBEDDED_DIR = Path("build/cdn")
@@ -84,9 +85,6 @@ TABLE_KEYS: dict[str, tuple[str, str]] = {o.key: (o.name, o.kind) for o in OPTIO
 
 #: Option name -> environment variables that supply it when the option is absent.
 ENV_VARS: dict[str, tuple[str, ...]] = {o.name: o.env for o in OPTIONS if o.env}
-
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
-
 
 @dataclass(frozen=True)
 class Layer:
@@ -324,60 +322,3 @@ def check_no_overlap(static_dir: Path, target: Path) -> None:
     if source.is_relative_to(dest):
         raise ConfigError(f"the static folder {str(static_dir)!r} is inside the target folder "
                           f"{str(target)!r}: choose a target outside it (--target-dir)")
-
-
-def validate_bucket(name: str) -> str:
-    if not _BUCKET_RE.match(name) or ".." in name:
-        raise ConfigError(
-            f"bucket name {name!r} is not valid: use 3-63 lowercase letters, digits, '.' or '-'"
-        )
-    return name
-
-
-def validate_prefix(prefix: str) -> str:
-    """Normalise ``/static/`` to ``static``; refuse what could escape, collide or mislead.
-
-    An empty prefix (``""``, ``/``) is refused: the manifest and release documents
-    would sit at the bucket's root among unrelated objects, and prune would consider
-    the whole bucket.
-    """
-    cleaned = prefix.strip("/")
-    if not cleaned:
-        raise ConfigError(f"prefix {prefix!r} is empty: use a name like 'static' or 'site/v1'")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in prefix) or "\\" in cleaned:
-        raise ConfigError(f"prefix {prefix!r} contains a backslash or control character")
-    if any(part in ("", ".", "..") or part != part.strip() for part in cleaned.split("/")):
-        raise ConfigError(f"prefix {prefix!r} is not valid: use names like 'static' or "
-                          "'site/v1' (no '..', empty parts or surrounding spaces)")
-    return cleaned
-
-
-def validate_url(value: str | None, what: str) -> str | None:
-    if not value:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} {redact_url(value)!r} is not an http(s) URL with a host")
-    return value
-
-
-def validate_int(value: Any, what: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a whole number, not {value!r}") from None
-    if not low <= number <= high:
-        raise ConfigError(f"{what} must be between {low} and {high}, not {number}")
-    return number
-
-
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
-_DURATION_UNITS = {"": 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(value: str, what: str) -> timedelta:
-    """``7d``, ``12h``, ``30m``, ``90s``, ``2w`` (a bare number means days)."""
-    match = _DURATION_RE.match(value or "")
-    if not match:
-        raise ConfigError(f"{what} {value!r} is not a duration: use e.g. 7d, 12h, 30m or 0")
-    return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])

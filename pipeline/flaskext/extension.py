@@ -5,7 +5,7 @@ given a default with ``app.config.setdefault``:
 
 ``CDN_URL`` (``None``)
     Public base URL of the CDN, e.g. ``https://d111.cloudfront.net``.
-``CDN_MANIFEST`` (``build/cdn-manifest.json``, :data:`pipeline.cli.settings.DEFAULT_MANIFEST_PATH`)
+``CDN_MANIFEST`` (``build/cdn-manifest.json``, :data:`pipeline.validate.DEFAULT_MANIFEST_PATH`)
     The manifest the deploy writes. A relative path is resolved against the current
     working directory when ``init_app`` runs (the folder ``flask run`` or the WSGI
     server starts in), exactly as the deploy command resolves it.
@@ -61,13 +61,13 @@ from typing import Any
 
 from flask import Flask
 
-from ..cli.settings import DEFAULT_MANIFEST_PATH, validate_url
 from ..errors import ConfigError, ManifestError, MissingAssetError
 from ..manifest import Manifest
 from ..media_types import content_type_for
 from ..serving.refresher import ManifestRefresher, initial_load
 from ..serving.source import CONFIG_DEFAULTS, SourceSettings, open_source, read_source_settings
 from ..urls import cdn_url
+from ..validate import DEFAULT_MANIFEST_PATH, validate_url
 from .pictures import install_pictures
 from .static import dev_static_view, install_url_for
 

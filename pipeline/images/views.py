@@ -53,9 +53,9 @@ from werkzeug.http import dump_options_header, http_date, is_resource_modified
 from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import wrap_file
 
-from ..cli.settings import validate_bucket, validate_prefix, validate_url
 from ..errors import ConfigError
 from ..media_types import content_type_for
+from ..validate import validate_bucket, validate_prefix, validate_url
 from .private import (
     DEFAULT_EXPIRES_IN,
     PRIVATE_CACHE_CONTROL,

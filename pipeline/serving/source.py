@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from ..cli.settings import DEFAULT_MANIFEST_PATH, validate_bucket, validate_prefix, validate_url
 from ..errors import ConfigError, ManifestError, PipelineError, SourceError
 from ..keys import MANIFEST_NAME, manifest_key, release_key
 from ..manifest import Manifest
 from ..release.documents import ReleaseDoc, validate_release_id
 from ..storage.base import NotModified, StoredBytes
 from ..urls import cdn_url, redact_url
+from ..validate import DEFAULT_MANIFEST_PATH, validate_bucket, validate_prefix, validate_url
 
 PINNED = "pinned"
 FOLLOW = "follow"
