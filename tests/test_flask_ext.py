@@ -14,13 +14,13 @@ from werkzeug.routing import BuildError
 from pipeline import CDN, ConfigError, ManifestError, MissingAssetError
 from pipeline.build.assemble import build_manifest
 from pipeline.build.fingerprint import HashCache
-from pipeline.flaskext.extension import BUILTIN_PLACEHOLDER_SVG, get_state
+from pipeline.flaskext.state import BUILTIN_PLACEHOLDER_SVG, LOGGER_NAME, get_state
 from pipeline.localfs import collect_files
 from pipeline.manifest import Manifest
 from tests.helpers import write_tree
 
 BASE = "https://cdn.example.com/"
-LOGGER = "pipeline.flaskext.extension"
+LOGGER = LOGGER_NAME
 
 
 def deploy_manifest(static: Path, path: Path) -> Manifest:

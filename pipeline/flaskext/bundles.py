@@ -23,7 +23,7 @@ from flask import Flask, current_app
 from markupsafe import Markup, escape
 
 from ..extras import needs_extra
-from .extension import get_state
+from .state import get_state
 
 with needs_extra("pipeline.flaskext.bundles"):
     from flask_assets import Environment

@@ -9,26 +9,32 @@ folder > built-in default.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from ..cli.common import APP_LAYERS
-from ..cli.main import deploy_command, report_failure
-from ..cli.reporting import format_size
-from ..cli.serve import serve_command
-from ..cli.settings import Layer
 from ..errors import PipelineError
 from ..manifest import Manifest
 from ..serving.source import bucket_location
 from ..urls import cdn_url
-from .extension import CDNState, get_state
+from .state import CDNState, get_state
 from .status import status_command
+
+if TYPE_CHECKING:
+    from ..cli.settings import Layer
+
+#: ``flask cdn`` subcommands that are the deploy CLI's own commands: imported when run or
+#: listed, so registering the extension never loads the deploy machinery.
+CLI_COMMANDS = {
+    "deploy": ("pipeline.cli.main", "deploy_command"),
+    "serve": ("pipeline.cli.serve", "serve_command"),
+}
 
 
 class PipelineCommandError(click.ClickException):
@@ -40,7 +46,18 @@ class PipelineCommandError(click.ClickException):
 
 
 class CDNGroup(AppGroup):
-    """Maps the package's errors to their exit codes instead of a traceback."""
+    """Maps the package's errors to their exit codes instead of a traceback, and loads the
+    CLI's commands only when one of them is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *CLI_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in CLI_COMMANDS:
+            module, name = CLI_COMMANDS[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         # Read before invoking: the group hands its arguments on and clears them.
@@ -49,6 +66,8 @@ class CDNGroup(AppGroup):
             return super().invoke(ctx)
         except PipelineError as exc:
             if as_json:  # the same one JSON object as ``deploy.py --json``
+                from ..cli.main import report_failure
+
                 raise click.exceptions.Exit(report_failure(True, str(exc), exc.exit_code)) from exc
             raise PipelineCommandError(exc) from exc
 
@@ -58,7 +77,10 @@ class CDNGroup(AppGroup):
 def cdn_group() -> None:
     """Deploy static files to the CDN and inspect the manifest this app reads."""
     ctx = click.get_current_context()
-    ctx.meta[APP_LAYERS] = app_layers(current_app)
+    if ctx.invoked_subcommand == "deploy":  # the deploy takes the app's settings as defaults
+        from ..cli.common import APP_LAYERS
+
+        ctx.meta[APP_LAYERS] = app_layers(current_app)
 
 
 def app_layers(app: Flask) -> tuple[Layer, Layer]:
@@ -69,6 +91,8 @@ def app_layers(app: Flask) -> tuple[Layer, Layer]:
     app looks for it. Below the project's
     ``pyproject.toml``: the app's static folder, the default folder to deploy.
     """
+    from ..cli.settings import Layer
+
     settings = get_state(app).settings
     reads: dict[str, Any] = {"manifest": settings.manifest_path}
     if settings.cdn_url is not None:
@@ -83,8 +107,6 @@ def app_layers(app: Flask) -> tuple[Layer, Layer]:
     return Layer("the app's CDN_* config", reads), Layer("the app's static folder", static)
 
 
-cdn_group.add_command(deploy_command, "deploy")
-cdn_group.add_command(serve_command, "serve")
 cdn_group.add_command(status_command, "status")
 
 
@@ -142,6 +164,8 @@ def print_report(report: Mapping[str, Any]) -> None:
     click.echo(f"CDN: {'enabled' if report['enabled'] else 'disabled'} ({report['reason']})")
     click.echo(f"CDN URL: {report['cdn_url'] or '(not set)'}")
     if report["manifest_exists"]:
+        from ..cli.reporting import format_size
+
         size = format_size(report["bytes"])
         click.echo(f"Manifest: {report['manifest']} ({report['files']} files, {size})")
     else:

@@ -17,12 +17,11 @@ the deploy's), ``CDN_VARIANT_CACHE`` (``build/variants``, relative to the workin
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask, abort, current_app, send_from_directory, url_for
 from markupsafe import Markup, escape
@@ -43,11 +42,7 @@ from ..errors import ConfigError, ImageSourceError
 from ..manifest import Variant
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..urls import cdn_url
-
-if TYPE_CHECKING:
-    from .extension import CDNState
-
-log = logging.getLogger("pipeline.flaskext.extension")
+from .state import CDNState, log
 
 #: Key of the per-app :class:`Pictures` in ``app.extensions``.
 EXTENSION_KEY = "cdn_pictures"

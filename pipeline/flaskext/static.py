@@ -11,10 +11,9 @@ Two Flask-facing pieces, installed by :meth:`pipeline.flaskext.extension.CDN.ini
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, has_request_context, redirect, request
@@ -25,11 +24,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..media_types import content_type_for
 from ..urls import cdn_url
-
-if TYPE_CHECKING:
-    from .extension import CDNState, Placeholder
-
-log = logging.getLogger("pipeline.flaskext.extension")  # one logger name for the whole extension
+from .state import CDNState, Placeholder, log
 
 UrlFor = Callable[..., str]
 

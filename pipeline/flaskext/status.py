@@ -23,7 +23,7 @@ from flask import Blueprint, Flask, Response, current_app
 from ..errors import ManifestError
 from ..release.documents import ReleaseDoc
 from ..serving.source import FILE
-from .extension import CDNState, get_state
+from .state import CDNState, get_state
 
 
 def status_report(app: Flask) -> dict[str, Any]:
