@@ -51,20 +51,16 @@ from pipeline import CDN
 from pipeline.errors import ConfigError
 from pipeline.flaskext.bundles import init_bundles
 from pipeline.images.uploads import UploadRejected
-from pipeline.images.views import (
-    images_blueprint,
-    images_state,
-    list_images,
-    list_private_images,
-    store_upload,
-)
+from pipeline.images.views import images_blueprint, images_state
 from pipeline.localfs import collect_files
 from pipeline.media_types import content_type_for
 
 try:
+    from gallery import list_images, list_private_images, store_upload
     from login_guard import LoginThrottle, SessionGenerations
 except ModuleNotFoundError:  # loaded from its file (tests, stack.py): site/ is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gallery import list_images, list_private_images, store_upload
     from login_guard import LoginThrottle, SessionGenerations
 
 log = logging.getLogger(__name__)

@@ -483,6 +483,20 @@ def test_upload_needs_login(client: FlaskClient) -> None:
     assert upload(client, png_bytes()).status_code == 401
 
 
+def test_gallery_lists_only_image_files_newest_first(site: ModuleType, tmp_path: Path) -> None:
+    """site/gallery.py's listing: images directly in the folder; no dot-files, other
+    types or sub-folders (the image views would not serve them)."""
+    for age, name in enumerate(["new.png", "old.jpg"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1_000_000 - age, 1_000_000 - age))
+    (tmp_path / ".hidden.png").write_bytes(b"x")
+    (tmp_path / "page.html").write_bytes(b"x")
+    (tmp_path / "sub.png").mkdir()
+    assert site.list_images(tmp_path) == ["new.png", "old.jpg"]
+    assert site.list_images(tmp_path, limit=1) == ["new.png"]
+    assert site.list_images(tmp_path / "absent") == [] and site.list_images(None) == []
+
+
 def test_upload_form_page(client: FlaskClient) -> None:
     log_in(client)
     html = client.get("/upload").get_data(as_text=True)

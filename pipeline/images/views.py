@@ -63,7 +63,7 @@ from .private import (
     PrivateStorage,
     validate_expires_in,
 )
-from .uploads import DEFAULT_MAX_PIXELS, detect_image, generated_name, store_image
+from .uploads import DEFAULT_MAX_PIXELS
 
 EXTENSION_KEY = "pipeline.images"
 DEFAULT_CACHE_MAX_AGE = 3600
@@ -464,50 +464,3 @@ def images_blueprint(
     blueprint.add_url_rule("/images/<path:filename>", "public", serve_public, merge_slashes=False)
     blueprint.add_url_rule("/private/<path:filename>", "private", private, merge_slashes=False)
     return blueprint
-
-
-# -- uploads and listings (used by the demo site) ------------------------------------------------
-
-
-def store_upload(data: bytes, *, private: bool = False) -> str:
-    """Validate ``data`` as an image and store it under a generated name; return the name.
-
-    Public uploads go to ``IMAGES_DIR``; private ones to ``PRIVATE_DIR``, or straight
-    into the private bucket (no ACL) in CDN mode. Raises
-    :class:`pipeline.images.uploads.UploadRejected` for bytes that are not an allowed image.
-    """
-    state = images_state()
-    settings = state.settings
-    objects = state.private_objects() if private else None
-    if objects is not None:
-        detected = detect_image(data, max_pixels=settings.upload_max_pixels)
-        name = generated_name(detected.extension)
-        objects.put(name, data)
-        return name
-    folder = settings.private_dir if private else settings.images_dir
-    if folder is None:
-        raise ConfigError(f"set {'PRIVATE_DIR' if private else 'IMAGES_DIR'} to accept uploads")
-    return store_image(folder, data, max_pixels=settings.upload_max_pixels)
-
-
-def list_images(folder: Path | None, *, limit: int = 100) -> list[str]:
-    """Names of the image files directly in ``folder``, newest first (for a gallery)."""
-    if folder is None or not folder.is_dir():
-        return []
-    found: list[tuple[float, str]] = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if (safe_relative_path(entry.name) and entry.is_file(follow_symlinks=False)
-                    and content_type_for(entry.name).startswith("image/")):
-                found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
-    found.sort(reverse=True)
-    return [name for _, name in found[:limit]]
-
-
-def list_private_images(*, limit: int = 100) -> list[str]:
-    """Private image names: from the bucket in CDN mode, else from ``PRIVATE_DIR``."""
-    state = images_state()
-    objects = state.private_objects()
-    if objects is not None:
-        return objects.names()[:limit]
-    return list_images(state.settings.private_dir, limit=limit)
