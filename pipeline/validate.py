@@ -21,6 +21,10 @@ from .urls import redact_url
 #: Where the deploy writes the manifest and the Flask app reads it (``CDN_MANIFEST``).
 DEFAULT_MANIFEST_PATH = Path("build/cdn-manifest.json")
 
+#: Flask's default ``static_url_path``: where the app serves the static folder, so a
+#: root-absolute CSS reference (``url(/static/img/x.png)``) names a file in it.
+DEFAULT_STATIC_URL_PATH = "/static"
+
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
 
 
@@ -48,6 +52,20 @@ def validate_prefix(prefix: str) -> str:
         raise ConfigError(f"prefix {prefix!r} is not valid: use names like 'static' or "
                           "'site/v1' (no '..', empty parts or surrounding spaces)")
     return cleaned
+
+
+def validate_static_url_path(value: str) -> str:
+    """Normalise a URL path like Flask's ``static_url_path``: ``/assets/`` -> ``/assets``.
+
+    ``/`` (Flask's ``""``) means the static folder is served at the site's root.
+    """
+    parts = value.strip("/").split("/") if value.strip("/") else []
+    unsafe = any(ch in value for ch in "?#\\ ") or any(ord(ch) < 32 or ord(ch) == 127
+                                                       for ch in value)
+    if not value.startswith("/") or unsafe or any(p in ("", ".", "..") for p in parts):
+        raise ConfigError(f"static URL path {value!r} is not valid: use the app's "
+                          "static_url_path, e.g. '/static' or '/assets'")
+    return "/" + "/".join(parts)
 
 
 def validate_url(value: str | None, what: str) -> str | None:

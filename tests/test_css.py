@@ -323,7 +323,7 @@ def test_unreadable_css_is_a_config_error() -> None:
 
 
 def test_static_url_path_is_validated_and_normalised() -> None:
-    with pytest.raises(ConfigError, match="must start with '/'"):
+    with pytest.raises(ConfigError, match="static URL path 'static' is not valid"):
         build({"s.css": ""}, static_url_path="static")
     out = text(
         build({"c/s.css": "a{b:url(/assets/x.png)}", "x.png": b"x"}, static_url_path="/assets"),

@@ -488,6 +488,28 @@ def test_cli_deploy_uses_app_settings(static_tree: Path, tmp_path: Path,
     assert set(Manifest.load(target)) == {f.logical_path for f in collect_files(static_tree)}
 
 
+def test_cli_deploy_rewrites_css_under_the_apps_static_url_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app serving its static folder at /assets: ``url(/assets/...)`` is one of its
+    files, so ``flask cdn deploy`` fingerprints it; ``/static/...`` is not."""
+    monkeypatch.chdir(tmp_path)
+    static = write_tree(tmp_path / "assets", {
+        "css/site.css": b"a{background:url(/assets/img/x.png)}b{background:url(/static/y.png)}",
+        "img/x.png": b"\x89PNG x",
+    })
+    app = Flask(__name__, static_folder=str(static), static_url_path="/assets")
+    app.config["CDN_MANIFEST"] = str(tmp_path / "m.json")
+    CDN(app)
+    result = app.test_cli_runner().invoke(
+        args=["cdn", "deploy", "--target-dir", str(tmp_path / "out"), "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    manifest = Manifest.load(tmp_path / "m.json")
+    css = (tmp_path / "out" / manifest.files["css/site.css"].key).read_text()
+    image_name = manifest.files["img/x.png"].key.rpartition("/")[2]
+    assert f"url(../img/{image_name})" in css and "url(/static/y.png)" in css
+
+
 def test_cli_deploy_command_line_beats_app_config(static_tree: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

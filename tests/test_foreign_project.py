@@ -227,3 +227,41 @@ def test_verbose_without_a_terminal_prints_one_line_per_file(project: Path) -> N
     result = deploy_py("-v", "--target-dir", "out", cwd=project)
     assert result.returncode == 0
     assert len([line for line in result.stderr.splitlines() if "] uploaded " in line]) == 4
+
+
+def test_static_url_path_flag_rewrites_root_absolute_references(tmp_path: Path) -> None:
+    """An app serving static/ at /assets: ``url(/assets/img/cat.png)`` is its file."""
+    project = tmp_path / "assets-project"
+    write_tree(project / "static", {"css/site.css": b"a{background:url(/assets/img/cat.png)}",
+                                    "img/cat.png": FILES["img/cat.png"]})
+    result = deploy_py("--static-url-path", "/assets", "--target-dir", "out", cwd=project)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((project / "build" / "cdn-manifest.json").read_text())["files"]
+    css = (project / "out" / manifest["css/site.css"]["key"]).read_text()
+    image_name = manifest["img/cat.png"]["key"].split("/")[-1]
+    assert css == f"a{{background:url(../img/{image_name})}}"
+
+    without = deploy_py("--target-dir", "out2", cwd=project)  # /assets is not /static
+    assert without.returncode == 0, without.stderr
+    manifest = json.loads((project / "build" / "cdn-manifest.json").read_text())["files"]
+    assert "url(/assets/img/cat.png)" in (project / "out2" / manifest["css/site.css"]["key"]).read_text()
+
+
+@pytest.mark.parametrize(("where", "env"), [
+    (["--static-url-path", "assets"], {}),
+    ([], {"CDN_STATIC_URL_PATH": "/as sets"}),
+])
+def test_bad_static_url_path_is_one_line_exit_2(project: Path, where: list[str],
+                                                env: dict[str, str]) -> None:
+    result = deploy_py(*where, "--target-dir", "out", cwd=project, **env)
+    assert_clean_error(result, 2, "static URL path", "static_url_path")
+    assert not (project / "out").exists()
+
+
+def test_static_url_path_from_pyproject(project: Path) -> None:
+    (project / "pyproject.toml").write_text(
+        '[tool.flask-cdn-pipeline]\nstatic-url-path = "/assets/"\n')
+    result = deploy_py("--show-config", "--json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)["settings"]["static_url_path"]
+    assert shown["value"] == "/assets" and "pyproject.toml" in shown["source"]

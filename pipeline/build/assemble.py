@@ -16,6 +16,7 @@ from ..keys import object_key
 from ..localfs import LocalFile
 from ..manifest import Entry, Manifest
 from ..media_types import content_type_for
+from ..validate import DEFAULT_STATIC_URL_PATH
 from .css import build_css, is_css, sri_hash
 from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
 from .sourcemaps import has_comment, is_js, link_maps, rewrite_comment
@@ -47,7 +48,7 @@ def build(
     prefix: str,
     cache: HashCache,
     strict: bool = True,
-    static_url_path: str | None = "/static/",
+    static_url_path: str | None = DEFAULT_STATIC_URL_PATH,
 ) -> Build:
     """Hash every file, rewrite CSS references to fingerprinted names, name every object.
 

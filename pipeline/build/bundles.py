@@ -14,9 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..extras import needs_extra
-
-#: Where Flask serves the static folder; ``cssrewrite`` computes relative URLs from it.
-DEFAULT_STATIC_URL = "/static"
+from ..validate import DEFAULT_STATIC_URL_PATH
 
 
 def load_bundles(assets_file: Path) -> Mapping[str, Any]:
@@ -39,18 +37,19 @@ def load_bundles(assets_file: Path) -> Mapping[str, Any]:
 
 
 def build_bundles(bundles: Mapping[str, Any], *, static_dir: Path,
-                  static_url: str = DEFAULT_STATIC_URL) -> list[str]:
+                  static_url_path: str = DEFAULT_STATIC_URL_PATH) -> list[str]:
     """Build every bundle into ``static_dir``; return their outputs as logical paths.
 
     Outputs are built in production mode (joined and filtered, no debug), without
     webassets' own cache or version query strings: the content hash in the
-    fingerprinted name already does that job.
+    fingerprinted name already does that job. ``static_url_path`` is where the app
+    serves ``static_dir``: ``cssrewrite`` computes the bundles' URLs from it.
     """
     with needs_extra("building bundles"):
         from webassets import Environment
         from webassets.exceptions import BundleError
 
-    env = Environment(directory=str(static_dir), url=static_url, debug=False,
+    env = Environment(directory=str(static_dir), url=static_url_path, debug=False,
                       cache=False, manifest=False, url_expire=False, auto_build=False)
     outputs: list[str] = []
     for name, bundle in bundles.items():

@@ -34,10 +34,8 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from ..errors import ConfigError
+from ..validate import DEFAULT_STATIC_URL_PATH, validate_static_url_path
 from .fingerprint import hashed_name
-
-#: Flask's default ``static_url_path`` with the slashes that delimit it.
-DEFAULT_STATIC_URL_PATH = "/static/"
 
 #: Marks the group-hash input format; change it and every cycle member is renamed.
 _GROUP_HASH_TAG = b"pipeline.build.css cycle group v1\0"
@@ -375,11 +373,11 @@ def build_css(
 
 
 def _normalise_url_path(value: str | None) -> str | None:
-    if not value:
+    """``/static`` -> ``/static/``, the prefix a root-absolute reference must start with;
+    None: no root-absolute reference is ours."""
+    if value is None:
         return None
-    if not value.startswith("/"):
-        raise ConfigError(f"static URL path {value!r} must start with '/' (e.g. '/static')")
-    return value.rstrip("/") + "/"
+    return validate_static_url_path(value).rstrip("/") + "/"
 
 
 def _read(read: Callable[[str], bytes], path: str) -> bytes:

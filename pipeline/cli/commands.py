@@ -26,6 +26,7 @@ from .common import (
     INVALIDATE_OPTION,
     MANIFEST_OPTION,
     STATIC_DIR_OPTION,
+    STATIC_URL_PATH_OPTION,
     UNSAFE_WRITES_OPTION,
     WORKERS_OPTION,
     Run,
@@ -67,7 +68,7 @@ def releases_command(ctx: click.Context, as_json: bool, quiet: bool, **options: 
 
 
 @click.command("verify", context_settings=_CONTEXT)
-@common_options(WORKERS_OPTION, STATIC_DIR_OPTION)
+@common_options(WORKERS_OPTION, STATIC_DIR_OPTION, STATIC_URL_PATH_OPTION)
 @click.option("--release", "release_id", metavar="ID", help="Check this release instead of the current one.")
 @click.option("--repair", is_flag=True, help="Re-upload missing or wrong objects from --static-dir.")
 @click.option("--full", is_flag=True, help="Check every object's headers and download it to compare its SHA-256, not a sample.")
@@ -97,7 +98,8 @@ def verify_command(ctx: click.Context, as_json: bool, quiet: bool, release_id: s
 
 def _repair(storage: Any, settings: Any, report: VerifyReport) -> RepairResult:
     return repair(storage, settings.prefix, report, static_dir=settings.static_dir,
-                  hash_cache_path=settings.hash_cache_path, strict=settings.strict)
+                  hash_cache_path=settings.hash_cache_path, strict=settings.strict,
+                  static_url_path=settings.static_url_path)
 
 
 def _verify_json(report: VerifyReport, fixed: RepairResult | None) -> dict[str, Any]:

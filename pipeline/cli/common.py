@@ -43,10 +43,11 @@ _SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "workers": (("--workers",), {"type": int, "help": "Concurrent requests (1-64) [CDN_WORKERS; default: 16]."}),
     "static_dir": (("--static-dir",), {"type": click.Path(file_okay=False), "help": "Folder to deploy [CDN_STATIC_DIR; default: static]."}),
     "manifest": (("--manifest",), {"type": click.Path(dir_okay=False), "help": "Where to write the local manifest [CDN_MANIFEST; default: build/cdn-manifest.json]."}),
+    "static_url_path": (("--static-url-path",), {"metavar": "PATH", "help": "Where the app serves the static folder (Flask's static_url_path): a CSS url(/static/...) names a file in it [CDN_STATIC_URL_PATH; default: /static]."}),
     "cdn_url": (("--cdn-url",), {"help": "Public base URL of the CDN, for the summary [CDN_URL]."}),
 }
 WORKERS_OPTION, STATIC_DIR_OPTION, MANIFEST_OPTION = "workers", "static_dir", "manifest"
-CDN_URL_OPTION = "cdn_url"
+CDN_URL_OPTION, STATIC_URL_PATH_OPTION = "cdn_url", "static_url_path"
 
 
 OUTPUT_OPTIONS: list[_Decorator] = [

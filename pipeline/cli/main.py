@@ -27,6 +27,7 @@ from .common import (
     INVALIDATE_OPTION,
     MANIFEST_OPTION,
     STATIC_DIR_OPTION,
+    STATIC_URL_PATH_OPTION,
     UNSAFE_WRITES_OPTION,
     WORKERS_OPTION,
     Run,
@@ -97,7 +98,8 @@ DISTRIBUTION = "flask-cdn-pipeline"
                epilog="Other commands: releases, verify, rollback, prune, private, serve "
                       "(deploy.py COMMAND --help). Settings also come from the "
                       "[tool.flask-cdn-pipeline] table of pyproject.toml: see --show-config.")
-@common_options(WORKERS_OPTION, STATIC_DIR_OPTION, MANIFEST_OPTION, CDN_URL_OPTION)
+@common_options(WORKERS_OPTION, STATIC_DIR_OPTION, STATIC_URL_PATH_OPTION, MANIFEST_OPTION,
+                CDN_URL_OPTION)
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache file [default: build/.cdn-hash-cache.json].")
 @click.option("--no-hash-cache", is_flag=True, help="Re-hash every file.")
 @click.option("--assets", type=click.Path(dir_okay=False), help="Python file whose BUNDLES (webassets) are built into the static folder first [CDN_ASSETS; default: none].")
@@ -146,6 +148,7 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool
         dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
         observer=reporter, filters=settings.filters, variants=settings.variant_settings,
         unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
+        static_url_path=settings.static_url_path,
     )
     try:
         invalidation = None if result.dry_run else invalidate_after_publish(
@@ -189,10 +192,10 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
 
 
 #: Settings shown by --show-config, by option name; some fields are named differently.
-_SHOWN = ("static_dir", "bucket", "target_dir", "prefix", "endpoint_url", "region", "cdn_url",
-          "manifest", "hash_cache", "assets", "workers", "max_attempts", "strict", "include",
-          "exclude", "variants", "variant_widths", "variant_formats", "variant_include",
-          "variant_exclude")
+_SHOWN = ("static_dir", "static_url_path", "bucket", "target_dir", "prefix", "endpoint_url",
+          "region", "cdn_url", "manifest", "hash_cache", "assets", "workers", "max_attempts",
+          "strict", "include", "exclude", "variants", "variant_widths", "variant_formats",
+          "variant_include", "variant_exclude")
 _FIELDS = {"manifest": "manifest_path", "hash_cache": "hash_cache_path"}
 
 
@@ -234,7 +237,8 @@ def _build_bundles(settings: DeploySettings, run: Run, storage: Storage) -> None
 
     bundles = load_bundles(settings.assets)
     storage.check()
-    outputs = build_bundles(bundles, static_dir=settings.static_dir)
+    outputs = build_bundles(bundles, static_dir=settings.static_dir,
+                            static_url_path=settings.static_url_path)
     if not run.quiet:
         click.echo(f"Built {len(outputs)} bundle(s) from {settings.assets}: {', '.join(outputs)}",
                    file=sys.stderr)

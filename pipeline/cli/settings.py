@@ -16,9 +16,11 @@ from ..errors import ConfigError
 from ..pathfilter import PathFilter
 from ..validate import (
     DEFAULT_MANIFEST_PATH,
+    DEFAULT_STATIC_URL_PATH,
     validate_bucket,
     validate_int,
     validate_prefix,
+    validate_static_url_path,
     validate_url,
 )
 from .pyproject import ProjectConfig
@@ -34,7 +36,8 @@ DEFAULT_MAX_ATTEMPTS = 6
 
 #: Environment variables whose empty value is an error, not "unset": each decides where
 #: the files go, and an empty one is usually a missing CI secret.
-NONEMPTY_ENV = frozenset({"CDN_BUCKET", "CDN_PREFIX", "CDN_STATIC_DIR", "CDN_TARGET_DIR"})
+NONEMPTY_ENV = frozenset({"CDN_BUCKET", "CDN_PREFIX", "CDN_STATIC_DIR", "CDN_TARGET_DIR",
+                          "CDN_STATIC_URL_PATH"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("static_dir", "--static-dir", ("CDN_STATIC_DIR",), "path", DEFAULT_STATIC_DIR),
+    Option("static_url_path", "--static-url-path", ("CDN_STATIC_URL_PATH",),
+           default=DEFAULT_STATIC_URL_PATH),
     Option("bucket", "--bucket", ("CDN_BUCKET",)),
     Option("target_dir", "--target-dir", ("CDN_TARGET_DIR",), "path"),
     Option("prefix", "--prefix", ("CDN_PREFIX",), default=DEFAULT_PREFIX),
@@ -117,6 +122,9 @@ class DeploySettings:
     #: Glob patterns (:mod:`pipeline.pathfilter`) of files to deploy / leave out.
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    #: Where the app serves ``static_dir`` (Flask's ``static_url_path``): a CSS
+    #: ``url(/static/...)`` names a file in it.
+    static_url_path: str = DEFAULT_STATIC_URL_PATH
     #: Option name -> where its value came from (``--bucket``, ``env CDN_BUCKET``, ...).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: The ``pyproject.toml`` whose table was read, if any.
@@ -277,6 +285,7 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         assets=value("assets"),
         include=value("include", _check_patterns),
         exclude=value("exclude", _check_patterns),
+        static_url_path=value("static_url_path", validate_static_url_path),
         sources={name: source for name, (_, source) in picked.items()},
         config_file=project.path if project is not None else None,
         variant_settings=_variant_settings(picked),

@@ -88,8 +88,9 @@ def app_layers(app: Flask) -> tuple[Layer, Layer]:
 
     Above the environment: the manifest path and CDN URL the app itself reads, and the
     bucket and prefix of an ``s3://`` CDN_MANIFEST, so the deploy publishes where this
-    app looks for it. Below the project's
-    ``pyproject.toml``: the app's static folder, the default folder to deploy.
+    app looks for it. Below the project's ``pyproject.toml``: the app's static folder,
+    the default folder to deploy, and the URL path it is served at (``/`` for Flask's
+    ``""``), which root-absolute CSS references start with.
     """
     from ..cli.settings import Layer
 
@@ -103,7 +104,10 @@ def app_layers(app: Flask) -> tuple[Layer, Layer]:
         reads.update(bucket=location[0], prefix=location[1])
         if source.endpoint_url is not None:
             reads["endpoint_url"] = source.endpoint_url
-    static = {"static_dir": Path(app.static_folder)} if app.static_folder else {}
+    static: dict[str, Any] = {}
+    if app.static_folder:
+        static["static_dir"] = Path(app.static_folder)
+        static["static_url_path"] = app.static_url_path or "/"
     return Layer("the app's CDN_* config", reads), Layer("the app's static folder", static)
 
 

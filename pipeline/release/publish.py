@@ -41,6 +41,7 @@ from ..manifest import Manifest
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..pathfilter import PathFilter
 from ..storage.base import RemoteObject, Storage, Upload
+from ..validate import DEFAULT_STATIC_URL_PATH
 from .documents import (
     Current,
     ReleaseDoc,
@@ -164,6 +165,7 @@ def deploy(
     unsafe_no_conditional_writes: bool = False,
     variants: VariantSettings | None = None,
     variant_cache: Path | None = None,
+    static_url_path: str = DEFAULT_STATIC_URL_PATH,
 ) -> DeployResult:
     """Publish ``static_dir`` to ``storage`` under ``prefix``; see the module docstring.
 
@@ -188,7 +190,8 @@ def deploy(
     cache = HashCache(hash_cache_path)
     blobs = clean_blob_ids(static_dir)
     from_git = reuse_git_hashes(files, blobs, current.doc, cache)
-    built = build(files, prefix=prefix, cache=cache, strict=strict)
+    built = build(files, prefix=prefix, cache=cache, strict=strict,
+                  static_url_path=static_url_path)
     for warning in built.warnings:
         observer.warned(warning)
     manifest = built.manifest

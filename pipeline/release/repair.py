@@ -18,6 +18,7 @@ from ..errors import DeployError
 from ..localfs import collect_files
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..storage.base import Storage, Upload
+from ..validate import DEFAULT_STATIC_URL_PATH
 from .verify import Problem, VerifyReport
 
 
@@ -30,6 +31,7 @@ class RepairResult:
 def repair(
     storage: Storage, prefix: str, report: VerifyReport, *, static_dir: Path,
     hash_cache_path: Path | None, strict: bool = True,
+    static_url_path: str = DEFAULT_STATIC_URL_PATH,
 ) -> RepairResult:
     """Upload a correct copy of every object with a problem that a local file can supply."""
     broken = {p.key: p for p in report.problems if p.path}
@@ -37,7 +39,8 @@ def repair(
         return RepairResult((), tuple(p for p in report.problems if not p.path))
     cache = HashCache(hash_cache_path)
     files = collect_files(static_dir)
-    built = build(files, prefix=prefix, cache=cache, strict=strict)
+    built = build(files, prefix=prefix, cache=cache, strict=strict,
+                  static_url_path=static_url_path)
     sources = {f.logical_path: f.path for f in files}
     local = {entry.key: path for path, entry in built.manifest.files.items()}
     uploads: list[Upload] = []
