@@ -164,6 +164,9 @@ def deploy_static(endpoint: str, manifest_path: Path, static_dir: Path = ROOT / 
         "--assets", str(ROOT / "site" / "assets.py"),
         "--bucket", ASSET_BUCKET, "--endpoint-url", endpoint, "--static-dir", str(static_dir),
         "--manifest", str(manifest_path), "--no-hash-cache", "--quiet",
+        # The repository's variant cache (content-addressed, shared with the dev server), so
+        # a stack in a fresh folder encodes the photos once, not on every start.
+        "--variant-cache", str(ROOT / "build" / "variants"),
     ])
     if code != 0:
         raise RuntimeError(f"deploy failed with exit code {code}")

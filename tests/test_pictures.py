@@ -117,6 +117,9 @@ def test_image_without_variants_gets_a_plain_img_with_dimensions(tmp_path: Path)
         assert srcset("img/tiny.png") == ""
     assert [t for t, _ in doc.tags] == ["img"]
     img = doc.tags[0][1]
+    with app.test_request_context():  # a known size is not overridden; an unknown one is given
+        assert 'width="8"' in picture("img/tiny.png", alt="", width=99)
+        assert 'width="5" height="6"' in picture("img/gone.png", alt="", width=5, height=6)
     assert img["src"] == CDN_BASE + "/static/img/tiny.efefefefefef.png"
     assert (img["width"], img["height"], img["alt"]) == ("8", "4", "")
     assert "srcset" not in img and "sizes" not in img

@@ -111,6 +111,7 @@ DISTRIBUTION = "flask-cdn-pipeline"
 @click.option("--variant-formats", metavar="F,F", help="Modern variant formats among avif,webp [default: avif,webp].")
 @click.option("--variant-include", multiple=True, metavar="GLOB", help="Make variants only of images matching GLOB (repeatable) [default: all].")
 @click.option("--variant-exclude", multiple=True, metavar="GLOB", help="Make no variants of images matching GLOB (repeatable).")
+@click.option("--variant-cache", type=click.Path(file_okay=False), help="Folder of encoded variants, by key [CDN_VARIANT_CACHE; default: variants/ beside the manifest].")
 @click.option("--no-strict", is_flag=True, help="A CSS url() to a missing file is a warning, not an error.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (new/unchanged per file, what is left out and why); upload and write nothing.")
 @click.option("--relist", is_flag=True, help="List the bucket even when nothing changed since the current release (re-uploads objects deleted behind the deploy's back; `verify` reports them).")
@@ -147,6 +148,7 @@ def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool
         manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
         dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
         observer=reporter, filters=settings.filters, variants=settings.variant_settings,
+        variant_cache=settings.variant_cache,
         unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
         static_url_path=settings.static_url_path,
     )
@@ -195,14 +197,14 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
 _SHOWN = ("static_dir", "static_url_path", "bucket", "target_dir", "prefix", "endpoint_url",
           "region", "cdn_url", "manifest", "hash_cache", "assets", "workers", "max_attempts",
           "strict", "include", "exclude", "variants", "variant_widths", "variant_formats",
-          "variant_include", "variant_exclude")
+          "variant_include", "variant_exclude", "variant_cache")
 _FIELDS = {"manifest": "manifest_path", "hash_cache": "hash_cache_path"}
 
 
 def _setting(settings: DeploySettings, name: str) -> Any:
     """A setting's value for --show-config; the variant ones read from the validated settings."""
     variants = settings.variant_settings
-    if name.startswith("variant_"):
+    if name.startswith("variant_") and name != "variant_cache":
         if variants is None:
             return None
         return getattr(variants, name.removeprefix("variant_"))

@@ -82,6 +82,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("variant_formats", "--variant-formats", (), "words"),
     Option("variant_include", "--variant-include", (), "patterns", ()),
     Option("variant_exclude", "--variant-exclude", (), "patterns", ()),
+    #: Encoded variants by key (default: ``variants/`` beside the local manifest).
+    Option("variant_cache", "--variant-cache", ("CDN_VARIANT_CACHE",), "path"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -131,6 +133,7 @@ class DeploySettings:
     config_file: Path | None = None
     #: Make responsive variants of raster images (``None``: off), validated up front.
     variant_settings: VariantSettings | None = None
+    variant_cache: Path | None = None
 
     @property
     def variants(self) -> bool:
@@ -289,6 +292,7 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         sources={name: source for name, (_, source) in picked.items()},
         config_file=project.path if project is not None else None,
         variant_settings=_variant_settings(picked),
+        variant_cache=value("variant_cache"),
     )
     if settings.bucket is None:  # a folder target, given or the embedded default
         check_no_overlap(settings.static_dir, settings.target_dir or DEFAULT_EMBEDDED_DIR)

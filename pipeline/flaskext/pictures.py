@@ -229,7 +229,8 @@ def picture(filename: str, alt: str, sizes: str = "100vw", loading: str = "lazy"
     """``<picture>`` with one ``<source>`` per modern format and the fallback ``<img>`` (with
     intrinsic ``width``/``height``, so no layout shift). An image with no variants gets a plain
     ``<img>``. Extra keyword arguments become ``<img>`` attributes (``class_`` -> ``class``;
-    ``None``/``False`` omitted, ``True`` a bare attribute)."""
+    ``None``/``False`` omitted, ``True`` a bare attribute); ``width``/``height`` given here
+    are used only when the image's own size is not known (e.g. an ICO)."""
     facts = _known(filename)
     img: dict[str, Any] = {}
     groups = _by_type(facts)
@@ -241,7 +242,11 @@ def picture(filename: str, alt: str, sizes: str = "100vw", loading: str = "lazy"
         img["src"] = facts.src
     img.update(width=facts.width, height=facts.height, alt=alt, loading=loading,
                decoding="async", fetchpriority=fetchpriority)
-    img.update({name.rstrip("_").replace("_", "-"): value for name, value in attrs.items()})
+    for name, value in attrs.items():
+        name = name.rstrip("_").replace("_", "-")
+        if name in ("width", "height") and img.get(name) is not None:
+            continue  # the recorded intrinsic size wins; these only fill in when unknown
+        img[name] = value
     tag = f"<img{_attributes(img)}>"
     if not fallback:
         return Markup(tag)

@@ -9,6 +9,8 @@ from typing import Any
 from tests.e2e.artifacts import save_screenshot
 
 FINGERPRINTED = re.compile(r"\.[0-9a-f]{12}\.[a-z0-9]+$")
+#: A responsive variant's key (picture()): content hash, width, parameters digest.
+VARIANT = re.compile(r"/static/_v/[0-9a-f]{2}/[0-9a-f]{16}\.\d+w\.[0-9a-f]{10}\.[a-z]+$")
 
 
 def load_all_images(page: Any, url: str) -> list[dict[str, Any]]:
@@ -39,7 +41,8 @@ def test_production_images_come_from_the_cdn_with_fingerprinted_names(
     for image in images:
         assert image["width"] > 0, f"{image} did not render"
     for image in static_images:
-        assert FINGERPRINTED.search(image["src"].split("?")[0]), image["src"]
+        src = image["src"].split("?")[0]
+        assert FINGERPRINTED.search(src) or VARIANT.search(src), image["src"]
     assert not [url for url in requests if url.startswith(prod_stack.site_url + "/static/")]
 
 
@@ -86,9 +89,11 @@ def test_reload_is_served_from_a_cache(prod_stack: Any, page: Any) -> None:
 def test_development_mode_loads_local_files_and_a_placeholder(dev_stack: Any, page: Any) -> None:
     images = load_all_images(page, dev_stack.site_url + "/")
     static_images = [img for img in images if "/static/" in img["src"]]
-    assert len(static_images) >= 7
-    for image in static_images:
-        assert image["src"].startswith(dev_stack.site_url + "/static/")
+    variants = [img for img in images if "/_variants/" in img["src"]]  # photos, via picture()
+    assert len(static_images) >= 5 and len(variants) >= 5
+    for image in static_images + variants:
+        assert image["src"].startswith((dev_stack.site_url + "/static/",
+                                        dev_stack.site_url + "/_variants/_v/"))
         assert image["width"] > 0
     statuses: dict[str, int] = {}
     page.on("response", lambda r: statuses.__setitem__(r.url, r.status))
