@@ -38,8 +38,8 @@ def run_python(args: list[str], *, cwd: Path, blocked: tuple[str, ...] = (),
 
 
 #: Loaded by the commands that need them, never at start-up.
-DEPLOY_MACHINERY = ("pipeline.manifest", "pipeline.build.css", "pipeline.release.publish", "pipeline.storage",
-                    "pipeline.cli.commands", "concurrent.futures")
+DEPLOY_MACHINERY = ("pipeline.manifest", "pipeline.build.css", "pipeline.release.publish",
+                    "pipeline.storage", "pipeline.cli.commands", "concurrent.futures")
 WEB_STACK = ("flask", "werkzeug", "jinja2")
 AWS_STACK = ("boto3", "botocore", "s3transfer")
 
@@ -48,27 +48,62 @@ HELP = f"import runpy, sys\nsys.argv = ['deploy.py', '--help']\n" \
     "except SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
 
 
-@pytest.mark.parametrize(
-    ("start", "not_loaded"),
-    [
-        ("from pipeline import CDN", (*OPTIONAL, *AWS_STACK, "pipeline.cli.main", "pipeline.release.publish",
-                                      "pipeline.images.views")),
-        (HELP, (*OPTIONAL, *AWS_STACK, *WEB_STACK, *DEPLOY_MACHINERY)),
-    ],
-    ids=["from pipeline import CDN", "deploy.py --help"],
-)
+def import_all(package: str) -> str:
+    """Code that imports every module of ``package`` (found on disk, so none is forgotten)."""
+    return (f"import importlib, pkgutil, {package} as package\n"
+            "for info in pkgutil.iter_modules(package.__path__):\n"
+            f"    importlib.import_module('{package}.' + info.name)\n")
+
+
+#: A Flask app with the extension registered: what every app server does at start-up.
+REGISTER_CDN = "from flask import Flask\nfrom pipeline import CDN\nCDN(Flask('app'))\n"
+
+#: The layers, as a fresh interpreter sees them (the source-level rules are in
+#: tests/test_layers.py). A name stands for the module and everything below it.
+START_UPS = {
+    "from pipeline import CDN": (
+        "from pipeline import CDN",
+        (*OPTIONAL, *AWS_STACK, "pipeline.cli", "pipeline.build.css", "pipeline.release.publish",
+         "pipeline.images.views"),
+    ),
+    "CDN(app) and every flaskext module": (
+        REGISTER_CDN + import_all("pipeline.flaskext"),
+        (*AWS_STACK, "pipeline.cli", "pipeline.build.css", "pipeline.storage.s3"),
+    ),
+    "deploy.py --help": (HELP, (*OPTIONAL, *AWS_STACK, *WEB_STACK, *DEPLOY_MACHINERY)),
+    "pipeline.manifest": (
+        "import pipeline.manifest",
+        ("pipeline.build", "pipeline.release", "pipeline.storage", "pipeline.cli",
+         "pipeline.flaskext", *WEB_STACK, *AWS_STACK),
+    ),
+    "every storage module": (
+        import_all("pipeline.storage"),
+        ("pipeline.release", "pipeline.build", "pipeline.cli", "pipeline.flaskext",
+         "pipeline.manifest", *WEB_STACK),
+    ),
+    "every build module": (
+        import_all("pipeline.build"),
+        ("pipeline.release", "pipeline.storage", "pipeline.cli", "pipeline.flaskext",
+         *WEB_STACK, *AWS_STACK),
+    ),
+}
+
+
+@pytest.mark.parametrize(("start", "not_loaded"), START_UPS.values(), ids=START_UPS.keys())
 def test_start_up_loads_no_heavy_module_it_does_not_use(
     tmp_path: Path, start: str, not_loaded: tuple[str, ...]
 ) -> None:
     """A fresh interpreter: the Flask extension and ``deploy.py --help`` start without
-    loading S3, image, bundle or deploy code (each is imported by the command using it)."""
+    loading S3, image, bundle or deploy code (each is imported by the command using it),
+    and no layer loads one above it."""
     probe = (
         "import importlib.util, sys, io, contextlib\n"
         # Every name must exist, so a renamed module fails here instead of passing silently.
         f"missing = [m for m in {not_loaded!r} if importlib.util.find_spec(m) is None]\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         + "".join(f"    {line}\n" for line in start.splitlines())
-        + f"print(missing, sorted(m for m in {not_loaded!r} if m in sys.modules))"
+        + f"print(missing, sorted(m for m in {not_loaded!r} if any("
+          "k == m or k.startswith(m + '.') for k in sys.modules)))"
     )
     result = run_python(["-c", probe], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
