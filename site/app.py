@@ -56,11 +56,11 @@ from pipeline.localfs import collect_files
 from pipeline.media_types import content_type_for
 
 try:
-    from gallery import list_images, list_private_images, store_upload
+    from gallery import list_images, list_private_images, store_upload, upload_picture
     from login_guard import LoginThrottle, SessionGenerations
 except ModuleNotFoundError:  # loaded from its file (tests, stack.py): site/ is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from gallery import list_images, list_private_images, store_upload
+    from gallery import list_images, list_private_images, store_upload, upload_picture
     from login_guard import LoginThrottle, SessionGenerations
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.context_processor(lambda: {"user": current_user()})
     app.before_request(_refuse_cross_origin_posts)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.add_template_global(upload_picture)
     app.add_url_rule("/", "gallery", gallery)
     app.add_url_rule("/login", "login", login_form, methods=["GET"])
     app.add_url_rule("/login", "login_post", login, methods=["POST"])

@@ -10,11 +10,21 @@ upload validation (:mod:`pipeline.images.uploads`) and the path rule
 from __future__ import annotations
 
 import os
+import threading
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from flask import current_app, url_for
+from markupsafe import Markup
+
+from pipeline.build.fingerprint import hash_file
+from pipeline.build.variants import VariantSettings, VariantSpec, plan_variants
 from pipeline.errors import ConfigError
+from pipeline.flaskext.pictures import ImageFacts, picture_markup
 from pipeline.images.uploads import detect_image, generated_name, store_image
 from pipeline.images.views import images_state, safe_relative_path
+from pipeline.manifest import Variant
 from pipeline.media_types import content_type_for
 
 
@@ -36,7 +46,10 @@ def store_upload(data: bytes, *, private: bool = False) -> str:
     folder = settings.private_dir if private else settings.images_dir
     if folder is None:
         raise ConfigError(f"set {'PRIVATE_DIR' if private else 'IMAGES_DIR'} to accept uploads")
-    return store_image(folder, data, max_pixels=settings.upload_max_pixels)
+    name = store_image(folder, data, max_pixels=settings.upload_max_pixels)
+    if not private:  # public images get the static images' variants (private ones stay whole)
+        make_upload_variants(folder, name)
+    return name
 
 
 def list_images(folder: Path | None, *, limit: int = 100) -> list[str]:
@@ -60,3 +73,74 @@ def list_private_images(*, limit: int = 100) -> list[str]:
     if objects is not None:
         return objects.names()[:limit]
     return list_images(state.settings.private_dir, limit=limit)
+
+
+# -- responsive variants of public uploads --------------------------------------------------
+
+#: One upload encodes at a time in this process (CPU stays bounded like the upload limits:
+#: size and pixels are checked before, so one encode is at most UPLOAD_MAX_PIXELS big).
+_ENCODE_LOCK = threading.Lock()
+
+
+def upload_variant_settings() -> VariantSettings:
+    """The app's variant settings (``CDN_VARIANTS``), as the static images use."""
+    from pipeline.flaskext.pictures import read_variant_settings
+
+    return read_variant_settings(current_app.config.get("CDN_VARIANTS"))
+
+
+def make_upload_variants(folder: Path, name: str) -> int:
+    """Encode the variants of the stored public upload ``folder/name`` into ``folder/_v/...``,
+    with the deploy's encoder; returns how many were written (0 for a GIF or a tiny image)."""
+    from pipeline.build.variant_codec import encode_source, probe
+    from pipeline.errors import ImageSourceError
+
+    settings = upload_variant_settings()
+    path = folder / name
+    try:
+        specs = plan_variants(hash_file(path), probe(path, settings), settings)
+    except ImageSourceError:
+        return 0  # accepted by the upload checks, unreadable to libvips: served as it is
+    if not specs:
+        return 0
+    with _ENCODE_LOCK:
+        return len(encode_source(path, specs, settings, out_dir=folder).written)
+
+
+def upload_picture(name: str, alt: str, **options: Any) -> Markup:
+    """``<picture>`` for a public upload: its variants served by the image view when they
+    were made, else a plain ``<img>`` (with its size when it can be read)."""
+    folder = images_state().settings.images_dir
+    src = url_for("images.public", filename=name)
+    if folder is None:
+        return picture_markup(ImageFacts(src=src, width=None, height=None), alt, **options)
+    path = folder / name
+    try:
+        stat = path.stat()
+    except OSError:
+        return picture_markup(ImageFacts(src=src, width=None, height=None), alt, **options)
+    width, height, specs = _upload_plan(str(path), stat.st_mtime_ns, stat.st_size)
+    variants = tuple((url_for("images.public", filename=spec.key),
+                      Variant(spec.key, spec.width, spec.height, spec.content_type, size))
+                     for spec, size in specs if (folder / spec.key).is_file())
+    return picture_markup(ImageFacts(src=src, width=width, height=height, variants=variants),
+                          alt, **options)
+
+
+@lru_cache(maxsize=256)
+def _upload_plan(path: str, mtime_ns: int, size: int) -> tuple[
+        int | None, int | None, tuple[tuple[VariantSpec, int], ...]]:
+    """Size and planned variants (with their stored sizes) of one upload version."""
+    from pipeline.build.variant_codec import probe
+    from pipeline.errors import ImageSourceError
+
+    settings = upload_variant_settings()
+    try:
+        info = probe(Path(path), settings)
+    except ImageSourceError:
+        return None, None, ()
+    specs = plan_variants(hash_file(path), info, settings)
+    folder = Path(path).parent
+    sized = tuple((spec, (folder / spec.key).stat().st_size) for spec in specs
+                  if (folder / spec.key).is_file())
+    return info.width, info.height, sized

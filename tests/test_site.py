@@ -611,3 +611,29 @@ def test_flask_command_loads_the_site(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     for route in ("/images/<path:filename>", "/private/<path:filename>", "/upload", "/login"):
         assert route in result.stdout
+
+
+def test_public_upload_gets_variants_shown_with_picture(client: FlaskClient,
+                                                         tmp_path: Path) -> None:
+    log_in(client)
+    photo = Image.linear_gradient("L").resize((800, 500)).convert("RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=90)
+    response = upload(client, buffer.getvalue(), "big.jpg")
+    assert response.status_code == 303
+    html = client.get("/").get_data(as_text=True)
+    uploads = html.split("<h2>Uploaded images</h2>", 1)[1].split("</div>", 1)[0]
+    avif = re.search(r'<source type="image/avif" srcset="([^"]+)"', uploads)
+    assert avif is not None, uploads
+    img = re.search(r"<img [^>]*>", uploads)
+    assert img is not None and 'width="800" height="500"' in img.group(0)
+    candidates = [c.rsplit(" ", 1) for c in avif.group(1).split(", ")]
+    assert [w for _, w in candidates] == ["320w", "640w", "800w"]
+    for url, width in candidates:
+        assert url.startswith("/images/_v/")
+        served = client.get(url)
+        assert served.status_code == 200 and served.mimetype == "image/avif"
+        assert Image.open(io.BytesIO(served.data)).size[0] == int(width[:-1])
+    # a private upload stays whole: no variants next to it
+    upload(client, buffer.getvalue(), "secret.jpg", visibility="private")
+    assert not (tmp_path / "private" / "_v").exists()

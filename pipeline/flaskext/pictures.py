@@ -231,7 +231,13 @@ def picture(filename: str, alt: str, sizes: str = "100vw", loading: str = "lazy"
     ``<img>``. Extra keyword arguments become ``<img>`` attributes (``class_`` -> ``class``;
     ``None``/``False`` omitted, ``True`` a bare attribute); ``width``/``height`` given here
     are used only when the image's own size is not known (e.g. an ICO)."""
-    facts = _known(filename)
+    return picture_markup(_known(filename), alt, sizes=sizes, loading=loading,
+                          fetchpriority=fetchpriority, **attrs)
+
+
+def picture_markup(facts: ImageFacts, alt: str, *, sizes: str = "100vw", loading: str = "lazy",
+                   fetchpriority: str | None = None, **attrs: Any) -> Markup:
+    """The markup of :func:`picture` for facts gathered elsewhere (e.g. uploaded images)."""
     img: dict[str, Any] = {}
     groups = _by_type(facts)
     fallback = next((items for t, items in groups.items() if t not in _MODERN_TYPES), [])
