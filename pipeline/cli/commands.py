@@ -43,7 +43,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"]}
 @click.command("releases", context_settings=_CONTEXT)
 @common_options()
 @click.pass_context
-def releases_command(ctx: click.Context, as_json: bool, quiet: bool, **options: Any) -> None:
+def releases_command(ctx: click.Context, /, as_json: bool, quiet: bool, **options: Any) -> None:
     """List the releases (oldest first): id, time, files, bytes, and which is current."""
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="reading")
     settings = run.settings
@@ -74,7 +74,7 @@ def releases_command(ctx: click.Context, as_json: bool, quiet: bool, **options: 
 @click.option("--full", is_flag=True, help="Check every object's headers and download it to compare its SHA-256, not a sample.")
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache for --repair.")
 @click.pass_context
-def verify_command(ctx: click.Context, as_json: bool, quiet: bool, release_id: str | None,
+def verify_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id: str | None,
                    repair: bool, full: bool, **options: Any) -> None:
     """Check that every object of a release exists with the right size, checksum and headers."""
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="checking")
@@ -131,7 +131,7 @@ def _print_verify(report: VerifyReport, fixed: RepairResult | None) -> None:
 @INVALIDATE_OPTION
 @UNSAFE_WRITES_OPTION
 @click.pass_context
-def rollback_command(ctx: click.Context, as_json: bool, quiet: bool, release_id: str | None,
+def rollback_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id: str | None,
                      unsafe_no_conditional_writes: bool, **options: Any) -> None:
     """Make release ID (default: the one before the current) current again; copies nothing."""
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="switching")
@@ -166,7 +166,7 @@ def rollback_command(ctx: click.Context, as_json: bool, quiet: bool, release_id:
 @click.option("--max-deletes", type=int, help="Safety limit on deletions [default: 25% of the objects].")
 @click.option("--force", is_flag=True, help="Delete even past the safety limit.")
 @click.pass_context
-def prune_command(ctx: click.Context, as_json: bool, quiet: bool, keep: int, grace: str,
+def prune_command(ctx: click.Context, /, as_json: bool, quiet: bool, keep: int, grace: str,
                   max_deletes: int | None, force: bool, **options: Any) -> None:
     """Delete objects that none of the newest N releases names and that are older than --grace."""
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="pruning")
@@ -230,7 +230,7 @@ def _print_prune(result: PruneResult, run: Run) -> None:
 @click.option("--force", is_flag=True,
               help="Upload even though the bucket policy could not be read as JSON.")
 @click.pass_context
-def private_command(ctx: click.Context, as_json: bool, quiet: bool, folder: str,
+def private_command(ctx: click.Context, /, as_json: bool, quiet: bool, folder: str,
                     private_prefix: str, force: bool, **options: Any) -> None:
     """Upload a folder of private images: no ACL, never under the public prefix.
 

@@ -121,7 +121,7 @@ DISTRIBUTION = "flask-cdn-pipeline"
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version, help="Print the version and exit.")
 @UNSAFE_WRITES_OPTION
 @click.pass_context
-def deploy_command(ctx: click.Context, as_json: bool, quiet: bool, verbose: bool,
+def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: bool,
                    show_config: bool, **options: Any) -> None:
     """Fingerprint the static folder, upload new objects, record a release, publish the manifest."""
     # Imported here, not at the top: ``deploy.py --help`` needs none of the deploy machinery.

@@ -62,7 +62,7 @@ class PrivateStorage(Protocol):
 def validate_expires_in(seconds: object) -> int:
     """Return ``seconds`` as an int in 1..900, or raise :class:`ConfigError` (never clamp silently)."""
     try:
-        value = int(seconds)  # type: ignore[call-overload]
+        value: int = int(seconds)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise ConfigError(f"presigned URL expiry must be whole seconds, not {seconds!r}") from None
     if not 1 <= value <= MAX_EXPIRES_IN:

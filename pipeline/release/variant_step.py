@@ -28,8 +28,7 @@ from ..errors import ImageSourceError
 from ..localfs import write_atomic
 from ..manifest import Entry, Manifest, Variant
 from ..media_types import IMMUTABLE_CACHE_CONTROL
-from ..storage.base import Upload
-from .plan import RemoteObject
+from ..storage.base import RemoteObject, Upload
 
 
 @dataclass(frozen=True)

@@ -253,7 +253,7 @@ class ManifestRefresher:
         if failures == 0:
             return self.interval
         cap = min(self.interval * _BACKOFF_INTERVALS, max(self.interval, _BACKOFF_CAP_SECONDS))
-        delay = min(self.interval * 2 ** min(failures - 1, 30), cap)
+        delay = min(self.interval * 2.0 ** min(failures - 1, 30), cap)
         return delay * random.uniform(0.75, 1.0)
 
     # -- one refresh --------------------------------------------------------------------------
