@@ -48,15 +48,17 @@ def clean_blob_ids(folder: Path) -> dict[str, str]:
 
 
 def _clean_blob_ids(folder: Path) -> dict[str, str]:
-    if _git(folder, ["rev-parse", "--is-inside-work-tree"]).strip() != b"true":
-        return {}
-    if _git(folder, ["config", "--get", "core.autocrlf"], check=False).strip().lower() not in (
-            b"", b"false"):
+    # Three independent questions at once (each is a process start on a busy CI box);
+    # outside a work tree ``ls-files`` fails and nothing is vouched for.
+    listing, modified, autocrlf = _git_all(folder, [
+        ["ls-files", "-s", "-v", "-z", "--", "."],
+        ["ls-files", "-m", "-z", "--", "."],
+        ["config", "--get", "core.autocrlf"],  # exit 1 when unset
+    ], allowed=[{0}, {0}, {0, 1}])
+    if autocrlf.strip().lower() not in (b"", b"false"):
         return {}  # CRLF conversion on checkout or commit: blob bytes != disk bytes
-    blobs = _index_blobs(_git(folder, ["ls-files", "-s", "-v", "-z", "--", "."]))
-    if not blobs:
-        return {}
-    for path in _split(_git(folder, ["ls-files", "-m", "-z", "--", "."])):
+    blobs = _index_blobs(listing)
+    for path in _split(modified):
         blobs.pop(path, None)
     for path in _converted(folder, sorted(blobs)):
         blobs.pop(path, None)
@@ -99,15 +101,39 @@ def _split(data: bytes) -> list[str]:
     return [part.decode("utf-8") for part in data.split(b"\0") if part]
 
 
-def _git(folder: Path, args: Sequence[str], *, check: bool = True, stdin: bytes | None = None) -> bytes:
-    done = subprocess.run(
-        ["git", "-c", "core.fsmonitor=false", "-c", "core.quotepath=false", *args],
-        cwd=folder, input=stdin, capture_output=True, timeout=_TIMEOUT_S, env=_environment(),
-        check=False,
-    )
-    if check and done.returncode != 0:
+def _git(folder: Path, args: Sequence[str], *, stdin: bytes | None = None) -> bytes:
+    done = subprocess.run(_command(args), cwd=folder, input=stdin, capture_output=True,
+                          timeout=_TIMEOUT_S, env=_environment(), check=False)
+    if done.returncode != 0:
         raise subprocess.SubprocessError(f"git {args[0]} exited {done.returncode}")
     return done.stdout
+
+
+def _git_all(folder: Path, commands: Sequence[Sequence[str]],
+             allowed: Sequence[set[int]]) -> list[bytes]:
+    """Run several git commands concurrently; their outputs, or an error if one failed."""
+    env = _environment()
+    procs = [subprocess.Popen(_command(args), cwd=folder, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+             for args in commands]
+    outputs: list[bytes] = []
+    try:
+        for proc in procs:
+            out, _ = proc.communicate(timeout=_TIMEOUT_S)
+            outputs.append(out)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, args, codes in zip(procs, commands, allowed):
+        if proc.returncode not in codes:
+            raise subprocess.SubprocessError(f"git {args[0]} exited {proc.returncode}")
+    return outputs
+
+
+def _command(args: Sequence[str]) -> list[str]:
+    return ["git", "-c", "core.fsmonitor=false", "-c", "core.quotepath=false", *args]
 
 
 def _environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
