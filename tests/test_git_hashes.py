@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -39,12 +41,27 @@ def make_repo(root: Path, files: dict[str, bytes] = FILES) -> Path:
     return root
 
 
+def settle(repo: Path) -> None:
+    """Like a checkout some time ago: files older than the index, which knows their stat.
+
+    Right after a small checkout, the files and the index share a timestamp tick: git
+    calls such entries racy and they are hashed, which is correct but not what most
+    files of a real checkout are.
+    """
+    past = time.time() - 60
+    for path in (repo / "static").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.utime(path, (past, past))
+    git(repo, "update-index", "-q", "--refresh")
+
+
 def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def test_clean_tracked_files_have_their_blob_ids(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
+    settle(repo)
     blobs = clean_blob_ids(repo / "static")
     assert blobs == {path.removeprefix("static/"): blob_id(data) for path, data in FILES.items()}
 
@@ -54,6 +71,7 @@ def test_modified_untracked_flagged_converted_and_linked_files_are_not_vouched_f
     repo = make_repo(tmp_path / "repo", {**FILES, "static/img/c.png": b"c", "static/t.txt": b"t\n",
                                          "static/img/d.png": b"d"})
     static = repo / "static"
+    settle(repo)
     (static / "img/a.png").write_bytes(b"\x89PNG A-BYTES")  # same size, new bytes
     (static / "new.png").write_bytes(b"untracked")
     git(repo, "update-index", "--assume-unchanged", "static/img/b.png")
@@ -63,6 +81,17 @@ def test_modified_untracked_flagged_converted_and_linked_files_are_not_vouched_f
     git(repo, "add", "static/link.png")
     blobs = clean_blob_ids(static)
     assert set(blobs) == {"img/d.png", "js/app.js", "css/site.css"}
+
+
+def test_a_racy_entry_is_not_vouched_for(tmp_path: Path) -> None:
+    """A file not older than the index may have changed within the tick git looked at it."""
+    repo = make_repo(tmp_path / "repo")
+    settle(repo)
+    future = time.time() + 60
+    os.utime(repo / "static/img/a.png", (future, future))
+    git(repo, "update-index", "-q", "--refresh")  # the index now records that stat
+    assert "img/a.png" not in clean_blob_ids(repo / "static")
+    assert "img/b.png" in clean_blob_ids(repo / "static")
 
 
 def test_autocrlf_or_no_work_tree_vouches_for_nothing(tmp_path: Path) -> None:
@@ -108,6 +137,7 @@ def test_a_fresh_checkout_reuses_hashes_and_rehashes_what_changed(s3: S3Env, tmp
 
     checkout = tmp_path / "ci"
     git(tmp_path, "clone", "-q", str(origin), str(checkout))  # new mtimes, no hash cache
+    settle(checkout)
     again = _deploy(s3, checkout)
     assert again["hashes_from_git"] == 3
     assert again["uploaded"] == 0 and again["new_release"] is False
