@@ -30,6 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import corpus
 
 from pipeline import publish
+from pipeline.release.store import ReleaseStore
 from pipeline.storage.s3 import S3Settings, S3Storage
 
 
@@ -91,7 +92,7 @@ def main() -> None:
                         changed.write_bytes(changed.read_bytes() + b"x")
                     spent.clear()
                     started = time.monotonic()
-                    publish.deploy(static_dir=static, prefix="static", storage=storage,
+                    publish.deploy(static_dir=static, store=ReleaseStore(storage, "static"),
                                    manifest_path=Path(scratch) / "m.json",
                                    hash_cache_path=Path(scratch) / "h.json")
                     row.append((time.monotonic() - started, spent[0]))

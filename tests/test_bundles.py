@@ -21,6 +21,7 @@ from pipeline.errors import ConfigError
 from pipeline.flaskext.bundles import init_bundles
 from pipeline.manifest import Manifest
 from pipeline.release.publish import deploy
+from pipeline.release.store import ReleaseStore
 from pipeline.storage.s3 import S3Settings, S3Storage
 from tests.helpers import S3Env
 
@@ -42,8 +43,8 @@ def deployed(s3: S3Env, site_static: Path, tmp_path: Path) -> tuple[Manifest, Pa
     s3.allow_public_read("static/")
     storage = S3Storage(S3Settings(bucket=s3.bucket, endpoint_url=s3.endpoint))
     manifest_path = tmp_path / "manifest.json"
-    deploy(static_dir=site_static, prefix="static", storage=storage, manifest_path=manifest_path,
-           hash_cache_path=None)
+    deploy(static_dir=site_static, store=ReleaseStore(storage, "static"),
+           manifest_path=manifest_path, hash_cache_path=None)
     return Manifest.load(manifest_path), manifest_path
 
 

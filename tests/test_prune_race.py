@@ -21,6 +21,7 @@ from pipeline.release.documents import Current, ReleaseDoc
 from pipeline.release.plan import Plan
 from pipeline.release.prune import owned_keys, plan_prune, prune
 from pipeline.release.publish import deploy
+from pipeline.release.store import ReleaseStore
 from pipeline.storage.base import RemoteObject
 from pipeline.storage.s3 import S3Settings, S3Storage
 from tests.faultproxy import fault_proxy
@@ -40,7 +41,7 @@ def storage_for(s3: S3Env) -> S3Storage:
 
 def run_deploy(s3: S3Env, static: Path, tmp_path: Path, observer: Any = None,
                storage: S3Storage | None = None) -> str | None:
-    result = deploy(static_dir=static, prefix="static", storage=storage or storage_for(s3),
+    result = deploy(static_dir=static, store=ReleaseStore(storage or storage_for(s3), "static"),
                     manifest_path=tmp_path / "out.json", hash_cache_path=None,
                     observer=observer)
     return result.release_id
@@ -81,7 +82,8 @@ def test_a_prune_between_listing_and_publish_is_repaired_before_publishing(
 
     def prune_now(plan: Plan) -> None:
         assert not plan.uploads  # the v1 objects are all still there: reused
-        result = prune(storage_for(s3), "static", keep=1, grace=timedelta(0), force=True)
+        result = prune(ReleaseStore(storage_for(s3), "static"), keep=1, grace=timedelta(0),
+                       force=True)
         pruned.append(len(result.outcome.deleted if result.outcome else []))
 
     hooks = Hooks(prune_now)
@@ -137,7 +139,7 @@ def test_a_prune_in_progress_is_waited_for_before_confirming(
 
     def prune_thread() -> None:
         try:
-            prune(SlowPruneStorage(settings, go, ready), "static", keep=1,
+            prune(ReleaseStore(SlowPruneStorage(settings, go, ready), "static"), keep=1,
                   grace=timedelta(0), force=True)
         except BaseException as exc:  # noqa: BLE001 - reported by the test below
             errors.append(exc)
@@ -170,7 +172,8 @@ def test_deploys_and_prunes_run_concurrently_and_every_published_release_is_comp
 
         def pruner(outcome: dict[str, object] = outcome) -> None:
             try:
-                prune(storage_for(s3), "static", keep=1, grace=timedelta(0), force=True)
+                prune(ReleaseStore(storage_for(s3), "static"), keep=1, grace=timedelta(0),
+                      force=True)
             except Exception as exc:  # noqa: BLE001 - a lost race is allowed, a broken state not
                 outcome["prune"] = exc
 
@@ -238,11 +241,11 @@ def test_library_functions_refuse_a_root_or_empty_prefix(
     storage = storage_for(s3)
     s3.client.put_object(Bucket=s3.bucket, Key="other/a.0123456789ab.png", Body=b"x")
     with pytest.raises(ConfigError, match="bucket root"):
-        prune(storage, prefix, keep=1, grace=timedelta(days=7))
+        prune(ReleaseStore(storage, prefix), keep=1, grace=timedelta(days=7))
     with pytest.raises(ConfigError, match="bucket root"):
         owned_keys({"other/a.0123456789ab.png": None}, prefix)
     with pytest.raises(ConfigError, match="bucket root"):
-        deploy(static_dir=tree(tmp_path / "static", "v1"), prefix=prefix, storage=storage,
+        deploy(static_dir=tree(tmp_path / "static", "v1"), store=ReleaseStore(storage, prefix),
                manifest_path=tmp_path / "m.json", hash_cache_path=None)
     assert set(s3.keys()) == {"other/a.0123456789ab.png"}
 

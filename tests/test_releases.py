@@ -14,8 +14,8 @@ from flask import Flask, url_for
 from pipeline import CDN
 from pipeline.errors import ConflictError
 from pipeline.manifest import Entry, Manifest
-from pipeline.release.documents import make_release, read_current
-from pipeline.release.store import point_current
+from pipeline.release.documents import make_release
+from pipeline.release.store import ReleaseStore
 from pipeline.storage import FolderStorage
 from pipeline.storage.cloudfront import invalidate
 from pipeline.storage.s3 import S3Settings, S3Storage
@@ -171,12 +171,13 @@ def test_a_stale_conditional_write_is_a_conflict_and_a_deploy_retries_it(
     empty = Manifest.from_json(b'{"version": 1, "files": {}}')
     one = Manifest({"a.png": Entry("static/a.1.png", "h" * 64, 1, "image/png")})
     first, second = make_release(empty, {}), make_release(one, {})
-    stale = read_current(storage, "static")  # nothing published yet
-    assert point_current(storage, "static", first, expected=stale, retry=False) == 0
+    store = ReleaseStore(storage, "static")
+    stale = store.read_current()  # nothing published yet
+    assert store.point_current(first, expected=stale, retry=False) == 0
     with pytest.raises(ConflictError, match="changed while this ran"):
-        point_current(storage, "static", second, expected=stale, retry=False)
-    assert point_current(storage, "static", second, expected=stale, retry=True) == 1
-    assert read_current(storage, "static").release_id == second.release_id
+        store.point_current(second, expected=stale, retry=False)
+    assert store.point_current(second, expected=stale, retry=True) == 1
+    assert store.read_current().release_id == second.release_id
 
 
 def test_invalidate_sends_only_the_manifest_path() -> None:

@@ -15,11 +15,12 @@ import click
 from ..errors import ConfigError
 from ..images.private import UnreadablePolicy, public_grants, upload_private
 from ..keys import manifest_key
-from ..release.documents import read_current, read_releases, release_ids, validate_release_id
+from ..release.documents import validate_release_id
 from ..release.prune import PruneResult, prune
 from ..release.publish import write_local_manifest
 from ..release.repair import RepairResult, repair
 from ..release.rollback import rollback
+from ..release.store import ReleaseStore
 from ..release.verify import VerifyReport, verify
 from ..validate import parse_duration, validate_int, validate_prefix
 from .common import (
@@ -49,9 +50,10 @@ def releases_command(ctx: click.Context, /, as_json: bool, quiet: bool, **option
     settings = run.settings
     storage = open_storage(settings)
     storage.check()
-    ids = release_ids(storage.list_keys(settings.prefix), settings.prefix)
-    docs = read_releases(storage, settings.prefix, ids)
-    current = read_current(storage, settings.prefix).release_id
+    store = ReleaseStore(storage, settings.prefix)
+    ids = store.release_ids(store.list())
+    docs = store.read_releases(ids)
+    current = store.read_current().release_id
     rows: list[dict[str, Any]] = [{"id": rid, "created": docs[rid].created, "files": len(docs[rid].manifest),
              "bytes": docs[rid].manifest.total_bytes, "current": rid == current} for rid in ids]
     if as_json:
@@ -83,11 +85,12 @@ def verify_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id
         validate_release_id(release_id)
     storage = open_storage(settings)
     storage.check()
-    report = verify(storage, settings.prefix, release_id=release_id, full=full)
+    store = ReleaseStore(storage, settings.prefix)
+    report = verify(store, release_id=release_id, full=full)
     fixed: RepairResult | None = None
     if repair and report.problems:
-        fixed = _repair(storage, settings, report)
-        report = verify(storage, settings.prefix, release_id=release_id, full=full)
+        fixed = _repair(store, settings, report)
+        report = verify(store, release_id=release_id, full=full)
     if as_json:
         run.emit(_verify_json(report, fixed))
     else:
@@ -96,8 +99,8 @@ def verify_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id
         ctx.exit(1)
 
 
-def _repair(storage: Any, settings: Any, report: VerifyReport) -> RepairResult:
-    return repair(storage, settings.prefix, report, static_dir=settings.static_dir,
+def _repair(store: ReleaseStore, settings: Any, report: VerifyReport) -> RepairResult:
+    return repair(store, report, static_dir=settings.static_dir,
                   hash_cache_path=settings.hash_cache_path, strict=settings.strict,
                   static_url_path=settings.static_url_path)
 
@@ -140,7 +143,7 @@ def rollback_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_
         validate_release_id(release_id)
     storage = open_storage(settings)
     storage.check()
-    result = rollback(storage, settings.prefix, release_id=release_id,
+    result = rollback(ReleaseStore(storage, settings.prefix), release_id=release_id,
                       unsafe_no_conditional_writes=unsafe_no_conditional_writes)
     write_local_manifest(settings.manifest_path, result.doc)
     key = manifest_key(settings.prefix)
@@ -177,7 +180,7 @@ def prune_command(ctx: click.Context, /, as_json: bool, quiet: bool, keep: int, 
     grace_period = parse_duration(grace, "--grace")
     storage = open_storage(settings)
     storage.check()
-    result = prune(storage, settings.prefix, keep=keep, grace=grace_period,
+    result = prune(ReleaseStore(storage, settings.prefix), keep=keep, grace=grace_period,
                    dry_run=settings.dry_run, max_deletes=max_deletes, force=force)
     failed = bool(result.outcome and result.outcome.failures)
     if as_json:

@@ -126,6 +126,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
     """Fingerprint the static folder, upload new objects, record a release, publish the manifest."""
     # Imported here, not at the top: ``deploy.py --help`` needs none of the deploy machinery.
     from ..release.publish import deploy
+    from ..release.store import ReleaseStore
     from .reporting import ProgressReporter
 
     if quiet and verbose:
@@ -144,7 +145,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         tty=sys.stderr.isatty(), verbose_plan=settings.dry_run and not quiet, verbose=verbose,
     )
     result = deploy(
-        static_dir=settings.static_dir, prefix=settings.prefix, storage=storage,
+        static_dir=settings.static_dir, store=ReleaseStore(storage, settings.prefix),
         manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
         dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
         observer=reporter, filters=settings.filters, variants=settings.variant_settings,

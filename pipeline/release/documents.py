@@ -27,19 +27,14 @@ time as strings, and identical content shows the same suffix.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 
 from ..errors import ConfigError, ManifestError
-from ..keys import RELEASE_ID_RE, manifest_key, release_id_of, release_key
+from ..keys import RELEASE_ID_RE
 from ..manifest import Manifest, dump_json, parse_json
-from ..storage.base import RemoteObject, Storage
-
-#: Release documents read at once (each is one GET).
-_READ_WORKERS = 8
 
 
 def new_release_id(manifest: Manifest, *, now: datetime | None = None) -> str:
@@ -60,19 +55,6 @@ def validate_release_id(release_id: str) -> str:
             "(see `deploy.py releases`)"
         )
     return release_id
-
-
-def require_prefix(prefix: str) -> str:
-    """Refuse an empty or root prefix: the bucket root holds other prefixes' objects.
-
-    The CLI validates ``--prefix`` first; library callers get the same guard here.
-    """
-    if not prefix.strip("/ ") or prefix != prefix.strip("/"):
-        raise ConfigError(
-            f"prefix {prefix!r} is not usable: deploys, releases and prune need their own "
-            "prefix (e.g. 'static'), never the bucket root"
-        )
-    return prefix
 
 
 @dataclass(frozen=True)
@@ -155,40 +137,3 @@ class Current:
     @property
     def release_id(self) -> str | None:
         return self.doc.release_id if self.doc else None
-
-
-def read_current(storage: Storage, prefix: str) -> Current:
-    """The current manifest; an unreadable one counts as absent-with-ETag (it gets replaced)."""
-    key = manifest_key(prefix)
-    stored = storage.read(key)
-    if stored is None:
-        return Current(None, None, None)
-    try:
-        doc: ReleaseDoc | None = ReleaseDoc.from_json(stored.data, source=f"current manifest {key!r}")
-    except ManifestError:
-        doc = None
-    return Current(doc, stored.etag, stored.data)
-
-
-def read_release(storage: Storage, prefix: str, release_id: str) -> ReleaseDoc:
-    key = release_key(prefix, validate_release_id(release_id))
-    stored = storage.read(key)
-    if stored is None:
-        raise ConfigError(
-            f"release {release_id!r} does not exist in {storage.description} "
-            "(see `deploy.py releases`)"
-        )
-    return ReleaseDoc.from_json(stored.data, source=f"release {key!r}")
-
-
-def read_releases(storage: Storage, prefix: str, ids: Iterable[str]) -> dict[str, ReleaseDoc]:
-    """Several release documents, fetched concurrently (one GET each)."""
-    wanted = sorted(set(ids))
-    with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
-        docs = list(pool.map(lambda rid: read_release(storage, prefix, rid), wanted))
-    return dict(zip(wanted, docs))
-
-
-def release_ids(listing: Mapping[str, RemoteObject], prefix: str) -> list[str]:
-    """Ids of the release objects in a listing of ``prefix``, oldest first."""
-    return sorted(rid for key in listing if (rid := release_id_of(key, prefix)))

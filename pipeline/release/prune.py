@@ -58,11 +58,8 @@ from ..storage.base import DeleteOutcome, RemoteObject, Storage, UploadFailure
 from .documents import (
     Current,
     ReleaseDoc,
-    read_current,
-    read_releases,
-    release_ids,
-    require_prefix,
 )
+from .store import ReleaseStore, require_prefix
 
 #: Without ``--max-deletes``, refuse to delete more than this share of the objects.
 DEFAULT_LIMIT_SHARE = 0.25
@@ -158,24 +155,26 @@ def _older(remote: RemoteObject, cutoff: datetime) -> bool:
 
 
 def prune(
-    storage: Storage, prefix: str, *, keep: int, grace: timedelta, dry_run: bool = False,
+    store: ReleaseStore, *, keep: int, grace: timedelta, dry_run: bool = False,
     max_deletes: int | None = None, force: bool = False, now: datetime | None = None,
 ) -> PruneResult:
     """Delete what no kept release needs (see the module docstring); ``force`` also allows
     a ``grace`` under :data:`MIN_GRACE`."""
-    require_prefix(prefix)
+    store.require_prefix()
+    if keep < 1:  # the CLI says so too; a library caller must not delete every release
+        raise ConfigError(f"keep={keep}: prune keeps at least the newest release (keep >= 1)")
     check_grace(grace, force=force)
-    listing = storage.list_keys(prefix)
-    current = read_current(storage, prefix)
+    listing = store.list()
+    current = store.read_current()
     if current.doc is None:
         raise DeployError(
-            f"no readable manifest at {manifest_key(prefix)!r} in {storage.description}: "
+            f"no readable manifest at {store.manifest_key!r} in {store.description}: "
             "refusing to prune a prefix with nothing published (check --prefix)"
         )
-    ids = release_ids(listing, prefix)
-    kept = kept_releases(storage, prefix, ids, current, keep)
+    ids = store.release_ids(listing)
+    kept = kept_releases(store, ids, current, keep)
     cutoff = (now or datetime.now(UTC)) - grace
-    plan = plan_prune(listing, prefix, kept=kept, current=current, cutoff=cutoff,
+    plan = plan_prune(listing, store.prefix, kept=kept, current=current, cutoff=cutoff,
                       max_deletes=max_deletes)
     if dry_run or not plan.candidates:
         return PruneResult(plan, None, dry_run)
@@ -185,12 +184,12 @@ def prune(
             f"than the safety limit of {plan.limit}; check --prefix and --keep with --dry-run, "
             "then raise --max-deletes or pass --force"
         )
-    stale = _stale_done_records(listing, prefix, now or datetime.now(UTC))
-    with announced(storage, prefix, stale=stale) as started:
+    stale = _stale_done_records(listing, store.prefix, now or datetime.now(UTC))
+    with announced(store, stale=stale) as started:
         # The final check comes after the marker is stored: see the module docstring.
-        spared = _named_by_new_releases(storage, prefix, set(ids), current)
+        spared = _named_by_new_releases(store, set(ids), current)
         keys = [key for key in plan.candidates if key not in spared]
-        outcome = _delete_in_time(storage, keys, started)
+        outcome = _delete_in_time(store.storage, keys, started)
     return PruneResult(plan, outcome, dry_run)
 
 
@@ -208,7 +207,7 @@ def _hours(period: timedelta) -> str:
 
 
 @contextmanager
-def announced(storage: Storage, prefix: str, *, stale: Sequence[str] = ()) -> Iterator[float]:
+def announced(store: ReleaseStore, *, stale: Sequence[str] = ()) -> Iterator[float]:
     """Store a prune marker for the duration of the block; yield when it was written
     (``time.monotonic()`` just before the PUT, so the deadline errs early).
 
@@ -217,15 +216,16 @@ def announced(storage: Storage, prefix: str, *, stale: Sequence[str] = ()) -> It
     ``stale`` (old done records) are removed with the marker.
     """
     name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}.json"
-    key = f"{releases_prefix(prefix)}/{_MARKER_HEAD}{name}"
+    key = f"{store.releases_prefix}/{_MARKER_HEAD}{name}"
     body = json.dumps({"pruning": True, "window_seconds": PRUNE_WINDOW.total_seconds()})
     started = time.monotonic()
+    storage = store.storage
     storage.put_bytes(key, body.encode(), content_type="application/json",
                       cache_control="no-store")
     try:
         yield started
     finally:
-        storage.put_bytes(f"{releases_prefix(prefix)}/{_DONE_HEAD}{name}", b"{}",
+        storage.put_bytes(f"{store.releases_prefix}/{_DONE_HEAD}{name}", b"{}",
                           content_type="application/json", cache_control="no-store")
         storage.delete_keys([key, *stale])
 
@@ -283,22 +283,22 @@ def _delete_in_time(storage: Storage, keys: Sequence[str], started: float) -> De
 
 
 def kept_releases(
-    storage: Storage, prefix: str, ids: list[str], current: Current, keep: int
+    store: ReleaseStore, ids: list[str], current: Current, keep: int
 ) -> dict[str, ReleaseDoc]:
     """The newest ``keep`` releases plus the current one (after a rollback it may be older)."""
     wanted = set(ids[-keep:])
     if current.release_id in ids:
         wanted.add(current.release_id)
-    return read_releases(storage, prefix, wanted)
+    return store.read_releases(wanted)
 
 
 def _named_by_new_releases(
-    storage: Storage, prefix: str, known: set[str], current: Current
+    store: ReleaseStore, known: set[str], current: Current
 ) -> set[str]:
     """Keys named by releases (or a current manifest) that appeared since the listing."""
-    fresh = set(release_ids(storage.list_keys(releases_prefix(prefix)), prefix)) - known
-    now = read_current(storage, prefix)
-    docs = list(read_releases(storage, prefix, fresh).values())
+    fresh = set(store.release_ids(store.list_releases())) - known
+    now = store.read_current()
+    docs = list(store.read_releases(fresh).values())
     if now.data != current.data and now.doc is not None:
         docs.append(now.doc)
     return referenced_keys(docs)

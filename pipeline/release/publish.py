@@ -35,24 +35,16 @@ from ..build.fingerprint import FileStamp, HashCache
 from ..build.gitindex import clean_blob_ids
 from ..build.variants import VariantSettings
 from ..errors import ConfigError, ConflictError, DeployError, ManifestError
-from ..keys import manifest_key, release_key, releases_prefix
 from ..localfs import Ignored, LocalFile, check_writable, display_name, scan_files, write_atomic
-from ..manifest import Manifest
+from ..manifest import Entry, Manifest
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..pathfilter import PathFilter
 from ..storage.base import RemoteObject, Storage, Upload
 from ..validate import DEFAULT_STATIC_URL_PATH
-from .documents import (
-    Current,
-    ReleaseDoc,
-    make_release,
-    read_current,
-    release_ids,
-    require_prefix,
-)
+from .documents import Current, ReleaseDoc, make_release
 from .plan import Plan, PlannedFile, missing_keys, plan_deploy
 from .prune import PRUNE_WINDOW, live_markers, pruned_since
-from .store import point_current, require_conditional_writes, store_release
+from .store import ReleaseStore
 from .variant_step import (
     VariantPlan,
     encode_missing,
@@ -153,8 +145,7 @@ class DeployResult:
 def deploy(
     *,
     static_dir: Path,
-    prefix: str,
-    storage: Storage,
+    store: ReleaseStore,
     manifest_path: Path,
     hash_cache_path: Path | None,
     dry_run: bool = False,
@@ -167,7 +158,7 @@ def deploy(
     variant_cache: Path | None = None,
     static_url_path: str = DEFAULT_STATIC_URL_PATH,
 ) -> DeployResult:
-    """Publish ``static_dir`` to ``storage`` under ``prefix``; see the module docstring.
+    """Publish ``static_dir`` to ``store``; see the module docstring.
 
     When the files equal the current release, nothing is listed or written remotely:
     a release is only published once all its objects were confirmed, so there is
@@ -180,17 +171,18 @@ def deploy(
     uploaded and confirmed with everything else.
     """
     observer = observer or _Silent()
-    require_prefix(prefix)
+    store.require_prefix()
+    storage = store.storage
     scan = scan_files(static_dir, filters)
     files = scan.files
     if not dry_run:
         check_writable(manifest_path, "the local manifest")
     storage.check()
-    current = read_current(storage, prefix)
+    current = store.read_current()
     cache = HashCache(hash_cache_path)
     blobs = clean_blob_ids(static_dir)
     from_git = reuse_git_hashes(files, blobs, current.doc, cache)
-    built = build(files, prefix=prefix, cache=cache, strict=strict,
+    built = build(files, prefix=store.prefix, cache=cache, strict=strict,
                   static_url_path=static_url_path)
     for warning in built.warnings:
         observer.warned(warning)
@@ -198,27 +190,27 @@ def deploy(
     check_key_lengths(manifest)
     sources = {f.logical_path: f.path for f in files}
     cache_dir = variant_cache or manifest_path.parent / "variants"
-    vplan = plan_sources(manifest, sources, variants, prefix, cache_dir) if variants else None
+    vplan = plan_sources(manifest, sources, variants, store.prefix, cache_dir) if variants else None
     if vplan is not None:
         recorded = known_sizes(current.doc.manifest if current.doc else None)
         if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
             manifest = with_variants(manifest, vplan, recorded)
     if not relist and _is_current(current, manifest):
         same = _unchanged(current, manifest, sources, observer, cache, manifest_path,
-                          key=manifest_key(prefix), target=storage.description, dry_run=dry_run,
+                          key=store.manifest_key, target=store.description, dry_run=dry_run,
                           ignored=tuple(scan.ignored))
         return replace(same, hashes_from_git=from_git)
     if not dry_run:  # publishing relies on conditional writes: know before any work
-        require_conditional_writes(storage, prefix, unsafe=unsafe_no_conditional_writes)
+        store.require_conditional_writes(unsafe=unsafe_no_conditional_writes)
     started = time.monotonic()  # deletions after this are what confirm_release looks for
     hints = [e.key for e in manifest.files.values()] + sorted(vplan.keys() if vplan else ())
-    existing = storage.list_keys(prefix, hints=hints)
+    existing = store.list(hints=hints)
     known = dict(current.doc.etags) if current.doc else {}
     plan = plan_deploy(manifest, sources, existing, known_etags=known)
     observer.planned(plan)
-    ids = release_ids(existing, prefix)
+    ids = store.release_ids(existing)
     result = DeployResult(
-        manifest, plan, manifest_path, manifest_key(prefix), storage.description, dry_run,
+        manifest, plan, manifest_path, store.manifest_key, store.description, dry_run,
         current_release=current.release_id, ignored=tuple(scan.ignored),
         current_is_rollback=bool(current.release_id and ids and ids[-1] > current.release_id),
         hashes_from_git=from_git,
@@ -245,22 +237,22 @@ def deploy(
     missing = missing_keys(manifest, confirmed)
     if missing:
         raise DeployError(
-            f"{len(missing)} object(s) could not be confirmed in {storage.description}, "
+            f"{len(missing)} object(s) could not be confirmed in {store.description}, "
             f"first: {missing[0]}; the manifest was not published"
         )
     blobs_kept = git_blobs_to_record(static_dir, files, blobs, built.bodies)
-    doc, new = _release_for(storage, prefix, manifest, current, existing, confirmed, blobs_kept)
+    doc, new = _release_for(store, manifest, current, existing, confirmed, blobs_kept)
     # A failure here leaves the release object stored but not current. It is not deleted:
     # a concurrent deploy of the same files may be publishing this very release.
-    confirm_release(storage, prefix, manifest, by_key, observer, release_id=doc.release_id,
+    confirm_release(store, manifest, by_key, observer, release_id=doc.release_id,
                     started=started)
-    conflicts = point_current(storage, prefix, doc, expected=current, retry=True)
+    conflicts = store.point_current(doc, expected=current, retry=True)
     try:
         write_local_manifest(manifest_path, doc)
     except ManifestError as exc:
         raise DeployError(
             f"release {doc.release_id} is live, but {exc}; fix that and run the deploy again "
-            f"(it uploads nothing and writes the manifest), or download {manifest_key(prefix)!r} "
+            f"(it uploads nothing and writes the manifest), or download {store.manifest_key!r} "
             "from the target"
         ) from exc
     previous = current.release_id if doc.release_id != current.release_id else None
@@ -303,15 +295,14 @@ def check_key_lengths(manifest: Manifest) -> None:
 
 
 def _upload_for(item: PlannedFile, bodies: Mapping[str, bytes]) -> Upload:
-    return Upload(
-        key=item.entry.key,
-        source=item.source,
-        size=item.entry.size,
-        content_type=item.entry.content_type,
-        cache_control=IMMUTABLE_CACHE_CONTROL,
-        body=bodies.get(item.logical_path),
-        sha256=item.entry.hash,
-    )
+    return entry_upload(item.entry, item.source, bodies.get(item.logical_path))
+
+
+def entry_upload(entry: Entry, source: Path, body: bytes | None) -> Upload:
+    """The upload that stores a manifest entry's object (deploys and repairs alike)."""
+    return Upload(key=entry.key, source=source, size=entry.size,
+                  content_type=entry.content_type, cache_control=IMMUTABLE_CACHE_CONTROL,
+                  body=body, sha256=entry.hash)
 
 
 def _upload(storage: Storage, uploads: Sequence[Upload], observer: DeployObserver,
@@ -332,7 +323,7 @@ def _upload(storage: Storage, uploads: Sequence[Upload], observer: DeployObserve
 
 
 def confirm_release(
-    storage: Storage, prefix: str, manifest: Manifest, by_key: Mapping[str, Upload],
+    store: ReleaseStore, manifest: Manifest, by_key: Mapping[str, Upload],
     observer: DeployObserver, *, release_id: str | None, started: float,
 ) -> None:
     """After the release object is stored, make sure every object it names still exists.
@@ -343,36 +334,35 @@ def confirm_release(
     live prune markers, lists the whole prefix, re-uploads what is missing and lists
     again. Raises :class:`DeployError` if something is still missing.
     """
-    recent = storage.list_keys(releases_prefix(prefix))
-    since = _server_now(recent, prefix) - _seconds(time.monotonic() - started) - STAMP_SLACK
-    if not pruned_since(recent, prefix, since):
+    recent = store.list_releases()
+    since = _server_now(recent, store) - _seconds(time.monotonic() - started) - STAMP_SLACK
+    if not pruned_since(recent, store.prefix, since):
         return
-    listing = _listing_after_prunes(storage, prefix, list(by_key))
+    listing = _listing_after_prunes(store, list(by_key))
     missing = missing_keys(manifest, listing)
     if not missing:
         return
     observer.warned(f"{len(missing)} object(s) disappeared during the deploy (a concurrent "
                     f"prune?), first: {missing[0]}; uploading them again")
     # A variant this run did not upload has no local source here: the check below reports it.
-    _upload(storage, [by_key[key] for key in missing if key in by_key], observer)
-    still = missing_keys(manifest, _listing_after_prunes(storage, prefix, list(by_key)))
+    _upload(store.storage, [by_key[key] for key in missing if key in by_key], observer)
+    still = missing_keys(manifest, _listing_after_prunes(store, list(by_key)))
     if still:
         raise DeployError(
             f"{len(still)} object(s) of the new release keep disappearing from "
-            f"{storage.description}, first: {still[0]}; nothing was published, the previous "
+            f"{store.description}, first: {still[0]}; nothing was published, the previous "
             f"manifest is still current (release {release_id} was recorded but not made "
             "current; is a prune with --force running?)"
         )
 
 
-def _listing_after_prunes(storage: Storage, prefix: str, hints: list[str]
-                          ) -> dict[str, RemoteObject]:
+def _listing_after_prunes(store: ReleaseStore, hints: list[str]) -> dict[str, RemoteObject]:
     """One listing of the prefix taken when no prune marker is live (bounded wait)."""
     started = time.monotonic()
     while True:
-        listing = storage.list_keys(prefix, hints=hints)
+        listing = store.list(hints=hints)
         waited = time.monotonic() - started
-        live = live_markers(listing, prefix, _server_now(listing, prefix) + _seconds(waited))
+        live = live_markers(listing, store.prefix, _server_now(listing, store) + _seconds(waited))
         if not live:
             return listing
         if waited > PRUNE_WINDOW.total_seconds():
@@ -381,11 +371,11 @@ def _listing_after_prunes(storage: Storage, prefix: str, hints: list[str]
         time.sleep(MARKER_POLL_SECONDS)
 
 
-def _server_now(listing: Mapping[str, RemoteObject], prefix: str) -> datetime:
+def _server_now(listing: Mapping[str, RemoteObject], store: ReleaseStore) -> datetime:
     """The newest release object's ``LastModified``: usually ours, just written, so the
     server's clock, which also dates the markers. Without one, the local clock minus
     :data:`CLOCK_SKEW`, erring towards waiting."""
-    head = releases_prefix(prefix) + "/"
+    head = store.releases_prefix + "/"
     stamps = [remote.last_modified for key, remote in listing.items()
               if key.startswith(head) and remote.last_modified is not None]
     return max([*stamps, datetime.now(UTC) - CLOCK_SKEW])
@@ -420,17 +410,17 @@ def _unchanged(
 
 
 def _release_for(
-    storage: Storage, prefix: str, manifest: Manifest, current: Current,
+    store: ReleaseStore, manifest: Manifest, current: Current,
     existing: dict[str, RemoteObject], confirmed: dict[str, RemoteObject],
     git_blobs: dict[str, str],
 ) -> tuple[ReleaseDoc, bool]:
     """The current release again if nothing changed, else a newly stored one."""
     doc = current.doc
     if (doc is not None and doc.release_id is not None and doc.manifest == manifest
-            and release_key(prefix, doc.release_id) in existing):
+            and store.release_key(doc.release_id) in existing):
         return doc, False
     etags = {key: remote.etag for key, remote in confirmed.items()}
-    return store_release(storage, prefix, make_release(manifest, etags, git_blobs)), True
+    return store.store_release(make_release(manifest, etags, git_blobs)), True
 
 
 def git_blobs_to_record(static_dir: Path, files: list[LocalFile], blobs: dict[str, str],

@@ -16,9 +16,10 @@ from ..build.assemble import build
 from ..build.fingerprint import HashCache
 from ..errors import DeployError
 from ..localfs import collect_files
-from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..storage.base import Storage, Upload
 from ..validate import DEFAULT_STATIC_URL_PATH
+from .publish import entry_upload
+from .store import ReleaseStore
 from .verify import Problem, VerifyReport
 
 
@@ -29,7 +30,7 @@ class RepairResult:
 
 
 def repair(
-    storage: Storage, prefix: str, report: VerifyReport, *, static_dir: Path,
+    store: ReleaseStore, report: VerifyReport, *, static_dir: Path,
     hash_cache_path: Path | None, strict: bool = True,
     static_url_path: str = DEFAULT_STATIC_URL_PATH,
 ) -> RepairResult:
@@ -39,7 +40,7 @@ def repair(
         return RepairResult((), tuple(p for p in report.problems if not p.path))
     cache = HashCache(hash_cache_path)
     files = collect_files(static_dir)
-    built = build(files, prefix=prefix, cache=cache, strict=strict,
+    built = build(files, prefix=store.prefix, cache=cache, strict=strict,
                   static_url_path=static_url_path)
     sources = {f.logical_path: f.path for f in files}
     local = {entry.key: path for path, entry in built.manifest.files.items()}
@@ -49,12 +50,9 @@ def repair(
         if path is None:
             continue
         entry = built.manifest.files[path]
-        uploads.append(Upload(key=key, source=sources[path], size=entry.size,
-                              content_type=entry.content_type,
-                              cache_control=IMMUTABLE_CACHE_CONTROL,
-                              body=built.bodies.get(path), sha256=entry.hash))
+        uploads.append(entry_upload(entry, sources[path], built.bodies.get(path)))
     cache.save()
-    _upload(storage, uploads)
+    _upload(store.storage, uploads)
     done = {u.key for u in uploads}
     left = [p for p in report.problems if p.key not in done]
     return RepairResult(tuple(sorted(done)), tuple(left))

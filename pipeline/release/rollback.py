@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import DeployError
-from ..storage.base import Storage
-from .documents import Current, ReleaseDoc, read_current, read_release, release_ids
-from .store import point_current, require_conditional_writes
+from .documents import Current, ReleaseDoc
+from .store import ReleaseStore
 from .verify import listing_problems, unique_entries
 
 
@@ -26,13 +25,13 @@ class RollbackResult:
     changed: bool
 
 
-def rollback(storage: Storage, prefix: str, *, release_id: str | None = None,
+def rollback(store: ReleaseStore, *, release_id: str | None = None,
              unsafe_no_conditional_writes: bool = False) -> RollbackResult:
-    require_conditional_writes(storage, prefix, unsafe=unsafe_no_conditional_writes)
-    listing = storage.list_keys(prefix)
-    current = read_current(storage, prefix)
-    target = release_id or previous_release(release_ids(listing, prefix), current)
-    doc = read_release(storage, prefix, target)
+    store.require_conditional_writes(unsafe=unsafe_no_conditional_writes)
+    listing = store.list()
+    current = store.read_current()
+    target = release_id or previous_release(store.release_ids(listing), current)
+    doc = store.read_release(target)
     entries = unique_entries(doc)
     problems = list(listing_problems(entries, listing, doc.etags))
     if problems:
@@ -44,7 +43,7 @@ def rollback(storage: Storage, prefix: str, *, release_id: str | None = None,
         )
     if current.data == doc.to_json():
         return RollbackResult(doc, current.release_id, changed=False)
-    point_current(storage, prefix, doc, expected=current, retry=False)
+    store.point_current(doc, expected=current, retry=False)
     return RollbackResult(doc, current.release_id, changed=True)
 
 

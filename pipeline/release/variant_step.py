@@ -25,6 +25,7 @@ from ..build.variants import (
     plan_variants,
 )
 from ..errors import ImageSourceError
+from ..keys import object_key
 from ..localfs import write_atomic
 from ..manifest import Entry, Manifest, Variant
 from ..media_types import IMMUTABLE_CACHE_CONTROL
@@ -48,7 +49,7 @@ class VariantPlan:
     sources: tuple[SourcePlan, ...]
 
     def key(self, spec: VariantSpec) -> str:
-        return f"{self.prefix}/{spec.key}" if self.prefix else spec.key
+        return object_key(self.prefix, spec.key)
 
     def keys(self) -> set[str]:
         return {self.key(spec) for source in self.sources for spec in source.specs}

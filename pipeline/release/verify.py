@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import ConfigError
-from ..keys import manifest_key, release_key
 from ..manifest import Entry
 from ..media_types import IMMUTABLE_CACHE_CONTROL
-from ..storage.base import ObjectInfo, RemoteObject, Storage
-from .documents import ReleaseDoc, read_current, read_release
+from ..storage.base import ObjectInfo, RemoteObject
+from .documents import ReleaseDoc
+from .store import ReleaseStore
 
 #: Objects HEADed at random besides those modified after their release.
 SAMPLE_SIZE = 32
@@ -72,29 +72,29 @@ class VerifyReport:
 
 
 def verify(
-    storage: Storage, prefix: str, *, release_id: str | None = None, full: bool = False,
+    store: ReleaseStore, *, release_id: str | None = None, full: bool = False,
     sample: int = SAMPLE_SIZE,
 ) -> VerifyReport:
     """Check the release ``release_id`` (default: the current manifest) against storage."""
-    current = read_current(storage, prefix)
+    current = store.read_current()
     if release_id is None:
         if current.doc is None:
             # A usage problem, not a failed check: usually a wrong --prefix or bucket.
             raise ConfigError(
-                f"no manifest at {manifest_key(prefix)!r} in {storage.description}: nothing "
+                f"no manifest at {store.manifest_key!r} in {store.description}: nothing "
                 "is deployed under this prefix; check --prefix/--bucket, deploy first, or "
                 "pass --release ID (`deploy.py releases`)"
             )
         doc = current.doc
     else:
-        doc = read_release(storage, prefix, release_id)
+        doc = store.read_release(release_id)
     entries = unique_entries(doc)
-    listing = storage.list_keys(prefix, hints=list(entries))
-    problems = list(_release_problems(doc, prefix, listing, is_current=release_id is None))
+    listing = store.list(hints=list(entries))
+    problems = list(_release_problems(doc, store, listing, is_current=release_id is None))
     problems += listing_problems(entries, listing, doc.etags)
     present = [key for key in entries if _listed_intact(key, entries, listing)]
-    to_inspect = _choose_inspections(storage, doc, prefix, present, listing, full, sample)
-    found = storage.inspect(to_inspect, content=full)
+    to_inspect = _choose_inspections(store, doc, present, listing, full, sample)
+    found = store.storage.inspect(to_inspect, content=full)
     problems += inspection_problems(entries, found, doc.etags)
     # Bytes that hash to the manifest's SHA-256 are right whatever ETag was recorded
     # (a repaired object replacing one stored with the wrong bytes has a new ETag).
@@ -114,11 +114,12 @@ def unique_entries(doc: ReleaseDoc) -> dict[str, tuple[str, Entry]]:
 
 
 def _release_problems(
-    doc: ReleaseDoc, prefix: str, listing: Mapping[str, RemoteObject], *, is_current: bool
+    doc: ReleaseDoc, store: ReleaseStore, listing: Mapping[str, RemoteObject], *,
+    is_current: bool,
 ) -> Iterable[Problem]:
     """The current manifest must point at a release object that exists."""
     if is_current and doc.release_id is not None:
-        key = release_key(prefix, doc.release_id)
+        key = store.release_key(doc.release_id)
         if key not in listing:
             yield Problem(key, "", "release object missing (the current manifest names it)")
 
@@ -144,21 +145,22 @@ def _listed_intact(key: str, entries: Mapping[str, tuple[str, Entry]],
 
 
 def _choose_inspections(
-    storage: Storage, doc: ReleaseDoc, prefix: str, present: list[str],
+    store: ReleaseStore, doc: ReleaseDoc, present: list[str],
     listing: Mapping[str, RemoteObject], full: bool, sample: int,
 ) -> list[str]:
     """Every present key without listing ETags or with ``full``; else touched + a sample."""
-    if full or not storage.listing_has_etags:
+    if full or not store.storage.listing_has_etags:
         return present
-    since = _recorded_at(doc, prefix, listing)
+    since = _recorded_at(doc, store, listing)
     touched = [key for key in present if since is None or _modified_since(listing[key], since)]
     rest = sorted(set(present) - set(touched))
     return touched + random.sample(rest, min(sample, len(rest)))
 
 
-def _recorded_at(doc: ReleaseDoc, prefix: str, listing: Mapping[str, RemoteObject]) -> datetime | None:
+def _recorded_at(doc: ReleaseDoc, store: ReleaseStore, listing: Mapping[str, RemoteObject]
+                 ) -> datetime | None:
     """When the release was written, by the server's clock (its object's LastModified)."""
-    key = release_key(prefix, doc.release_id) if doc.release_id else manifest_key(prefix)
+    key = store.release_key(doc.release_id) if doc.release_id else store.manifest_key
     remote = listing.get(key)
     return remote.last_modified if remote is not None else None
 
