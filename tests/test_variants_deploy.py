@@ -172,3 +172,19 @@ def test_bad_widths_in_pyproject_exit_2(tmp_path: Path, value: str) -> None:
                             check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "variant" in result.stderr
+
+
+def test_verify_reports_a_missing_variant(capsys: Any, s3: S3Env, tmp_path: Path) -> None:
+    from pipeline.cli.main import main
+
+    static = make_static(tmp_path)
+    manifest_path = tmp_path / "a" / "manifest.json"
+    deploy(capsys, s3, tmp_path, static, manifest_path)
+    target = ["--bucket", s3.bucket, "--endpoint-url", s3.endpoint]
+    assert main(["verify", *target]) == 0
+    variants = json.loads(manifest_path.read_text())["files"]["img/photo.jpg"]["variants"]
+    s3.client.delete_object(Bucket=s3.bucket, Key=variants[0]["key"])
+    capsys.readouterr()
+    assert main(["verify", *target]) == 1
+    output = capsys.readouterr()
+    assert variants[0]["key"] in output.out + output.err and "variant missing" in output.out + output.err

@@ -89,9 +89,11 @@ def verify(
     else:
         doc = store.read_release(release_id)
     entries = unique_entries(doc)
-    listing = store.list(hints=list(entries))
+    listing = store.list(hints=[*entries, *(
+        v.key for entry in doc.manifest.files.values() for v in entry.variants)])
     problems = list(_release_problems(doc, store, listing, is_current=release_id is None))
     problems += listing_problems(entries, listing, doc.etags)
+    problems += variant_problems(doc, listing)
     present = [key for key in entries if _listed_intact(key, entries, listing)]
     to_inspect = _choose_inspections(store, doc, present, listing, full, sample)
     found = store.storage.inspect(to_inspect, content=full)
@@ -136,6 +138,19 @@ def listing_problems(
             yield Problem(key, path, "wrong size", str(entry.size), str(remote.size))
         elif remote.etag and etags.get(key) and remote.etag != etags[key]:
             yield Problem(key, path, ETAG_MISMATCH, etags[key], remote.etag)
+
+
+def variant_problems(doc: ReleaseDoc, listing: Mapping[str, RemoteObject]) -> Iterable[Problem]:
+    """Image variants the release names, checked by the listing (presence and size). Their
+    bytes have no recorded hash to inspect; a re-deploy with ``--relist`` makes them again."""
+    for path, entry in sorted(doc.manifest.files.items()):
+        for variant in entry.variants:
+            remote = listing.get(variant.key)
+            if remote is None:
+                yield Problem(variant.key, path, "variant missing (deploy --relist makes it)")
+            elif remote.size != variant.size:
+                yield Problem(variant.key, path, "variant of the wrong size",
+                              str(variant.size), str(remote.size))
 
 
 def _listed_intact(key: str, entries: Mapping[str, tuple[str, Entry]],
