@@ -111,7 +111,7 @@ DISTRIBUTION = "flask-cdn-pipeline"
 @click.option("--variant-formats", metavar="F,F", help="Modern variant formats among avif,webp [default: avif,webp].")
 @click.option("--variant-include", multiple=True, metavar="GLOB", help="Make variants only of images matching GLOB (repeatable) [default: all].")
 @click.option("--variant-exclude", multiple=True, metavar="GLOB", help="Make no variants of images matching GLOB (repeatable).")
-@click.option("--variant-cache", type=click.Path(file_okay=False), help="Folder of encoded variants, by key [CDN_VARIANT_CACHE; default: variants/ beside the manifest].")
+@click.option("--variant-cache", type=click.Path(file_okay=False), help="Folder of encoded variants, by key [CDN_VARIANT_CACHE; default: build/variants].")
 @click.option("--no-strict", is_flag=True, help="A CSS url() to a missing file is a warning, not an error.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (new/unchanged per file, what is left out and why); upload and write nothing.")
 @click.option("--relist", is_flag=True, help="List the bucket even when nothing changed since the current release (re-uploads objects deleted behind the deploy's back; `verify` reports them).")
@@ -298,7 +298,7 @@ LAZY_COMMANDS = {
     "rollback": "pipeline.cli.commands:rollback_command",
     "prune": "pipeline.cli.commands:prune_command",
     "private": "pipeline.cli.commands:private_command",
-    "serve": "pipeline.cli.main.serve:serve_command",
+    "serve": "pipeline.cli.serve:serve_command",
 }
 COMMAND_NAMES = frozenset({"deploy", *LAZY_COMMANDS})
 
