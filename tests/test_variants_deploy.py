@@ -37,8 +37,10 @@ def make_static(root: Path) -> Path:
 
 def deploy(capsys: Any, s3: S3Env, tmp_path: Path, static: Path, manifest: Path,
            *extra: str) -> dict[str, Any]:
+    """Deploy as a machine whose build folder holds ``manifest`` (its own variant cache)."""
+    cache = ["--variant-cache", str(manifest.parent / "variants")]
     code, out = run_json(capsys, [*target_args(s3, tmp_path, static, manifest=manifest),
-                                  *WIDTHS, *extra])
+                                  *WIDTHS, *cache, *extra])
     assert code == 0, out
     return out
 

@@ -28,6 +28,7 @@ from .pyproject import ProjectConfig
 DEFAULT_STATIC_DIR = Path("static")
 DEFAULT_PREFIX = "static"
 DEFAULT_HASH_CACHE_PATH = Path("build/.cdn-hash-cache.json")
+DEFAULT_VARIANT_CACHE = Path("build/variants")
 #: The embedded default target: a folder laid out like the bucket.
 DEFAULT_EMBEDDED_DIR = Path("build/cdn")
 DEFAULT_WORKERS = 16
@@ -82,8 +83,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("variant_formats", "--variant-formats", (), "words"),
     Option("variant_include", "--variant-include", (), "patterns", ()),
     Option("variant_exclude", "--variant-exclude", (), "patterns", ()),
-    #: Encoded variants by key (default: ``variants/`` beside the local manifest).
-    Option("variant_cache", "--variant-cache", ("CDN_VARIANT_CACHE",), "path"),
+    #: Encoded variants by key; the Flask extension's dev route caches into the same folder.
+    Option("variant_cache", "--variant-cache", ("CDN_VARIANT_CACHE",), "path",
+           DEFAULT_VARIANT_CACHE),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
