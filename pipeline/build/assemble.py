@@ -91,7 +91,8 @@ def build(
         if path in css.files:
             rewritten = css.files[path]
             entries[path] = Entry(
-                key=object_key(prefix, hashed_name(path, rewritten.name_hash)), hash=rewritten.sha256,
+                key=object_key(prefix, hashed_name(path, rewritten.name_hash)),
+                hash=rewritten.sha256,
                 size=len(rewritten.content), content_type=content_type,
                 integrity=sri_hash(rewritten.content),
             )
@@ -143,8 +144,8 @@ def _hash_all(files: list[LocalFile], cache: HashCache) -> dict[str, str]:
     workers = max(1, min(_HASH_WORKERS, os.cpu_count() or 1, len(stale)))
     slices = [stale[i::workers] for i in range(workers)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for part, digests in zip(slices, pool.map(_hash_slice, slices)):
-            for item, digest in zip(part, digests):
+        for part, digests in zip(slices, pool.map(_hash_slice, slices), strict=True):
+            for item, digest in zip(part, digests, strict=True):
                 hashes[item.logical_path] = digest
                 cache.put(item.path, FileStamp(item.size, item.mtime_ns), digest)
     return hashes

@@ -7,6 +7,7 @@ uploaded twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -124,8 +125,6 @@ class HashCache:
                                  and not self._forgotten):
             return  # nothing new to remember
         payload = {"version": self._VERSION, "entries": dict(sorted(self._new.items()))}
-        try:
+        with contextlib.suppress(OSError):
             write_atomic(self.path, json.dumps(payload, separators=(",", ":")).encode())
-        except OSError:
-            pass
 

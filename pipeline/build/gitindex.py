@@ -195,7 +195,7 @@ def _git_all(folder: Path, commands: Sequence[Sequence[str]],
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    for proc, args, codes in zip(procs, commands, allowed):
+    for proc, args, codes in zip(procs, commands, allowed, strict=True):
         if proc.returncode not in codes:
             raise subprocess.SubprocessError(f"git {args[0]} exited {proc.returncode}")
     return outputs

@@ -143,9 +143,8 @@ def rewrite_comment(
     it names is not deployed.
     """
     pattern = _CSS_COMMENT if is_css(path) else _JS_COMMENT
-    match = None
-    for match in pattern.finditer(text):
-        pass  # browsers use the last one
+    matches = list(pattern.finditer(text))
+    match = matches[-1] if matches else None  # browsers use the last one
     if match is None:
         return text, None
     url = match["url"]

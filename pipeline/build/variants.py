@@ -16,7 +16,7 @@ Integration (intended API, for the deploy planner and the dev server)
 Deploy planner, per file the fingerprint step already hashed::
 
     if is_candidate(logical, settings):                       # by name and globs, no I/O
-        info = variant_codec.probe(path, settings)             # header only; bomb -> ImageSourceError
+        info = variant_codec.probe(path, settings)             # header only; bomb: ImageSourceError
         specs = plan_variants(sha256_hex, info, settings)      # [] when skipped (tiny, animated)
         missing = missing_specs(specs, bucket_keys)            # the one listing decides
         if missing:
@@ -79,7 +79,9 @@ class _Sized(Protocol):
 
 V = TypeVar("V", bound=_Sized)
 
-_KEY_RE = re.compile(r"^_v/([0-9a-f]{2})/([0-9a-f]{16})\.(\d{1,5})w\.([0-9a-f]{10})\.(avif|webp|jpg|png)$")
+_KEY_RE = re.compile(
+    r"^_v/([0-9a-f]{2})/([0-9a-f]{16})\.(\d{1,5})w\.([0-9a-f]{10})\.(avif|webp|jpg|png)$"
+)
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,9 @@ def scaled_height(info: SourceInfo, width: int) -> int:
     return max(1, round(info.height * width / info.width))
 
 
-def plan_variants(source_hash: str, info: SourceInfo, settings: VariantSettings) -> list[VariantSpec]:
+def plan_variants(
+    source_hash: str, info: SourceInfo, settings: VariantSettings
+) -> list[VariantSpec]:
     """Every variant of one source, modern formats first then the fallback, per width ascending.
 
     Pure and deterministic: the same source bytes and settings give the same keys anywhere."""
@@ -265,7 +269,9 @@ def usable(variants: Sequence[V]) -> list[V]:
             or v.size < fallback_size.get(v.width, v.size + 1)]
 
 
-def missing_specs(specs: Iterable[VariantSpec], existing_keys: Iterable[str] | set[str]) -> list[VariantSpec]:
+def missing_specs(
+    specs: Iterable[VariantSpec], existing_keys: Iterable[str] | set[str]
+) -> list[VariantSpec]:
     """The planned variants whose key is not in ``existing_keys`` (a listing, a cache): decided
     per key. Every planned variant is stored, dropped ones too (see :func:`usable`), so a key
     that is absent really is missing: an interrupted upload or a deleted object is made again."""

@@ -54,8 +54,9 @@ def releases_command(ctx: click.Context, /, as_json: bool, quiet: bool, **option
     ids = store.release_ids(store.list())
     docs = store.read_releases(ids)
     current = store.read_current().release_id
-    rows: list[dict[str, Any]] = [{"id": rid, "created": docs[rid].created, "files": len(docs[rid].manifest),
-             "bytes": docs[rid].manifest.total_bytes, "current": rid == current} for rid in ids]
+    rows: list[dict[str, Any]] = [
+        {"id": rid, "created": docs[rid].created, "files": len(docs[rid].manifest),
+         "bytes": docs[rid].manifest.total_bytes, "current": rid == current} for rid in ids]
     if as_json:
         run.emit({"target": storage.description, "current": current, "releases": rows})
         return
@@ -71,9 +72,13 @@ def releases_command(ctx: click.Context, /, as_json: bool, quiet: bool, **option
 
 @click.command("verify", context_settings=_CONTEXT)
 @common_options(WORKERS_OPTION, STATIC_DIR_OPTION, STATIC_URL_PATH_OPTION)
-@click.option("--release", "release_id", metavar="ID", help="Check this release instead of the current one.")
-@click.option("--repair", is_flag=True, help="Re-upload missing or wrong objects from --static-dir.")
-@click.option("--full", is_flag=True, help="Check every object's headers and download it to compare its SHA-256, not a sample.")
+@click.option("--release", "release_id", metavar="ID",
+              help="Check this release instead of the current one.")
+@click.option("--repair", is_flag=True,
+              help="Re-upload missing or wrong objects from --static-dir.")
+@click.option("--full", is_flag=True,
+              help="Check every object's headers and download it to compare its SHA-256, not a "
+                   "sample.")
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache for --repair.")
 @click.pass_context
 def verify_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id: str | None,
@@ -163,10 +168,13 @@ def rollback_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_
 
 @click.command("prune", context_settings=_CONTEXT)
 @common_options()
-@click.option("--keep", default=5, show_default=True, help="Keep the objects of the newest N releases.")
-@click.option("--grace", default="7d", show_default=True, help="Never delete objects written more recently (7d, 12h, 30m).")
+@click.option("--keep", default=5, show_default=True,
+              help="Keep the objects of the newest N releases.")
+@click.option("--grace", default="7d", show_default=True,
+              help="Never delete objects written more recently (7d, 12h, 30m).")
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
-@click.option("--max-deletes", type=int, help="Safety limit on deletions [default: 25% of the objects].")
+@click.option("--max-deletes", type=int,
+              help="Safety limit on deletions [default: 25% of the objects].")
 @click.option("--force", is_flag=True, help="Delete even past the safety limit.")
 @click.pass_context
 def prune_command(ctx: click.Context, /, as_json: bool, quiet: bool, keep: int, grace: str,
@@ -278,7 +286,8 @@ def private_command(ctx: click.Context, /, as_json: bool, quiet: bool, folder: s
 def _private_prefix(value: str, *, public: str) -> str:
     prefix = validate_prefix(value)
     if not prefix:
-        raise ConfigError("--private-prefix must not be empty: private images need their own prefix")
+        raise ConfigError("--private-prefix must not be empty: private images need their own "
+                          "prefix")
     if not public or prefix == public or prefix.startswith(public + "/") \
             or public.startswith(prefix + "/"):
         raise ConfigError(f"--private-prefix {prefix!r} overlaps the public prefix "

@@ -30,20 +30,34 @@ _Decorator = Callable[[Any], Any]
 
 #: Where the objects go: every command takes these.
 TARGET_OPTIONS: list[_Decorator] = [
-    click.option("--bucket", help="Target bucket [CDN_BUCKET]. Without one, the embedded default folder is used."),
+    click.option("--bucket",
+                 help="Target bucket [CDN_BUCKET]. Without one, the embedded default folder is "
+                      "used."),
     click.option("--prefix", help="Key prefix in the bucket [CDN_PREFIX; default: static]."),
-    click.option("--endpoint-url", help="S3-compatible endpoint, e.g. MinIO or R2 [AWS_ENDPOINT_URL]."),
+    click.option("--endpoint-url",
+                 help="S3-compatible endpoint, e.g. MinIO or R2 [AWS_ENDPOINT_URL]."),
     click.option("--region", help="Bucket region [AWS_REGION]."),
-    click.option("--target-dir", type=click.Path(file_okay=False), help="Publish to this folder instead of a bucket [CDN_TARGET_DIR]."),
-    click.option("--max-attempts", type=int, help="Tries per request before giving up (1-20) [CDN_MAX_ATTEMPTS; default: 6]."),
+    click.option("--target-dir", type=click.Path(file_okay=False),
+                 help="Publish to this folder instead of a bucket [CDN_TARGET_DIR]."),
+    click.option("--max-attempts", type=int,
+                 help="Tries per request before giving up (1-20) [CDN_MAX_ATTEMPTS; default: 6]."),
 ]
 #: Options some commands use; the others accept them hidden (one set of flags or
 #: CI variables can drive every command), so each help lists only what applies.
 _SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "workers": (("--workers",), {"type": int, "help": "Concurrent requests (1-64) [CDN_WORKERS; default: 16]."}),
-    "static_dir": (("--static-dir",), {"type": click.Path(file_okay=False), "help": "Folder to deploy [CDN_STATIC_DIR; default: static]."}),
-    "manifest": (("--manifest",), {"type": click.Path(dir_okay=False), "help": "Where to write the local manifest [CDN_MANIFEST; default: build/cdn-manifest.json]."}),
-    "static_url_path": (("--static-url-path",), {"metavar": "PATH", "help": "Where the app serves the static folder (Flask's static_url_path): a CSS url(/static/...) names a file in it [CDN_STATIC_URL_PATH; default: /static]."}),
+    "workers": (("--workers",), {
+        "type": int, "help": "Concurrent requests (1-64) [CDN_WORKERS; default: 16]."}),
+    "static_dir": (("--static-dir",), {
+        "type": click.Path(file_okay=False),
+        "help": "Folder to deploy [CDN_STATIC_DIR; default: static]."}),
+    "manifest": (("--manifest",), {
+        "type": click.Path(dir_okay=False),
+        "help": "Where to write the local manifest [CDN_MANIFEST; default: "
+                "build/cdn-manifest.json]."}),
+    "static_url_path": (("--static-url-path",), {
+        "metavar": "PATH",
+        "help": "Where the app serves the static folder (Flask's static_url_path): a CSS "
+                "url(/static/...) names a file in it [CDN_STATIC_URL_PATH; default: /static]."}),
     "cdn_url": (("--cdn-url",), {"help": "Public base URL of the CDN, for the summary [CDN_URL]."}),
 }
 WORKERS_OPTION, STATIC_DIR_OPTION, MANIFEST_OPTION = "workers", "static_dir", "manifest"
@@ -51,7 +65,8 @@ CDN_URL_OPTION, STATIC_URL_PATH_OPTION = "cdn_url", "static_url_path"
 
 
 OUTPUT_OPTIONS: list[_Decorator] = [
-    click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."),
+    click.option("--json", "as_json", is_flag=True,
+                 help="Print exactly one JSON object on stdout."),
     click.option("-q", "--quiet", is_flag=True, help="No progress output or notes."),
 ]
 
@@ -112,7 +127,8 @@ APP_LAYERS = "flask_cdn_pipeline.app_layers"
 
 def resolve_for(ctx: click.Context, options: Mapping[str, Any]) -> DeploySettings:
     """The command's settings: flags, environment, the project's pyproject table, defaults."""
-    env: Mapping[str, str] = ctx.obj.get("env", os.environ) if isinstance(ctx.obj, dict) else os.environ
+    obj = ctx.obj
+    env: Mapping[str, str] = obj.get("env", os.environ) if isinstance(obj, dict) else os.environ
     above, below = ctx.meta.get(APP_LAYERS, (None, None))
     return resolve_settings(options, env, project=load_project_config(Path.cwd(), TABLE_KEYS),
                             above_env=above, below_project=below)

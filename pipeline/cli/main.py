@@ -100,25 +100,48 @@ DISTRIBUTION = "flask-cdn-pipeline"
                       "[tool.flask-cdn-pipeline] table of pyproject.toml: see --show-config.")
 @common_options(WORKERS_OPTION, STATIC_DIR_OPTION, STATIC_URL_PATH_OPTION, MANIFEST_OPTION,
                 CDN_URL_OPTION)
-@click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache file [default: build/.cdn-hash-cache.json].")
+@click.option("--hash-cache", type=click.Path(dir_okay=False),
+              help="Hash cache file [default: build/.cdn-hash-cache.json].")
 @click.option("--no-hash-cache", is_flag=True, help="Re-hash every file.")
-@click.option("--assets", type=click.Path(dir_okay=False), help="Python file whose BUNDLES (webassets) are built into the static folder first [CDN_ASSETS; default: none].")
+@click.option("--assets", type=click.Path(dir_okay=False),
+              help="Python file whose BUNDLES (webassets) are built into the static folder first "
+                   "[CDN_ASSETS; default: none].")
 @click.option("--no-assets", is_flag=True, help="Build no bundles, even if configured.")
-@click.option("--include", multiple=True, metavar="GLOB", help="Deploy only files matching GLOB (repeatable; gitignore-like, '**' for any folders).")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files and folders matching GLOB (repeatable; e.g. '*.psd', 'drafts/').")
-@click.option("--variants/--no-variants", default=None, help="Make responsive image variants (AVIF, WebP, a JPEG/PNG fallback per width) of raster images [default: off].")
-@click.option("--variant-widths", metavar="W,W,...", help="Variant widths in px [default: 320,640,960,1280,1920,2560].")
-@click.option("--variant-formats", metavar="F,F", help="Modern variant formats among avif,webp [default: avif,webp].")
-@click.option("--variant-include", multiple=True, metavar="GLOB", help="Make variants only of images matching GLOB (repeatable) [default: all].")
-@click.option("--variant-exclude", multiple=True, metavar="GLOB", help="Make no variants of images matching GLOB (repeatable).")
-@click.option("--variant-cache", type=click.Path(file_okay=False), help="Folder of encoded variants, by key [CDN_VARIANT_CACHE; default: build/variants].")
-@click.option("--no-strict", is_flag=True, help="A CSS url() to a missing file is a warning, not an error.")
-@click.option("--dry-run", is_flag=True, help="Print the plan (new/unchanged per file, what is left out and why); upload and write nothing.")
-@click.option("--relist", is_flag=True, help="List the bucket even when nothing changed since the current release (re-uploads objects deleted behind the deploy's back; `verify` reports them).")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="Deploy only files matching GLOB (repeatable; gitignore-like, '**' for any "
+                   "folders).")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Leave out files and folders matching GLOB (repeatable; e.g. '*.psd', "
+                   "'drafts/').")
+@click.option("--variants/--no-variants", default=None,
+              help="Make responsive image variants (AVIF, WebP, a JPEG/PNG fallback per width) of "
+                   "raster images [default: off].")
+@click.option("--variant-widths", metavar="W,W,...",
+              help="Variant widths in px [default: 320,640,960,1280,1920,2560].")
+@click.option("--variant-formats", metavar="F,F",
+              help="Modern variant formats among avif,webp [default: avif,webp].")
+@click.option("--variant-include", multiple=True, metavar="GLOB",
+              help="Make variants only of images matching GLOB (repeatable) [default: all].")
+@click.option("--variant-exclude", multiple=True, metavar="GLOB",
+              help="Make no variants of images matching GLOB (repeatable).")
+@click.option("--variant-cache", type=click.Path(file_okay=False),
+              help="Folder of encoded variants, by key [CDN_VARIANT_CACHE; default: "
+                   "build/variants].")
+@click.option("--no-strict", is_flag=True,
+              help="A CSS url() to a missing file is a warning, not an error.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (new/unchanged per file, what is left out and why); upload and "
+                   "write nothing.")
+@click.option("--relist", is_flag=True,
+              help="List the bucket even when nothing changed since the current release "
+                   "(re-uploads objects deleted behind the deploy's back; `verify` reports them).")
 @INVALIDATE_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="One progress line per uploaded file.")
-@click.option("--show-config", is_flag=True, help="Print every setting and where it came from (flag, environment, pyproject.toml, default); deploy nothing.")
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version, help="Print the version and exit.")
+@click.option("--show-config", is_flag=True,
+              help="Print every setting and where it came from (flag, environment, pyproject.toml,"
+                   " default); deploy nothing.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the version and exit.")
 @UNSAFE_WRITES_OPTION
 @click.pass_context
 def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: bool,
@@ -277,7 +300,8 @@ def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
         click.echo(f"CloudFront invalidation: {invalidation}")
     if settings.cdn_url and result.manifest.files:
         first = next(iter(sorted(result.manifest.files)))
-        click.echo(f"Example: {first} -> {cdn_url(settings.cdn_url, result.manifest.files[first].key)}")
+        example = cdn_url(settings.cdn_url, result.manifest.files[first].key)
+        click.echo(f"Example: {first} -> {example}")
 
 
 def _live_change(result: DeployResult) -> str:
@@ -358,7 +382,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
 
 
 def report_failure(as_json: bool, message: str, code: int) -> int:
-    """Say what failed (one line on stderr; with ``--json`` also the JSON object); return ``code``."""
+    """Say what failed (one line on stderr; with ``--json`` also the JSON object);
+    return ``code``."""
     if as_json:
         click.echo(json.dumps({"error": message, "exit_code": code}, sort_keys=True))
     click.echo(f"error: {message}", err=True)

@@ -5,9 +5,9 @@ directory or one of its parents (the search stops there, even if that file has n
 table). Relative paths in the table are resolved against the folder of that
 ``pyproject.toml``, so the deploy does the same thing from any subfolder.
 
-Only the keys the caller lists (:data:`pipeline.cli.settings.TABLE_KEYS`) are accepted, each with one TOML type: a typo
-(``statc-dir``) or a wrong type (``workers = "8"``) is a :class:`ConfigError`
-naming the key and the file, never a silently ignored setting.
+Only the keys the caller lists (:data:`pipeline.cli.settings.TABLE_KEYS`) are accepted,
+each with one TOML type: a typo (``statc-dir``) or a wrong type (``workers = "8"``) is a
+:class:`ConfigError` naming the key and the file, never a silently ignored setting.
 """
 
 from __future__ import annotations

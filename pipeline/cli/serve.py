@@ -1,4 +1,5 @@
-"""``deploy.py serve`` / ``flask cdn serve``: the embedded default's folder as a CDN origin on loopback.
+"""``deploy.py serve`` / ``flask cdn serve``: the embedded default's folder as a CDN origin
+on loopback.
 
 ``python -m http.server`` is not enough for the README's recipe: the site's
 ``<link>``/``<script>`` tags carry ``integrity`` with ``crossorigin="anonymous"``,

@@ -177,4 +177,5 @@ def print_report(report: Mapping[str, Any]) -> None:
     click.echo(f"Strict: {'on' if report['strict'] else 'off'}; "
                f"reload on change: {'on' if report['reload'] else 'off'}")
     for name, url in report["lookups"].items():
-        click.echo(f"{name} -> {url if url is not None else 'not in the manifest (served locally)'}")
+        shown = url if url is not None else "not in the manifest (served locally)"
+        click.echo(f"{name} -> {shown}")

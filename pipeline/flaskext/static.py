@@ -161,7 +161,9 @@ def decorate_url(url: str, values: dict[str, Any], *, anchor: str | None,
 # --- development static view -----------------------------------------------------------
 
 
-def dev_static_view(state: CDNState, view: Callable[..., Any]) -> Callable[..., ResponseReturnValue]:
+def dev_static_view(
+    state: CDNState, view: Callable[..., Any]
+) -> Callable[..., ResponseReturnValue]:
     """Wrap Flask's static view: files that exist keep Flask's handling (ETag, 304, Range)."""
 
     def static(**kwargs: Any) -> ResponseReturnValue:

@@ -52,7 +52,9 @@ class PrivateStorage(Protocol):
         self, uploads: Sequence[Upload], *, on_stored: ProgressCallback | None = None
     ) -> UploadOutcome: ...
 
-    def put_bytes(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None: ...
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, cache_control: str
+    ) -> None: ...
 
     def presigned_url(self, key: str, *, expires_in: int) -> str: ...
 
@@ -60,7 +62,8 @@ class PrivateStorage(Protocol):
 
 
 def validate_expires_in(seconds: object) -> int:
-    """Return ``seconds`` as an int in 1..900, or raise :class:`ConfigError` (never clamp silently)."""
+    """Return ``seconds`` as an int in 1..900, or raise :class:`ConfigError` (never clamp
+    silently)."""
     try:
         value: int = int(seconds)  # type: ignore[call-overload]
     except (TypeError, ValueError):

@@ -111,7 +111,8 @@ class ImageSettings:
             private_bucket=PrivateBucket(
                 bucket=validate_bucket(str(bucket)),
                 prefix=validate_prefix(str(config.get("PRIVATE_PREFIX", "private"))),
-                endpoint_url=validate_url(config.get("PRIVATE_ENDPOINT_URL"), "PRIVATE_ENDPOINT_URL"),
+                endpoint_url=validate_url(config.get("PRIVATE_ENDPOINT_URL"),
+                                          "PRIVATE_ENDPOINT_URL"),
                 region=config.get("PRIVATE_REGION"),
             ) if bucket else None,
             private_url_expires=validate_expires_in(
@@ -326,7 +327,8 @@ def _inline_disposition(name: str) -> str:
     except UnicodeEncodeError:
         simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
         return dump_options_header(
-            "inline", {"filename": simple, "filename*": f"UTF-8''{quote(name, safe='!#$&+-.^_`|~')}"}
+            "inline",
+            {"filename": simple, "filename*": f"UTF-8''{quote(name, safe='!#$&+-.^_`|~')}"},
         )
     return dump_options_header("inline", {"filename": name})
 

@@ -72,7 +72,7 @@ def plan_deploy(
     for logical_path in sorted(manifest.files):
         entry = manifest.files[logical_path]
         remote = existing.get(entry.key)
-        if (remote is not None and _intact(remote, entry.size, known.get(entry.key))
+        if ((remote is not None and _intact(remote, entry.size, known.get(entry.key)))
                 or entry.key in claimed):
             reason = Reason.UNCHANGED
         else:

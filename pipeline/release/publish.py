@@ -467,7 +467,8 @@ def reuse_git_hashes(files: list[LocalFile], blobs: dict[str, str], doc: Release
         path = item.logical_path
         blob = blobs.get(path)
         entry = doc.manifest.files.get(path)
-        if blob is None or entry is None or doc.git_blobs.get(path) != blob or entry.size != item.size:
+        if (blob is None or entry is None or doc.git_blobs.get(path) != blob
+                or entry.size != item.size):
             continue
         cache.seed(item.path, FileStamp(item.size, item.mtime_ns), entry.hash)
         reused += 1

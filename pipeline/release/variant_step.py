@@ -11,6 +11,7 @@ the development route uses too), named by key, so a re-run does not encode them 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -74,8 +75,9 @@ PROBE_CACHE_NAME = "probes.json"
 def plan_sources(manifest: Manifest, sources: Mapping[str, Path], settings: VariantSettings,
                  prefix: str, cache_dir: Path) -> VariantPlan:
     """Probe (header only; remembered by content hash under ``cache_dir``) every raster image
-    for its dimensions, and plan the variants of those the globs select. A bomb or an unreadable image raises
-    :class:`~pipeline.errors.ImageSourceError` (exit 2) before anything is uploaded."""
+    for its dimensions, and plan the variants of those the globs select. A bomb or an
+    unreadable image raises :class:`~pipeline.errors.ImageSourceError` (exit 2) before
+    anything is uploaded."""
     probes = _load_probes(cache_dir / PROBE_CACHE_NAME)
     changed = False
     planned = []
@@ -115,10 +117,8 @@ def _load_probes(path: Path) -> dict[str, SourceInfo]:
 
 def _save_probes(path: Path, probes: Mapping[str, SourceInfo]) -> None:
     data = {digest: asdict(info) for digest, info in sorted(probes.items())}
-    try:
+    with contextlib.suppress(OSError):  # only a cache: the next deploy probes again
         write_atomic(path, json.dumps(data, sort_keys=True).encode(), unique=True)
-    except OSError:
-        pass  # only a cache: the next deploy probes again
 
 
 def known_sizes(manifest: Manifest | None) -> dict[str, int]:

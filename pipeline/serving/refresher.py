@@ -263,7 +263,7 @@ class ManifestRefresher:
         current = self._current
         try:
             result = self.source.fetch(current.etag if current else None)
-        except Exception as exc:  # noqa: BLE001  the thread must outlive any failure
+        except Exception as exc:
             self._failed(exc)
             return False
         if isinstance(result, NotModified):

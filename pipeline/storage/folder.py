@@ -88,7 +88,7 @@ class FolderStorage:
         found: dict[str, RemoteObject] = {}
         if not base.is_dir():
             return found
-        for folder, dirs, files in os.walk(base):
+        for folder, _dirs, files in os.walk(base):
             for name in files:
                 if name.startswith("."):  # our own in-flight temporary files and the lock
                     continue

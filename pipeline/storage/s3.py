@@ -14,6 +14,7 @@ verified where the server checks it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -201,7 +202,7 @@ class S3Storage:
         """
         start = f"{prefix}/" if prefix else ""
         bounds = partition_bounds(hints, parts=min(self.settings.workers, 3))
-        ranges = list(zip([None, *bounds], [*bounds, None]))
+        ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
         if len(ranges) == 1:
             return self._list_range(start, None, None)
         found: dict[str, RemoteObject] = {}
@@ -210,7 +211,9 @@ class S3Storage:
                 found.update(part)
         return found
 
-    def _list_range(self, prefix: str, after: str | None, last: str | None) -> dict[str, RemoteObject]:
+    def _list_range(
+        self, prefix: str, after: str | None, last: str | None
+    ) -> dict[str, RemoteObject]:
         """Keys under ``prefix`` in ``(after, last]`` (open-ended where ``None``)."""
         found: dict[str, RemoteObject] = {}
         paginator = self.client.get_paginator("list_objects_v2")
@@ -262,7 +265,7 @@ class S3Storage:
         wanted = sorted(set(keys))
         probe = self._download if content else self._head
         with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
-            return dict(zip(wanted, pool.map(probe, wanted)))
+            return dict(zip(wanted, pool.map(probe, wanted), strict=True))
 
     def _download(self, key: str) -> ObjectInfo | None:
         """GET the object and hash its bytes as they stream in (memory stays flat)."""
@@ -474,11 +477,10 @@ class S3Storage:
                 Bucket=self.bucket, Key=upload.key, UploadId=upload_id,
                 MultipartUpload={"Parts": parts})
         except BaseException:
-            try:
+            # On failure the bucket's lifecycle rule for incomplete uploads cleans up.
+            with contextlib.suppress(ClientError, BotoCoreError):
                 self.client.abort_multipart_upload(
                     Bucket=self.bucket, Key=upload.key, UploadId=upload_id)
-            except (ClientError, BotoCoreError):
-                pass  # the bucket's lifecycle rule for incomplete uploads cleans up
             raise
         return _etag(response.get("ETag"))
 
