@@ -43,6 +43,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import contextlib
+
 import corpus
 
 PYTHON = sys.executable
@@ -121,10 +123,13 @@ def resolve_aws() -> list[str]:
 
 
 def child_env(scratch: Path) -> dict[str, str]:
-    """The host's environment minus any AWS/CDN/proxy settings, plus fake loopback-only credentials."""
+    """The host's environment minus any AWS/CDN/proxy settings, plus fake loopback-only
+    credentials."""
     env = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("AWS_", "CDN_")) and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "CDN_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
     }
     env.update(
         AWS_EC2_METADATA_DISABLED="true",
@@ -144,8 +149,15 @@ def run_process(name: str, cmd: Sequence[str], *, env: dict[str, str], cwd: Path
     """Spawn ``cmd``, wait for it with ``os.wait4`` and return its wall time and rusage."""
     with open(log, "wb") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, cwd=cwd, start_new_session=True)
+        proc = subprocess.Popen(
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         timer = threading.Timer(timeout, _kill_group, args=(proc.pid,))
         timer.start()
         try:
@@ -159,10 +171,8 @@ def run_process(name: str, cmd: Sequence[str], *, env: dict[str, str], cwd: Path
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -318,7 +328,9 @@ class MotoServer:
         self._log.close()
 
     def _request(self, method: str, path: str) -> None:
-        req = urllib.request.Request(self.endpoint + path, method=method, data=b"" if method != "GET" else None)
+        req = urllib.request.Request(
+            self.endpoint + path, method=method, data=b"" if method != "GET" else None
+        )
         with self._opener.open(req, timeout=30) as response:
             response.read()
 
@@ -452,11 +464,13 @@ class Bench:
             run.round, run.position = round_index, position
             out[name] = run
             self.runs.setdefault(f"{section}/{name}", []).append(run)
-            self._progress(f"  r{round_index} {section:<7} {name:<22} {run.wall_s:7.2f}s wall "
-                           f"{run.cpu_s:6.2f}s cpu {run.server_cpu_s:6.2f}s server "
-                           f"{run.foreign_cores:4.1f} foreign cores "
-                           + (f"{run.maxrss_kib / 1024:7.1f} MiB peak RSS " if run.maxrss_kib else "")
-                           + _fmt_requests(run.requests))
+            self._progress(
+                f"  r{round_index} {section:<7} {name:<22} {run.wall_s:7.2f}s wall "
+                f"{run.cpu_s:6.2f}s cpu {run.server_cpu_s:6.2f}s server "
+                f"{run.foreign_cores:4.1f} foreign cores "
+                + (f"{run.maxrss_kib / 1024:7.1f} MiB peak RSS " if run.maxrss_kib else "")
+                + _fmt_requests(run.requests)
+            )
         return out
 
     def _progress(self, line: str) -> None:
@@ -468,8 +482,11 @@ class Bench:
         """Warm a hash cache for the re-deploy with one untimed deploy."""
         bucket = f"bench-{self.runid}-warmup"
         self.server.create_bucket(bucket)
-        self._exec("warmup", self.deploy_cmd(self.corpus, bucket, "--hash-cache", str(self.warm_cache)),
-                   [bucket])
+        self._exec(
+            "warmup",
+            self.deploy_cmd(self.corpus, bucket, "--hash-cache", str(self.warm_cache)),
+            [bucket],
+        )
         self.server.reset()
         self.make_git_source()
 
@@ -500,15 +517,44 @@ class Bench:
             self.server.create_bucket(b)
         # The first deploy runs in a git checkout, so its release records the blob ids.
         first_dir = self.fresh_checkout("checkout-first")
-        first = self.group("first", r, [
-            ("deploy", lambda: self._exec("deploy-first", self.deploy_cmd(
-                first_dir, b_deploy, "--no-hash-cache"), [b_deploy])),
-            ("raw_put_loop", lambda: self._exec("raw-put-loop", [
-                PYTHON, str(BENCH_DIR / "raw_put.py"), str(self.corpus), b_raw, self.server.endpoint,
-                "--prefix", "raw", "--workers", "16"], [b_raw])),
-            ("aws_sync", lambda: self._exec("aws-sync-first", self.aws_sync_cmd(
-                self.corpus, b_aws, "aws"), [b_aws])),
-        ])
+        first = self.group(
+            "first",
+            r,
+            [
+                (
+                    "deploy",
+                    lambda: self._exec(
+                        "deploy-first",
+                        self.deploy_cmd(first_dir, b_deploy, "--no-hash-cache"),
+                        [b_deploy],
+                    ),
+                ),
+                (
+                    "raw_put_loop",
+                    lambda: self._exec(
+                        "raw-put-loop",
+                        [
+                            PYTHON,
+                            str(BENCH_DIR / "raw_put.py"),
+                            str(self.corpus),
+                            b_raw,
+                            self.server.endpoint,
+                            "--prefix",
+                            "raw",
+                            "--workers",
+                            "16",
+                        ],
+                        [b_raw],
+                    ),
+                ),
+                (
+                    "aws_sync",
+                    lambda: self._exec(
+                        "aws-sync-first", self.aws_sync_cmd(self.corpus, b_aws, "aws"), [b_aws]
+                    ),
+                ),
+            ],
+        )
         ci_dir = self.fresh_checkout("checkout-ci")
         rerun = self.group("rerun", r, [
             ("deploy_fresh_git_checkout", lambda: self._exec("deploy-rerun-git", self.deploy_cmd(
@@ -520,20 +566,28 @@ class Bench:
             ("aws_sync", lambda: self._exec("aws-sync-rerun", self.aws_sync_cmd(
                 self.corpus, b_aws, "aws"), [b_aws])),
         ])
-        self.rounds.setdefault("upload", []).append({
-            "first_deploy_vs_raw": first["deploy"].wall_s / first["raw_put_loop"].wall_s,
-            "first_deploy_vs_aws": first["deploy"].wall_s / first["aws_sync"].wall_s,
-            "first_aws_vs_raw": first["aws_sync"].wall_s / first["raw_put_loop"].wall_s,
-            "first_deploy_cpu_vs_raw_cpu": first["deploy"].cpu_s / first["raw_put_loop"].cpu_s,
-            "first_deploy_vs_raw_total_cpu": first["deploy"].total_cpu_s / first["raw_put_loop"].total_cpu_s,
-            "first_deploy_vs_aws_total_cpu": first["deploy"].total_cpu_s / first["aws_sync"].total_cpu_s,
-            "rerun_warm_vs_aws": rerun["deploy_warm_cache"].wall_s / rerun["aws_sync"].wall_s,
-            "rerun_nocache_vs_aws": rerun["deploy_no_cache"].wall_s / rerun["aws_sync"].wall_s,
-            "rerun_git_checkout_vs_aws": (rerun["deploy_fresh_git_checkout"].wall_s
-                                          / rerun["aws_sync"].wall_s),
-            "rerun_warm_vs_aws_total_cpu": rerun["deploy_warm_cache"].total_cpu_s / rerun["aws_sync"].total_cpu_s,
-            "foreign_cores_upload": median([run.foreign_cores for run in [*first.values(), *rerun.values()]]),
-        })
+        self.rounds.setdefault("upload", []).append(
+            {
+                "first_deploy_vs_raw": first["deploy"].wall_s / first["raw_put_loop"].wall_s,
+                "first_deploy_vs_aws": first["deploy"].wall_s / first["aws_sync"].wall_s,
+                "first_aws_vs_raw": first["aws_sync"].wall_s / first["raw_put_loop"].wall_s,
+                "first_deploy_cpu_vs_raw_cpu": first["deploy"].cpu_s / first["raw_put_loop"].cpu_s,
+                "first_deploy_vs_raw_total_cpu": first["deploy"].total_cpu_s
+                / first["raw_put_loop"].total_cpu_s,
+                "first_deploy_vs_aws_total_cpu": first["deploy"].total_cpu_s
+                / first["aws_sync"].total_cpu_s,
+                "rerun_warm_vs_aws": rerun["deploy_warm_cache"].wall_s / rerun["aws_sync"].wall_s,
+                "rerun_nocache_vs_aws": rerun["deploy_no_cache"].wall_s / rerun["aws_sync"].wall_s,
+                "rerun_git_checkout_vs_aws": (
+                    rerun["deploy_fresh_git_checkout"].wall_s / rerun["aws_sync"].wall_s
+                ),
+                "rerun_warm_vs_aws_total_cpu": rerun["deploy_warm_cache"].total_cpu_s
+                / rerun["aws_sync"].total_cpu_s,
+                "foreign_cores_upload": median(
+                    [run.foreign_cores for run in [*first.values(), *rerun.values()]]
+                ),
+            }
+        )
         self.server.reset()
 
     def hash_round(self, r: int) -> None:
@@ -548,16 +602,21 @@ class Bench:
                 self.corpus, None, "--hash-cache", str(self.warm_cache), *target))),
             ("python_startup", lambda: self._exec("python-startup", [PYTHON, "-c", "pass"])),
         ])
-        self.rounds.setdefault("hash", []).append({
-            "cold_dry_run_vs_bare": runs["deploy_dry_run_cold"].wall_s / runs["bare_hashlib"].wall_s,
-            "cold_dry_run_vs_bare_cpu": runs["deploy_dry_run_cold"].cpu_s / runs["bare_hashlib"].cpu_s,
-            "foreign_cores_hash": median([run.foreign_cores for run in runs.values()]),
-            "warm_dry_run_s": runs["deploy_dry_run_warm"].wall_s,
-            "python_startup_s": runs["python_startup"].wall_s,
-        })
+        self.rounds.setdefault("hash", []).append(
+            {
+                "cold_dry_run_vs_bare": runs["deploy_dry_run_cold"].wall_s
+                / runs["bare_hashlib"].wall_s,
+                "cold_dry_run_vs_bare_cpu": runs["deploy_dry_run_cold"].cpu_s
+                / runs["bare_hashlib"].cpu_s,
+                "foreign_cores_hash": median([run.foreign_cores for run in runs.values()]),
+                "warm_dry_run_s": runs["deploy_dry_run_warm"].wall_s,
+                "python_startup_s": runs["python_startup"].wall_s,
+            }
+        )
 
     def ensure_warm_cache(self) -> None:
-        """The warm dry-run needs a saved hash cache; a dry run never saves one, so deploy to a folder."""
+        """The warm dry-run needs a saved hash cache; a dry run never saves one, so deploy to a
+        folder."""
         if self.warm_cache.exists():
             return
         folder = self.scratch / "warm-folder-target"
@@ -572,7 +631,9 @@ class Bench:
             self._progress(f"writing {BIG_FILE_SIZE >> 20} MiB to {big} ...")
             chunk = os.urandom(16 * 1024 * 1024)
             with open(big, "wb") as out:  # parts differ, so nothing can dedupe them
-                out.writelines(chunk[:-8] + i.to_bytes(8, "big") for i in range(BIG_FILE_SIZE // len(chunk)))
+                out.writelines(
+                    chunk[:-8] + i.to_bytes(8, "big") for i in range(BIG_FILE_SIZE // len(chunk))
+                )
             for r in range(rounds):
                 b_deploy, b_aws = self.bucket("big-deploy", r), self.bucket("big-aws", r)
                 self.server.create_bucket(b_deploy)
@@ -637,10 +698,14 @@ class Bench:
             "rss_rounds": self.args.rss_rounds if "rss" in self.args.only else 0,
             "sections": list(self.args.only),
             "machine": {
-                "cpus": os.cpu_count(), "python": platform.python_version(),
-                "load_before": load_before, "load_after": os.getloadavg(),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_before": load_before,
+                "load_after": os.getloadavg(),
                 "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE"),
-                "versions": {p: _version(p) for p in ("boto3", "botocore", "s3transfer", "moto", "awscli")},
+                "versions": {
+                    p: _version(p) for p in ("boto3", "botocore", "s3transfer", "moto", "awscli")
+                },
             },
             "code": self.code,
             "corpus": {"path": str(self.corpus), **self.corpus_stamp},
@@ -648,9 +713,18 @@ class Bench:
             "summary": summary,
             "requests_median": requests,
             "targets": self.verdicts(summary, requests),
-            "runs": {name: [{**asdict(run), "cpu_s": run.cpu_s, "total_cpu_s": run.total_cpu_s,
-                             "foreign_cores": run.foreign_cores} for run in runs]
-                     for name, runs in self.runs.items()},
+            "runs": {
+                name: [
+                    {
+                        **asdict(run),
+                        "cpu_s": run.cpu_s,
+                        "total_cpu_s": run.total_cpu_s,
+                        "foreign_cores": run.foreign_cores,
+                    }
+                    for run in runs
+                ]
+                for name, runs in self.runs.items()
+            },
         }
 
     def sanity(self) -> list[str]:
@@ -658,8 +732,12 @@ class Bench:
         problems: list[str] = []
         files = int(self.corpus_stamp["count"])
         # (fewest, most) PUTs: the deploy also stores its manifest (and maybe release records)
-        expected_puts = {"first/deploy": (files + 1, files + 5), "first/raw_put_loop": (files, files),
-                         "first/aws_sync": (files, files), "rerun/aws_sync": (0, 0)}
+        expected_puts = {
+            "first/deploy": (files + 1, files + 5),
+            "first/raw_put_loop": (files, files),
+            "first/aws_sync": (files, files),
+            "rerun/aws_sync": (0, 0),
+        }
         for name, runs in self.runs.items():
             for run in runs:
                 where = f"{name} round {run.round}"
@@ -680,8 +758,11 @@ class Bench:
             out.append({"target": target, "value": value, "pass": bool(ok), "detail": detail})
 
         if "first_deploy_vs_raw" in s:
-            add(f"first deploy <= {TARGET_FIRST_VS_RAW}x raw boto3 16-thread PUT loop",
-                s["first_deploy_vs_raw"]["median"], s["first_deploy_vs_raw"]["median"] <= TARGET_FIRST_VS_RAW)
+            add(
+                f"first deploy <= {TARGET_FIRST_VS_RAW}x raw boto3 16-thread PUT loop",
+                s["first_deploy_vs_raw"]["median"],
+                s["first_deploy_vs_raw"]["median"] <= TARGET_FIRST_VS_RAW,
+            )
             add("first deploy faster than aws s3 sync", s["first_deploy_vs_aws"]["median"],
                 s["first_deploy_vs_aws"]["median"] < 1.0)
             objects = int(self.corpus_stamp["count"]) + 1  # + the manifest
@@ -693,15 +774,25 @@ class Bench:
                 limit = TARGET_RERUN_GIT_VS_AWS if "git" in variant else TARGET_RERUN_VS_AWS
                 add(f"no-change re-deploy ({variant}) <= {limit}x aws s3 sync re-run",
                     s[key]["median"], s[key]["median"] <= limit)
-                add(f"no-change re-deploy ({variant}): 0 PUTs", r.get("puts", 0), r.get("puts", 0) == 0,
-                    "counted at the server")
+                add(
+                    f"no-change re-deploy ({variant}): 0 PUTs",
+                    r.get("puts", 0),
+                    r.get("puts", 0) == 0,
+                    "counted at the server",
+                )
                 add(f"no-change re-deploy ({variant}): <= {max_lists} listing requests",
                     r.get("list", 0), r.get("list", 0) <= max_lists, f"ceil({objects}/1000)+1")
         if "cold_dry_run_vs_bare" in s:
-            add(f"cold fingerprint (--dry-run, no cache) <= {TARGET_HASH_VS_BARE}x bare hashlib",
-                s["cold_dry_run_vs_bare"]["median"], s["cold_dry_run_vs_bare"]["median"] <= TARGET_HASH_VS_BARE)
-            add(f"warm-cache --dry-run < {TARGET_WARM_DRY_RUN_S} s (absolute)",
-                s["warm_dry_run_s"]["median"], s["warm_dry_run_s"]["median"] < TARGET_WARM_DRY_RUN_S)
+            add(
+                f"cold fingerprint (--dry-run, no cache) <= {TARGET_HASH_VS_BARE}x bare hashlib",
+                s["cold_dry_run_vs_bare"]["median"],
+                s["cold_dry_run_vs_bare"]["median"] <= TARGET_HASH_VS_BARE,
+            )
+            add(
+                f"warm-cache --dry-run < {TARGET_WARM_DRY_RUN_S} s (absolute)",
+                s["warm_dry_run_s"]["median"],
+                s["warm_dry_run_s"]["median"] < TARGET_WARM_DRY_RUN_S,
+            )
         if "deploy_rss_vs_aws" in s:
             add("peak RSS, 1 GiB file: deploy <= aws s3 sync", s["deploy_rss_vs_aws"]["median"],
                 s["deploy_rss_vs_aws"]["median"] <= 1.0)
@@ -723,7 +814,16 @@ def _median_requests(runs: Sequence[Run]) -> dict[str, float]:
 def _fmt_requests(requests: dict[str, int]) -> str:
     if not requests:
         return ""
-    keys = ("list", "puts", "put_part", "head_bucket", "head_object", "get_object", "errors", "foreign")
+    keys = (
+        "list",
+        "puts",
+        "put_part",
+        "head_bucket",
+        "head_object",
+        "get_object",
+        "errors",
+        "foreign",
+    )
     return " ".join(f"{k}={requests[k]}" for k in keys if requests.get(k))
 
 
@@ -763,23 +863,40 @@ def print_table(result: dict[str, Any]) -> None:
     ratio("1 GiB wall deploy / aws", "deploy_wall_vs_aws")
     ratio("  other people's load (cores)", "foreign_cores_rss", " ")
     width = max((len(r[0]) for r in rows), default=10)
-    print(f"\nmedians of per-round ratios ({result['rounds']} rounds; RSS {result['rss_rounds']} rounds)")
+    print(f"\nmedians of per-round ratios ({result['rounds']} rounds; "
+          f"RSS {result['rss_rounds']} rounds)")
     print(f"{'measure':<{width}}  {'median':>12}  per-round range")
     for label, value, spread in rows:
         print(f"{label:<{width}}  {value:>12}  {spread}")
-    req = {name: counts for name, counts in req.items() if counts.get("total") or counts.get("foreign")}
+    req = {
+        name: counts for name, counts in req.items() if counts.get("total") or counts.get("foreign")
+    }
     if req:
         print("\nrequests at the server (median per run)")
-        kinds = ("list", "puts", "put_part", "mpu_create", "mpu_complete", "head_bucket", "head_object",
-                 "get_object", "not_found", "precondition_failed", "errors", "foreign", "total")
+        kinds = (
+            "list",
+            "puts",
+            "put_part",
+            "mpu_create",
+            "mpu_complete",
+            "head_bucket",
+            "head_object",
+            "get_object",
+            "not_found",
+            "precondition_failed",
+            "errors",
+            "foreign",
+            "total",
+        )
         present = [k for k in kinds if any(r.get(k) for r in req.values())]
         name_w = max(len(n) for n in req)
         print(f"{'run':<{name_w}}  " + "  ".join(f"{k:>12}" for k in present))
         for name, counts in req.items():
             print(f"{name:<{name_w}}  " + "  ".join(f"{counts.get(k, 0):>12g}" for k in present))
-    print(f"\ncode measured: {result['code'].get('source')} at {result['code'].get('commit') or result['code'].get('head')}"
-          + (f" with {len(result['code'].get('uncommitted_changes', []))} uncommitted file(s) in pipeline/"
-             if result['code'].get('uncommitted_changes') else ""))
+    code = result["code"]
+    changed = len(code.get("uncommitted_changes", []))
+    print(f"\ncode measured: {code.get('source')} at {code.get('commit') or code.get('head')}"
+          + (f" with {changed} uncommitted file(s) in pipeline/" if changed else ""))
     for problem in result["sanity"]:
         print(f"SANITY: {problem}")
     print("\ntargets")
@@ -791,18 +908,32 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, help="rounds per group (>= 3; default 7, --quick 3)")
-    parser.add_argument("--rss-rounds", type=int, help="rounds of the 1 GiB RSS test (default 3, --quick 1)")
+    parser.add_argument(
+        "--rss-rounds", type=int, help="rounds of the 1 GiB RSS test (default 3, --quick 1)"
+    )
     parser.add_argument("--quick", action="store_true", help="3 rounds, one 1 GiB RSS round")
     parser.add_argument("--only", default="upload,hash,rss",
                         help="comma-separated sections: upload (first run + re-run), hash, rss")
-    parser.add_argument("--corpus", type=Path, help=f"corpus folder (default {corpus.default_dir()})")
-    parser.add_argument("--ref", help="measure `git archive REF` of deploy.py + pipeline/ (e.g. HEAD) "
-                        "instead of the working tree, which others may be editing")
-    parser.add_argument("--deploy-root", type=Path,
-                        help="measure the deploy.py (and pipeline/) in this folder, e.g. a patched copy")
-    parser.add_argument("--keep-scratch", action="store_true", help="keep logs and caches in the temp dir")
+    parser.add_argument(
+        "--corpus", type=Path, help=f"corpus folder (default {corpus.default_dir()})"
+    )
+    parser.add_argument(
+        "--ref",
+        help="measure `git archive REF` of deploy.py + pipeline/ (e.g. HEAD) "
+        "instead of the working tree, which others may be editing",
+    )
+    parser.add_argument(
+        "--deploy-root",
+        type=Path,
+        help="measure the deploy.py (and pipeline/) in this folder, e.g. a patched copy",
+    )
+    parser.add_argument(
+        "--keep-scratch", action="store_true", help="keep logs and caches in the temp dir"
+    )
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (3 if args.quick else 7)
     args.rss_rounds = args.rss_rounds or (1 if args.quick else 3)

@@ -58,7 +58,8 @@ def make_app(folder: Path) -> Flask:
 
 def time_batch(client: FlaskClient, url: str, headers: dict[str, str], count: int,
                expect: int) -> float:
-    """CPU seconds of this process for ``count`` GETs of ``url``; every answer must have status ``expect``."""
+    """CPU seconds of this process for ``count`` GETs of ``url``; every answer must have
+    status ``expect``."""
     gc.collect()
     start = time.process_time()
     for _ in range(count):
@@ -122,8 +123,11 @@ def main() -> int:
         assert isinstance(figures, dict)
         us = figures["us_per_request"]
         verdict = "pass" if figures["ratio"] <= TARGET else "FAIL"
-        print(f"{workload:<8} {figures['ratio']:>11.3f}x {figures['min']:>6.3f}-{figures['max']:<6.3f}"
-              f" {us['plain']:>9.1f} {us['images']:>9.1f}  <= {TARGET}: {verdict}")
+        print(
+            f"{workload:<8} {figures['ratio']:>11.3f}x "
+            f"{figures['min']:>6.3f}-{figures['max']:<6.3f}"
+            f" {us['plain']:>9.1f} {us['images']:>9.1f}  <= {TARGET}: {verdict}"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, sort_keys=True))
     return 0

@@ -52,8 +52,11 @@ def free_port() -> int:
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://{LOOPBACK}:{port}"
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while time.monotonic() < deadline:
@@ -89,7 +92,9 @@ def run_main(args: list[str]) -> tuple[int, float]:
     return code, time.perf_counter() - started
 
 
-def run_process(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, float, dict[str, Any]]:
+def run_process(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> tuple[int, float, dict[str, Any]]:
     started = time.perf_counter()
     result = subprocess.run([sys.executable, str(REPO / "deploy.py"), *args], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False)
@@ -169,7 +174,9 @@ def main_cli() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3, choices=range(1, 11))
     parser.add_argument("--full", action="store_true", help="also time verify --full (a HEAD each)")
-    parser.add_argument("--save", action="store_true", help="write bench/results/bench_ops-latest.json")
+    parser.add_argument(
+        "--save", action="store_true", help="write bench/results/bench_ops-latest.json"
+    )
     options = parser.parse_args()
     figures = bench(options.files, options.rounds, options.full)
     text = json.dumps(figures, indent=2, sort_keys=True)

@@ -53,7 +53,10 @@ def tree(count: int) -> Path:
     """A deterministic tree of ``count`` small files (folders of <= 200), built once."""
     if not 1 <= count <= MAX_FILES:
         raise SystemExit(f"--sizes/--tiny-files must be 1..{MAX_FILES}")
-    root = Path(os.environ.get("CDN_BENCH_CACHE", tempfile.gettempdir())) / f"cdn-bench-small-{count}-s{SEED}"
+    root = (
+        Path(os.environ.get("CDN_BENCH_CACHE", tempfile.gettempdir()))
+        / f"cdn-bench-small-{count}-s{SEED}"
+    )
     stamp = root.with_suffix(".done")
     if stamp.exists():
         return root
@@ -61,7 +64,12 @@ def tree(count: int) -> Path:
     rng = random.Random(SEED)
     kinds = (".png", ".jpg", ".svg", ".js", ".txt", ".woff2", ".gif", ".webp")
     for i in range(count):
-        path = root / f"d{i // 4000:02d}" / f"s{(i // 200) % 20:02d}" / f"file-{i:06d}{kinds[i % len(kinds)]}"
+        path = (
+            root
+            / f"d{i // 4000:02d}"
+            / f"s{(i // 200) % 20:02d}"
+            / f"file-{i:06d}{kinds[i % len(kinds)]}"
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(rng.randbytes(rng.randint(100, 2000)))
     stamp.write_text(str(count))
@@ -89,9 +97,11 @@ class Scale:
         bd.check_ok(run, log)
         if rss:
             run.time_v_maxrss_kib = bd._time_maxrss_kib(report)
-        self.log(f"  {name:<34} {run.wall_s:8.2f}s wall {run.cpu_s:7.2f}s cpu "
-                 f"{run.foreign_cores:4.1f} other cores"
-                 + (f" {run.time_v_maxrss_kib / 1024:7.1f} MiB peak" if run.time_v_maxrss_kib else ""))
+        self.log(
+            f"  {name:<34} {run.wall_s:8.2f}s wall {run.cpu_s:7.2f}s cpu "
+            f"{run.foreign_cores:4.1f} other cores"
+            + (f" {run.time_v_maxrss_kib / 1024:7.1f} MiB peak" if run.time_v_maxrss_kib else "")
+        )
         return run
 
     def deploy(self, static: Path, *extra: str) -> list[str]:
@@ -114,26 +124,56 @@ class Scale:
                     server.create_bucket(bucket)
                 target = ["--endpoint-url", server.endpoint]
                 contenders = {
-                    "deploy": self.deploy(static, "--bucket", b["deploy"], *target, "--no-hash-cache",
-                                          "--manifest", str(self.scratch / f"m-{r}.json")),
-                    "aws_sync": [*aws, "s3", "sync", str(static), f"s3://{b['aws']}/aws", *target,
-                                 "--only-show-errors"],
-                    "raw_put_loop": [PYTHON, str(BENCH_DIR / "raw_put.py"), str(static), b["raw"],
-                                     server.endpoint, "--prefix", "raw", "--workers", "16"],
+                    "deploy": self.deploy(
+                        static,
+                        "--bucket",
+                        b["deploy"],
+                        *target,
+                        "--no-hash-cache",
+                        "--manifest",
+                        str(self.scratch / f"m-{r}.json"),
+                    ),
+                    "aws_sync": [
+                        *aws,
+                        "s3",
+                        "sync",
+                        str(static),
+                        f"s3://{b['aws']}/aws",
+                        *target,
+                        "--only-show-errors",
+                    ],
+                    "raw_put_loop": [
+                        PYTHON,
+                        str(BENCH_DIR / "raw_put.py"),
+                        str(static),
+                        b["raw"],
+                        server.endpoint,
+                        "--prefix",
+                        "raw",
+                        "--workers",
+                        "16",
+                    ],
                 }
                 first = {n: self.exec(f"tiny{count}-first-{n}-r{r}", contenders[n])
                          for n in bd.rotated(list(contenders), r)}
                 again = {n: self.exec(f"tiny{count}-rerun-{n}-r{r}", contenders[n])
                          for n in bd.rotated(["deploy", "aws_sync"], r)}
-                rows.append({
-                    "first_deploy_s": first["deploy"].wall_s, "first_aws_s": first["aws_sync"].wall_s,
-                    "first_raw_s": first["raw_put_loop"].wall_s,
-                    "first_deploy_vs_aws": first["deploy"].wall_s / first["aws_sync"].wall_s,
-                    "first_deploy_vs_raw": first["deploy"].wall_s / first["raw_put_loop"].wall_s,
-                    "rerun_deploy_s": again["deploy"].wall_s, "rerun_aws_s": again["aws_sync"].wall_s,
-                    "rerun_deploy_vs_aws": again["deploy"].wall_s / again["aws_sync"].wall_s,
-                    "other_cores": median(x.foreign_cores for x in [*first.values(), *again.values()]),
-                })
+                rows.append(
+                    {
+                        "first_deploy_s": first["deploy"].wall_s,
+                        "first_aws_s": first["aws_sync"].wall_s,
+                        "first_raw_s": first["raw_put_loop"].wall_s,
+                        "first_deploy_vs_aws": first["deploy"].wall_s / first["aws_sync"].wall_s,
+                        "first_deploy_vs_raw": first["deploy"].wall_s
+                        / first["raw_put_loop"].wall_s,
+                        "rerun_deploy_s": again["deploy"].wall_s,
+                        "rerun_aws_s": again["aws_sync"].wall_s,
+                        "rerun_deploy_vs_aws": again["deploy"].wall_s / again["aws_sync"].wall_s,
+                        "other_cores": median(
+                            x.foreign_cores for x in [*first.values(), *again.values()]
+                        ),
+                    }
+                )
                 server.reset()
         finally:
             server.stop()
@@ -148,20 +188,32 @@ class Scale:
                 shutil.rmtree(target, ignore_errors=True)
                 cache = self.scratch / f"cache-{count}.json"
                 cache.unlink(missing_ok=True)
-                common = ["--target-dir", str(target), "--manifest", str(self.scratch / f"fm-{count}.json")]
-                first = self.exec(f"folder{count}-first-r{r}",
-                                  self.deploy(static, *common, "--hash-cache", str(cache)), rss=True)
+                common = [
+                    "--target-dir",
+                    str(target),
+                    "--manifest",
+                    str(self.scratch / f"fm-{count}.json"),
+                ]
+                first = self.exec(
+                    f"folder{count}-first-r{r}",
+                    self.deploy(static, *common, "--hash-cache", str(cache)),
+                    rss=True,
+                )
                 warm = self.exec(f"folder{count}-rerun-warm-r{r}",
                                  self.deploy(static, *common, "--hash-cache", str(cache)), rss=True)
                 cold = self.exec(f"folder{count}-rerun-nocache-r{r}",
                                  self.deploy(static, *common, "--no-hash-cache"), rss=True)
-                rows.append({
-                    "first_s": first.wall_s, "first_peak_mib": (first.time_v_maxrss_kib or 0) / 1024,
-                    "rerun_warm_s": warm.wall_s, "rerun_warm_peak_mib": (warm.time_v_maxrss_kib or 0) / 1024,
-                    "rerun_nocache_s": cold.wall_s,
-                    "rerun_nocache_peak_mib": (cold.time_v_maxrss_kib or 0) / 1024,
-                    "other_cores": median(x.foreign_cores for x in (first, warm, cold)),
-                })
+                rows.append(
+                    {
+                        "first_s": first.wall_s,
+                        "first_peak_mib": (first.time_v_maxrss_kib or 0) / 1024,
+                        "rerun_warm_s": warm.wall_s,
+                        "rerun_warm_peak_mib": (warm.time_v_maxrss_kib or 0) / 1024,
+                        "rerun_nocache_s": cold.wall_s,
+                        "rerun_nocache_peak_mib": (cold.time_v_maxrss_kib or 0) / 1024,
+                        "other_cores": median(x.foreign_cores for x in (first, warm, cold)),
+                    }
+                )
             self.results[f"folder_{count}"] = _summarise(rows)
 
     def phases(self) -> None:
@@ -182,9 +234,19 @@ class Scale:
                                                 "--flask-child", str(tree(count)), str(out)])
             startup = json.loads(out.read_text())
             url_json = self.scratch / f"url_for-{count}.json"
-            self.exec(f"flask{count}-url_for", [PYTHON, str(BENCH_DIR / "bench_url_for.py"), "--files",
-                                                str(count), "--rounds", str(max(5, self.args.rounds * 3)),
-                                                "--json", str(url_json)])
+            self.exec(
+                f"flask{count}-url_for",
+                [
+                    PYTHON,
+                    str(BENCH_DIR / "bench_url_for.py"),
+                    "--files",
+                    str(count),
+                    "--rounds",
+                    str(max(5, self.args.rounds * 3)),
+                    "--json",
+                    str(url_json),
+                ],
+            )
             url = json.loads(url_json.read_text())
             self.results[f"flask_{count}"] = {
                 **startup,
@@ -224,11 +286,18 @@ def phases_child(static: Path, out: Path) -> None:
     t5 = time.perf_counter()
     assert not plan.uploads and data
     n = len(files)
-    out.write_text(json.dumps({
-        "files": n, "walk_us_per_file": (t1 - t0) / n * 1e6, "build_us_per_file": (t2 - t1) / n * 1e6,
-        "plan_us_per_file": (t4 - t3) / n * 1e6, "release_us_per_file": (t5 - t4) / n * 1e6,
-        "release_bytes_per_file": len(data) / n,
-    }))
+    out.write_text(
+        json.dumps(
+            {
+                "files": n,
+                "walk_us_per_file": (t1 - t0) / n * 1e6,
+                "build_us_per_file": (t2 - t1) / n * 1e6,
+                "plan_us_per_file": (t4 - t3) / n * 1e6,
+                "release_us_per_file": (t5 - t4) / n * 1e6,
+                "release_bytes_per_file": len(data) / n,
+            }
+        )
+    )
 
 
 def flask_child(static: Path, out: Path) -> None:
@@ -244,7 +313,9 @@ def flask_child(static: Path, out: Path) -> None:
     from pipeline.localfs import scan_files
 
     manifest_path = out.with_suffix(".manifest.json")
-    build(scan_files(static).files, prefix="static", cache=HashCache(None)).manifest.save(manifest_path)
+    build(scan_files(static).files, prefix="static", cache=HashCache(None)).manifest.save(
+        manifest_path
+    )
 
     def rss_mib() -> float:
         with open("/proc/self/statm") as f:
@@ -272,7 +343,9 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"{section}:")
         for key, value in values.items():
             if isinstance(value, dict):
-                print(f"  {key:<28} {value['median']:10.3f}  ({value['min']:.3f}-{value['max']:.3f})")
+                print(
+                    f"  {key:<28} {value['median']:10.3f}  ({value['min']:.3f}-{value['max']:.3f})"
+                )
             elif isinstance(value, float):
                 print(f"  {key:<28} {value:10.3f}")
             else:
@@ -282,7 +355,9 @@ def print_table(results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="tiny,folder,phases,flask")
-    parser.add_argument("--sizes", default="10000,100000", help="tree sizes for folder/phases/flask")
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="tree sizes for folder/phases/flask"
+    )
     parser.add_argument("--tiny-files", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--phases-child", nargs=2, type=Path, help=argparse.SUPPRESS)

@@ -7,9 +7,9 @@ Whole processes, spawned from a temporary folder with ``--root`` (default: this
 checkout) first on ``PYTHONPATH``. Each run spawns every command once, the order
 rotating; a command's figure is the median over ``--runs`` runs of its wall time (spawn
 to exit) and of its CPU time (user+sys of the child, from ``os.wait4``: steadier than
-wall time on a shared machine), byte code cached (see :func:`child_env`). Baselines in the same runs: ``python -c pass``
-(the interpreter), ``import click`` (what any click CLI pays) and ``import flask``
-(what any Flask extension pays); "ours" is the difference.
+wall time on a shared machine), byte code cached (see :func:`child_env`). Baselines in
+the same runs: ``python -c pass`` (the interpreter), ``import click`` (what any click CLI
+pays) and ``import flask`` (what any Flask extension pays); "ours" is the difference.
 
 Then one ``-X importtime`` run of each of the two commands: the top ``--top`` entries
 by cumulative time, and the modules of this package that were loaded.
@@ -117,8 +117,11 @@ def main() -> int:
         print(f"{'command':<26} {'wall ms':>8} {'cpu ms':>8} {'ours: wall':>11} {'cpu':>6}")
         for name, row in figures.items():
             base = figures.get(BASELINES.get(name, ""))
-            ours = (f"{row['wall_ms'] - base['wall_ms']:>11.1f} {row['cpu_ms'] - base['cpu_ms']:>6.1f}"
-                    if base else "")
+            ours = (
+                f"{row['wall_ms'] - base['wall_ms']:>11.1f} {row['cpu_ms'] - base['cpu_ms']:>6.1f}"
+                if base
+                else ""
+            )
             print(f"{name:<26} {row['wall_ms']:>8.1f} {row['cpu_ms']:>8.1f} {ours}")
         imports: dict[str, object] = {}
         for name in BASELINES:

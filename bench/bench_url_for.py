@@ -61,7 +61,9 @@ def build_site(root: Path, names: list[str]) -> tuple[Path, Path, Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(f"asset {index}\n".encode())
     manifest_path = root / "cdn-manifest.json"
-    build_manifest(collect_files(static), prefix="static", cache=HashCache(None)).save(manifest_path)
+    build_manifest(collect_files(static), prefix="static", cache=HashCache(None)).save(
+        manifest_path
+    )
     templates.mkdir()
     lines = [f"<img src=\"{{{{ url_for('static', filename={name!r}) }}}}\">" for name in names]
     (templates / "page.html").write_text("<body>\n" + "\n".join(lines) + "\n</body>\n")
@@ -151,8 +153,11 @@ def main() -> int:
         row = results[label]
         assert isinstance(row, dict)
         ok = ok and row["ratio_median"] <= TARGET
-        print(f"  {label:8}  ratio {row['ratio_median']:.3f} (p90 {row['ratio_p90']:.3f})  "
-              f"plain {row['plain_us_per_call']:.2f} us/call  cdn {row['cdn_us_per_call']:.2f} us/call")
+        print(
+            f"  {label:8}  ratio {row['ratio_median']:.3f} (p90 {row['ratio_p90']:.3f})  "
+            f"plain {row['plain_us_per_call']:.2f} us/call  "
+            f"cdn {row['cdn_us_per_call']:.2f} us/call"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return 0 if ok else 1

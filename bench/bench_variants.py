@@ -21,6 +21,7 @@ bench/results/bench_variants-latest.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -88,7 +89,9 @@ def _pillow_one(path: str, out_dir: str, widths: tuple[int, ...]) -> list[dict[s
                                               ImageCms.createProfile("sRGB"))
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     outputs = []
-    for width in [w for w in widths if w < image.width] + ([image.width] if image.width <= max(widths) else []):
+    for width in [w for w in widths if w < image.width] + (
+        [image.width] if image.width <= max(widths) else []
+    ):
         height = max(1, round(image.height * width / image.width))
         resized = image.resize((width, height), Image.Resampling.LANCZOS)
         for out_fmt, options in (("avif", {"quality": 50, "speed": 7, "max_threads": 1}),
@@ -135,10 +138,8 @@ def _tree_rss(root: int) -> int:
     total, todo, page = 0, [root], os.sysconf("SC_PAGE_SIZE")
     while todo:
         pid = todo.pop()
-        try:
+        with contextlib.suppress(OSError):
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
-        except OSError:
-            pass
         todo.extend(children.get(pid, []))
     return total
 
@@ -205,7 +206,13 @@ def commands(engine: str, in_dir: Path, out_dir: Path, eleventy: Path,
              widths: tuple[int, ...]) -> tuple[list[str], Path]:
     text = ",".join(map(str, widths))
     if engine == "eleventy":
-        return ["node", str(eleventy / "images_eleventy.mjs"), str(in_dir), str(out_dir), text], eleventy
+        return [
+            "node",
+            str(eleventy / "images_eleventy.mjs"),
+            str(in_dir),
+            str(out_dir),
+            text,
+        ], eleventy
     return [sys.executable, str(Path(__file__).resolve()), f"--engine-{engine}", str(in_dir),
             str(out_dir), text], ROOT
 

@@ -34,7 +34,19 @@ TARGET_TOTAL = 165 * 1024 * 1024
 #: Bump when the generator changes so stale cached trees are rebuilt.
 GENERATOR_VERSION = 1
 
-EXTENSIONS = (".jpg", ".jpg", ".jpg", ".png", ".png", ".webp", ".webp", ".gif", ".svg", ".avif", ".ico")
+EXTENSIONS = (
+    ".jpg",
+    ".jpg",
+    ".jpg",
+    ".png",
+    ".png",
+    ".webp",
+    ".webp",
+    ".gif",
+    ".svg",
+    ".avif",
+    ".ico",
+)
 FOLDERS = (
     "img", "img/products", "img/products/thumbs", "img/blog", "img/blog/2024", "img/blog/2025",
     "img/icons", "img/avatars", "img/banners", "img/gallery/summer", "img/gallery/winter",
@@ -102,7 +114,11 @@ def ensure(root: Path | None = None, *, quiet: bool = False) -> tuple[Path, dict
         stamp = json.loads(stamp_path(root).read_text())
     except (OSError, ValueError):
         stamp = None
-    if stamp is not None and all(stamp.get(k) == v for k, v in spec().items()) and _looks_complete(root, stamp):
+    if (
+        stamp is not None
+        and all(stamp.get(k) == v for k, v in spec().items())
+        and _looks_complete(root, stamp)
+    ):
         return root, stamp
     if not quiet:
         print(f"building corpus in {root} (seed {SEED}) ...", file=sys.stderr, flush=True)
@@ -120,7 +136,9 @@ def _looks_complete(root: Path, stamp: dict[str, object]) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dir", type=Path, help=f"where to build it (default {default_dir()})")
     args = parser.parse_args()
     root, stamp = ensure(args.dir)

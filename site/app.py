@@ -1,4 +1,5 @@
-"""The demo site: a gallery served through ``url_for('static')``, public and private images, uploads.
+"""The demo site: a gallery served through ``url_for('static')``, public and private images,
+uploads.
 
 Run it with ``flask --app site/app.py run`` (add ``--debug`` for local files).
 ``create_app(config)`` builds a fresh app; configuration is layered: the defaults

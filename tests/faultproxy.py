@@ -1,9 +1,10 @@
 """A loopback HTTP proxy in front of moto that counts requests and injects faults.
 
 Faults are drawn from a seeded RNG, so a failing run can be replayed. Kinds:
-``500`` (InternalError), ``503`` (SlowDown), ``403`` (AccessDenied, not retryable), ``reset`` (connection dropped before
-forwarding), ``lost`` (forwarded, then the response is dropped: the server has
-the object but the client does not know it) and ``slow`` (a short delay).
+``500`` (InternalError), ``503`` (SlowDown), ``403`` (AccessDenied, not retryable),
+``reset`` (connection dropped before forwarding), ``lost`` (forwarded, then the response
+is dropped: the server has the object but the client does not know it) and ``slow`` (a
+short delay).
 
 Besides faults it can play a server that ignores conditional writes
 (``ignore_conditions``: ``If-Match``/``If-None-Match`` are dropped before forwarding,

@@ -66,7 +66,7 @@ def main() -> int:
             code = 0
             try:
                 serve(app, out, index)
-            except Exception:  # noqa: BLE001  report it, then leave without the parent's exit path
+            except Exception:
                 traceback.print_exc()
                 code = 1
             finally:

@@ -33,8 +33,13 @@ ASSETS_FILE = ROOT / "site" / "assets.py"
 def site_static(tmp_path: Path) -> Path:
     """A copy of the demo's static folder with its bundles built."""
     static = tmp_path / "static"
-    shutil.copytree(ROOT / "static", static, ignore=shutil.ignore_patterns("gen", ".webassets-cache"))
-    assert build_bundles(load_bundles(ASSETS_FILE), static_dir=static) == ["gen/site.css", "gen/app.js"]
+    shutil.copytree(
+        ROOT / "static", static, ignore=shutil.ignore_patterns("gen", ".webassets-cache")
+    )
+    assert build_bundles(load_bundles(ASSETS_FILE), static_dir=static) == [
+        "gen/site.css",
+        "gen/app.js",
+    ]
     return static
 
 
@@ -169,7 +174,9 @@ def test_missing_assets_file_and_broken_bundle_are_config_errors(tmp_path: Path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_bundles(tmp_path / "nope.py")
     bad = tmp_path / "assets.py"
-    bad.write_text("from webassets import Bundle\nBUNDLES = {'x': Bundle('missing.css', output='gen/x.css')}\n")
+    bad.write_text(
+        "from webassets import Bundle\nBUNDLES = {'x': Bundle('missing.css', output='gen/x.css')}\n"
+    )
     (tmp_path / "static").mkdir()
     with pytest.raises(ConfigError, match="bundle 'x'"):
         build_bundles(load_bundles(bad), static_dir=tmp_path / "static")
@@ -180,7 +187,9 @@ def test_the_deploy_command_builds_bundles_first(tmp_path: Path,
     from pipeline.cli.main import main
 
     static = tmp_path / "static"
-    shutil.copytree(ROOT / "static", static, ignore=shutil.ignore_patterns("gen", ".webassets-cache"))
+    shutil.copytree(
+        ROOT / "static", static, ignore=shutil.ignore_patterns("gen", ".webassets-cache")
+    )
     code = main(["--static-dir", str(static), "--assets", str(ASSETS_FILE), "--target-dir",
                  str(tmp_path / "cdn"), "--manifest", str(tmp_path / "m.json"), "--json"])
     assert code == 0, capsys.readouterr().err
@@ -188,11 +197,15 @@ def test_the_deploy_command_builds_bundles_first(tmp_path: Path,
     for output in ("gen/site.css", "gen/app.js"):
         stored = tmp_path / "cdn" / manifest.files[output].key
         assert stored.read_bytes() != (static / output).read_bytes() or output.endswith(".js")
-    assert b"../fonts/demo-bold." in (tmp_path / "cdn" / manifest.files["gen/site.css"].key).read_bytes()
+    assert (
+        b"../fonts/demo-bold."
+        in (tmp_path / "cdn" / manifest.files["gen/site.css"].key).read_bytes()
+    )
 
 
-def test_a_broken_assets_file_stops_the_deploy_with_exit_2(tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_broken_assets_file_stops_the_deploy_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pipeline.cli.main import main
 
     code = main(["--static-dir", str(ROOT / "static"), "--assets", str(tmp_path / "nope.py"),
@@ -209,7 +222,9 @@ def test_a_css_reference_to_a_missing_file_fails_naming_file_and_line(
 
     static = tmp_path / "static"
     (static / "css").mkdir(parents=True)
-    (static / "css" / "a.css").write_text("body {\n  color: red;\n  background: url(../img/gone.png);\n}\n")
+    (static / "css" / "a.css").write_text(
+        "body {\n  color: red;\n  background: url(../img/gone.png);\n}\n"
+    )
     args = ["--static-dir", str(static), "--no-assets", "--target-dir", str(tmp_path / "cdn"),
             "--manifest", str(tmp_path / "m.json")]
     assert main(args) == 2

@@ -20,7 +20,9 @@ from tests.helpers import S3Env
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
     full_env.update({"AWS_EC2_METADATA_DISABLED": "true", "PYTHONPATH": str(ROOT),
                      "AWS_CONFIG_FILE": str(cwd / "none"),
@@ -46,7 +48,9 @@ def test_embedded_default_needs_no_bucket_and_second_run_uploads_nothing(
     for logical, entry in manifest["files"].items():
         stored = tmp_path / "build" / "cdn" / entry["key"]
         assert stored.read_bytes() == (static_tree / logical).read_bytes()
-    assert (published / "manifest.json").read_bytes() == (tmp_path / "build" / "cdn-manifest.json").read_bytes()
+    assert (published / "manifest.json").read_bytes() == (
+        tmp_path / "build" / "cdn-manifest.json"
+    ).read_bytes()
 
     second = run_cli(["--static-dir", str(static_tree), "--json"], cwd=tmp_path)
     assert second.returncode == 0

@@ -64,8 +64,13 @@ def test_faulty_network_never_publishes_a_manifest_naming_a_missing_object(
 
 
 def spawn_deploy(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, str(ROOT / "deploy.py"), *args, "-q", "--no-assets"], cwd=cwd,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "deploy.py"), *args, "-q", "--no-assets"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_a_deploy_killed_at_random_moments_then_rerun_always_ends_consistent(

@@ -105,7 +105,8 @@ def test_ignores_comments_strings_and_non_urls(css: str) -> None:
 
 
 def test_reference_records_span_quote_kind_and_line() -> None:
-    css = "/* one\ntwo */\n@import \"a.css\";\nb { c: url( d.png ) }\ne { f: image-set(\n  'g.png' 1x) }"
+    css = ("/* one\ntwo */\n@import \"a.css\";\nb { c: url( d.png ) }\n"
+           "e { f: image-set(\n  'g.png' 1x) }")
     refs = find_references(css)
     assert [(r.line, r.quote, r.kind) for r in refs] == [
         (3, '"', "import"),
@@ -310,7 +311,7 @@ def test_non_strict_warns_and_leaves_the_reference_unchanged() -> None:
 
 def test_referenced_file_without_a_hash_is_a_caller_bug() -> None:
     data = {"s.css": b"a { b: url(x.png) }", "x.png": b"x"}
-    with pytest.raises(ValueError, match="no hash given for 'x.png'"):
+    with pytest.raises(ValueError, match=r"no hash given for 'x.png'"):
         build_css(data, read=data.__getitem__, hashes={})
 
 
@@ -318,7 +319,7 @@ def test_unreadable_css_is_a_config_error() -> None:
     def read(path: str) -> bytes:
         raise PermissionError(13, "Permission denied")
 
-    with pytest.raises(ConfigError, match="cannot read 's.css'.*Permission denied"):
+    with pytest.raises(ConfigError, match=r"cannot read 's.css'.*Permission denied"):
         build_css(["s.css"], read=read, hashes={})
 
 

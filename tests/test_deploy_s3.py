@@ -9,8 +9,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from pipeline.cli.main import main
 
+from pipeline.cli.main import main
 from pipeline.manifest import Manifest
 from pipeline.media_types import IMMUTABLE_CACHE_CONTROL, MANIFEST_CACHE_CONTROL
 from pipeline.urls import cdn_url

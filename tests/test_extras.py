@@ -113,8 +113,12 @@ def test_start_up_loads_no_heavy_module_it_does_not_use(
 def test_deploy_runs_with_runtime_dependencies_only(tmp_path: Path) -> None:
     project = tmp_path / "project"
     write_tree(project / "static", {"css/a.css": b"body{}", "img/x.png": b"\x89PNG x"})
-    result = run_python([str(ROOT / "deploy.py"), "--no-assets"], cwd=project,
-                        blocked=("PIL", "webassets", "flask_assets", "moto"), shim=tmp_path / "shim")
+    result = run_python(
+        [str(ROOT / "deploy.py"), "--no-assets"],
+        cwd=project,
+        blocked=("PIL", "webassets", "flask_assets", "moto"),
+        shim=tmp_path / "shim",
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert list((project / "build" / "cdn" / "static" / "css").glob("a.*.css"))

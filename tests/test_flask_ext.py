@@ -1,4 +1,5 @@
-"""The CDN Flask extension: url_for in both modes, fallback, strict, reload, dev static view, CLI."""
+"""The CDN Flask extension: url_for in both modes, fallback, strict, reload, dev static view,
+CLI."""
 
 from __future__ import annotations
 
@@ -569,7 +570,7 @@ def test_cdn_url_without_manifest_logs_one_error_in_production(
     make_app(static_tree, CDN_URL=BASE, CDN_MANIFEST=str(missing), CDN_ENABLED=False)
     make_app(static_tree, CDN_MANIFEST=str(missing))
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    with pytest.raises(ManifestError, match="none.json"):  # or refuse to start
+    with pytest.raises(ManifestError, match=r"none.json"):  # or refuse to start
         make_app(static_tree, CDN_URL=BASE, CDN_MANIFEST=str(missing), CDN_ENABLED=True)
 
 
@@ -586,7 +587,7 @@ def test_a_manifest_key_that_could_leave_the_cdn_path_is_refused(
     manifest_path.write_text(json.dumps(document))
     with pytest.raises(ManifestError, match="unsafe key"):
         Manifest.load(manifest_path)
-    with pytest.raises(ManifestError, match="img/cat.jpg"):
+    with pytest.raises(ManifestError, match=r"img/cat.jpg"):
         make_app(static_tree, CDN_URL=BASE, CDN_MANIFEST=str(manifest_path))
 
 

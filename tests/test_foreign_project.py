@@ -197,7 +197,9 @@ def test_version_and_usage_lines_name_the_real_command(project: Path) -> None:
 
     result = deploy_py("--version", cwd=project)
     assert result.returncode == 0
-    assert result.stdout.strip() == f"deploy.py (flask-cdn-pipeline) {version('flask-cdn-pipeline')}"
+    assert (
+        result.stdout.strip() == f"deploy.py (flask-cdn-pipeline) {version('flask-cdn-pipeline')}"
+    )
     assert deploy_py("--help", cwd=project).stdout.startswith("Usage: deploy.py [OPTIONS]")
     assert deploy_py("releases", "--help", cwd=project).stdout.startswith(
         "Usage: deploy.py releases [OPTIONS]")
@@ -244,7 +246,10 @@ def test_static_url_path_flag_rewrites_root_absolute_references(tmp_path: Path) 
     without = deploy_py("--target-dir", "out2", cwd=project)  # /assets is not /static
     assert without.returncode == 0, without.stderr
     manifest = json.loads((project / "build" / "cdn-manifest.json").read_text())["files"]
-    assert "url(/assets/img/cat.png)" in (project / "out2" / manifest["css/site.css"]["key"]).read_text()
+    assert (
+        "url(/assets/img/cat.png)"
+        in (project / "out2" / manifest["css/site.css"]["key"]).read_text()
+    )
 
 
 @pytest.mark.parametrize(("where", "env"), [

@@ -126,7 +126,9 @@ def _current(s3: S3Env) -> dict[str, object]:
     return document
 
 
-def test_a_fresh_checkout_reuses_hashes_and_rehashes_what_changed(s3: S3Env, tmp_path: Path) -> None:
+def test_a_fresh_checkout_reuses_hashes_and_rehashes_what_changed(
+    s3: S3Env, tmp_path: Path
+) -> None:
     origin = make_repo(tmp_path / "origin")
     first = _deploy(s3, origin)
     assert first["uploaded"] == 4 and first["hashes_from_git"] == 0

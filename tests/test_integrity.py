@@ -109,8 +109,11 @@ def test_the_content_hash_is_sent_as_the_sha256_checksum(
         args = target_args(s3, tmp_path, static_tree, endpoint=proxy.url)
         assert run_json(capsys, [*args, "-q"])[0] == 0
     manifest = Manifest.load(tmp_path / "out" / "manifest.json")
-    sent = {unquote(path.split("?")[0]).split(f"/{s3.bucket}/", 1)[1]: headers
-            for method, path, headers in proxy.headers if method == "PUT" and s3.bucket + "/" in path}
+    sent = {
+        unquote(path.split("?")[0]).split(f"/{s3.bucket}/", 1)[1]: headers
+        for method, path, headers in proxy.headers
+        if method == "PUT" and s3.bucket + "/" in path
+    }
     for entry in manifest.files.values():
         expected = base64.b64encode(bytes.fromhex(entry.hash)).decode()
         assert sent[entry.key]["x-amz-checksum-sha256"] == expected, entry.key

@@ -38,7 +38,7 @@ def test_symlink_to_a_file_outside_is_refused(tmp_path: Path) -> None:
     secret.write_text("aws_secret_access_key = hunter2")
     root = write_tree(tmp_path / "s", {"ok.png": b"ok"})
     (root / "leak.png").symlink_to(secret)
-    with pytest.raises(UnsafePathError, match="leak.png"):
+    with pytest.raises(UnsafePathError, match=r"leak.png"):
         collect_files(root)
 
 
@@ -68,11 +68,11 @@ def test_symlinks_inside_are_followed_and_loops_end(tmp_path: Path) -> None:
 def test_broken_symlink_and_fifo_are_clear_errors(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "s", {"a.png": b"a"})
     (root / "dangling.png").symlink_to(root / "missing.png")
-    with pytest.raises(ConfigError, match="dangling.png.*broken symlink"):
+    with pytest.raises(ConfigError, match=r"dangling.png.*broken symlink"):
         collect_files(root)
     (root / "dangling.png").unlink()
     os.mkfifo(root / "pipe.png")
-    with pytest.raises(ConfigError, match="pipe.png.*not a regular file"):
+    with pytest.raises(ConfigError, match=r"pipe.png.*not a regular file"):
         collect_files(root)
 
 
@@ -80,7 +80,7 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
     root = write_tree(tmp_path / "s", {"a.png": b"a"})
     # Tests may run as root, where chmod 000 does not stop reads: simulate the denial.
     monkeypatch.setattr(os, "access", lambda path, mode: False)
-    with pytest.raises(ConfigError, match="a.png.*permission denied"):
+    with pytest.raises(ConfigError, match=r"a.png.*permission denied"):
         collect_files(root)
 
 

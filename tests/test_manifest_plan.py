@@ -74,7 +74,7 @@ def test_hash_cache_skips_rereading_unchanged_files(static_tree: Path, tmp_path:
 def test_bad_manifest_is_a_manifest_error(content: str, tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     path.write_text(content)
-    with pytest.raises(ManifestError, match="m.json"):
+    with pytest.raises(ManifestError, match=r"m.json"):
         Manifest.load(path)
 
 

@@ -88,8 +88,15 @@ def prod_app(tmp_path: Path, **config: object) -> Flask:
 def test_production_picture_structure_sizes_and_ratio(tmp_path: Path) -> None:
     app = prod_app(tmp_path)
     with app.test_request_context():
-        html = str(picture("img/p.jpg", alt='a "cat" & <dog>', sizes="(min-width: 40em) 50vw, 100vw",
-                           class_="photo", fetchpriority="high"))
+        html = str(
+            picture(
+                "img/p.jpg",
+                alt='a "cat" & <dog>',
+                sizes="(min-width: 40em) 50vw, 100vw",
+                class_="photo",
+                fetchpriority="high",
+            )
+        )
     doc = parse(html)
     assert [t for t, _ in doc.tags] == ["picture", "source", "source", "img"]
     assert doc.ends == ["picture"]
@@ -207,7 +214,9 @@ def test_development_route_refuses_unplanned_keys(tmp_path: Path) -> None:
 def _hash_of(app: Flask) -> str:
     import hashlib
 
-    return hashlib.sha256((Path(app.static_folder or "") / "img" / "a b.jpg").read_bytes()).hexdigest()
+    return hashlib.sha256(
+        (Path(app.static_folder or "") / "img" / "a b.jpg").read_bytes()
+    ).hexdigest()
 
 
 def test_development_route_after_a_restart_finds_the_source(tmp_path: Path) -> None:

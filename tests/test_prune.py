@@ -104,7 +104,9 @@ def test_dry_run_lists_and_deletes_nothing(
                                      *three_releases["args"]])
     assert code == 0 and result["dry_run"] is True and result["deleted"] == 0
     assert len(result["keys"]) == 4 and s3.keys() == before
-    assert result["keys"][:2] == [f"static/releases/{rid}.json" for rid in three_releases["ids"][:2]]
+    assert result["keys"][:2] == [
+        f"static/releases/{rid}.json" for rid in three_releases["ids"][:2]
+    ]
 
 
 def test_the_current_release_is_kept_even_when_older_than_the_newest_n(
@@ -121,7 +123,9 @@ def test_the_current_release_is_kept_even_when_older_than_the_newest_n(
 def test_a_mass_delete_is_refused_without_force(
     s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    static = write_tree(tmp_path / "static", {f"img/{i}.png": f"v1 {i}".encode() for i in range(20)})
+    static = write_tree(
+        tmp_path / "static", {f"img/{i}.png": f"v1 {i}".encode() for i in range(20)}
+    )
     args = target_args(s3, tmp_path, static)
     deploy(capsys, args)
     write_tree(static, {f"img/{i}.png": f"v2 {i}".encode() for i in range(20)})

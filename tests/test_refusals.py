@@ -129,7 +129,9 @@ def test_flask_cdn_deploy_reads_the_pyproject_table(tmp_path: Path) -> None:
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["files"] == 3 and summary["manifest"] == str(tmp_path / "build" / "cdn-manifest.json")
+    assert summary["files"] == 3 and summary["manifest"] == str(
+        tmp_path / "build" / "cdn-manifest.json"
+    )
     assert not any(p.suffix == ".psd" for p in stored_files(tmp_path / "cdn-out"))
 
 

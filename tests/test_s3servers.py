@@ -28,7 +28,7 @@ def test_a_server_that_dies_at_start_fails_with_the_tail_of_its_log(tmp_path: Pa
 def test_backend_names() -> None:
     assert parse_backends("moto") == ("moto",)
     assert parse_backends(" seaweedfs , moto,seaweedfs") == ("seaweedfs", "moto")
-    with pytest.raises(ValueError, match="minio.*choose from moto, seaweedfs"):
+    with pytest.raises(ValueError, match=r"minio.*choose from moto, seaweedfs"):
         parse_backends("moto,minio")
     with pytest.raises(ValueError):
         parse_backends(" , ")

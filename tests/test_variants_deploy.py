@@ -189,4 +189,7 @@ def test_verify_reports_a_missing_variant(capsys: Any, s3: S3Env, tmp_path: Path
     capsys.readouterr()
     assert main(["verify", *target]) == 1
     output = capsys.readouterr()
-    assert variants[0]["key"] in output.out + output.err and "variant missing" in output.out + output.err
+    assert (
+        variants[0]["key"] in output.out + output.err
+        and "variant missing" in output.out + output.err
+    )

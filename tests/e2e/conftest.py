@@ -1,5 +1,6 @@
-"""Real parts only: the session's S3 server (moto and/or SeaweedFS), the real deploy, nginx as a caching CDN, the demo
-site, and headless Debian Chromium driven by Playwright (no browser download)."""
+"""Real parts only: the session's S3 server (moto and/or SeaweedFS), the real deploy, nginx
+as a caching CDN, the demo site, and headless Debian Chromium driven by Playwright (no
+browser download)."""
 
 from __future__ import annotations
 
