@@ -201,8 +201,10 @@ def test_version_and_usage_lines_name_the_real_command(project: Path) -> None:
         result.stdout.strip() == f"deploy.py (flask-cdn-pipeline) {version('flask-cdn-pipeline')}"
     )
     assert deploy_py("--help", cwd=project).stdout.startswith("Usage: deploy.py [OPTIONS]")
-    assert deploy_py("releases", "--help", cwd=project).stdout.startswith(
-        "Usage: deploy.py releases [OPTIONS]")
+    for command in ("releases", "verify", "rollback", "prune", "private", "serve"):
+        result = deploy_py(command, "--help", cwd=project)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"Usage: deploy.py {command} [OPTIONS]")
 
 
 @pytest.mark.parametrize(("command", "absent", "present"), [
