@@ -15,7 +15,8 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 #: The manifest names the current objects; it must be picked up soon after a deploy.
-MANIFEST_CACHE_CONTROL = "public, max-age=60"
+MANIFEST_MAX_AGE = 60
+MANIFEST_CACHE_CONTROL = f"public, max-age={MANIFEST_MAX_AGE}"
 
 _TEXT = "; charset=utf-8"
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 from ..errors import ConfigError, DeployError, PipelineError
+from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
+from ..media_types import MANIFEST_MAX_AGE
 from .pyproject import load_project_config
 from .settings import DEFAULT_EMBEDDED_DIR, TABLE_KEYS, DeploySettings, resolve_settings
 
@@ -27,6 +29,11 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _Decorator = Callable[[Any], Any]
+
+
+def _span(bounds: tuple[int, int]) -> str:
+    return f"{bounds[0]}-{bounds[1]}"
+
 
 #: Where the objects go: every command takes these.
 TARGET_OPTIONS: list[_Decorator] = [
@@ -40,13 +47,16 @@ TARGET_OPTIONS: list[_Decorator] = [
     click.option("--target-dir", type=click.Path(file_okay=False),
                  help="Publish to this folder instead of a bucket [CDN_TARGET_DIR]."),
     click.option("--max-attempts", type=int,
-                 help="Tries per request before giving up (1-20) [CDN_MAX_ATTEMPTS; default: 6]."),
+                 help=f"Tries per request before giving up ({_span(ATTEMPTS_RANGE)}) "
+                      f"[CDN_MAX_ATTEMPTS; default: {DEFAULT_MAX_ATTEMPTS}]."),
 ]
 #: Options some commands use; the others accept them hidden (one set of flags or
 #: CI variables can drive every command), so each help lists only what applies.
 _SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "workers": (("--workers",), {
-        "type": int, "help": "Concurrent requests (1-64) [CDN_WORKERS; default: 16]."}),
+        "type": int,
+        "help": f"Concurrent requests ({_span(WORKERS_RANGE)}) "
+                f"[CDN_WORKERS; default: {DEFAULT_WORKERS}]."}),
     "static_dir": (("--static-dir",), {
         "type": click.Path(file_okay=False),
         "help": "Folder to deploy [CDN_STATIC_DIR; default: static]."}),
@@ -182,5 +192,5 @@ def invalidate_after_publish(distribution_id: str | None, keys: list[str], *,
     except PipelineError as exc:
         raise DeployError(
             f"release {release_id} is current, but {exc}; the CDN picks up the manifest "
-            "within its max-age (60 s) anyway"
+            f"within its max-age ({MANIFEST_MAX_AGE} s) anyway"
         ) from exc

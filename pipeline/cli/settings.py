@@ -13,6 +13,7 @@ from typing import Any
 
 from ..build.variants import VariantSettings
 from ..errors import ConfigError
+from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
 from ..pathfilter import PathFilter
 from ..validate import (
     DEFAULT_MANIFEST_PATH,
@@ -31,9 +32,6 @@ DEFAULT_HASH_CACHE_PATH = Path("build/.cdn-hash-cache.json")
 DEFAULT_VARIANT_CACHE = Path("build/variants")
 #: The embedded default target: a folder laid out like the bucket.
 DEFAULT_EMBEDDED_DIR = Path("build/cdn")
-DEFAULT_WORKERS = 16
-#: Tries per request (botocore "standard" mode: jittered exponential backoff, 20 s cap).
-DEFAULT_MAX_ATTEMPTS = 6
 
 #: Environment variables whose empty value is an error, not "unset": each decides where
 #: the files go, and an empty one is usually a missing CI secret.
@@ -283,8 +281,8 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         region=value("region"),
         target_dir=value("target_dir"),
         cdn_url=value("cdn_url", validate_url, "CDN URL"),
-        workers=value("workers", validate_int, "workers", 1, 64),
-        max_attempts=value("max_attempts", validate_int, "max attempts", 1, 20),
+        workers=value("workers", validate_int, "workers", *WORKERS_RANGE),
+        max_attempts=value("max_attempts", validate_int, "max attempts", *ATTEMPTS_RANGE),
         dry_run=bool(options.get("dry_run")),
         strict=value("strict"),
         assets=value("assets"),

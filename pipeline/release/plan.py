@@ -71,20 +71,25 @@ def plan_deploy(
     claimed: set[str] = set()
     for logical_path in sorted(manifest.files):
         entry = manifest.files[logical_path]
-        remote = existing.get(entry.key)
-        if ((remote is not None and _intact(remote, entry.size, known.get(entry.key)))
+        if ((is_present(existing, entry.key, entry.size)
+                and _etag_agrees(existing[entry.key], known.get(entry.key)))
                 or entry.key in claimed):
             reason = Reason.UNCHANGED
         else:
-            reason = Reason.NEW if remote is None else Reason.DAMAGED
+            reason = Reason.NEW if entry.key not in existing else Reason.DAMAGED
             claimed.add(entry.key)
         planned.append(PlannedFile(logical_path, entry, sources[logical_path], reason))
     return Plan(tuple(planned))
 
 
-def _intact(remote: RemoteObject, size: int, known_etag: str | None) -> bool:
-    if remote.size != size:
-        return False
+def is_present(listing: Mapping[str, RemoteObject], key: str, size: int) -> bool:
+    """Listed with the right size: under a content-hashed key, that means the right bytes
+    (a torn upload by another tool has the name but not the size)."""
+    remote = listing.get(key)
+    return remote is not None and remote.size == size
+
+
+def _etag_agrees(remote: RemoteObject, known_etag: str | None) -> bool:
     return known_etag is None or remote.etag is None or remote.etag == known_etag
 
 
@@ -94,5 +99,5 @@ def missing_keys(manifest: Manifest, confirmed: Mapping[str, RemoteObject]) -> l
     pairs += [(v.key, v.size) for entry in manifest.files.values() for v in entry.variants]
     return sorted(
         key for key, size in pairs
-        if (remote := confirmed.get(key)) is None or remote.size != size
+        if not is_present(confirmed, key, size)
     )

@@ -33,6 +33,7 @@ from ..manifest import Entry
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..storage.base import ObjectInfo, RemoteObject
 from .documents import ReleaseDoc
+from .plan import is_present
 from .store import ReleaseStore
 
 #: Objects HEADed at random besides those modified after their release.
@@ -155,8 +156,7 @@ def variant_problems(doc: ReleaseDoc, listing: Mapping[str, RemoteObject]) -> It
 
 def _listed_intact(key: str, entries: Mapping[str, tuple[str, Entry]],
                    listing: Mapping[str, RemoteObject]) -> bool:
-    remote = listing.get(key)
-    return remote is not None and remote.size == entries[key][1].size
+    return is_present(listing, key, entries[key][1].size)
 
 
 def _choose_inspections(

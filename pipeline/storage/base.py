@@ -10,7 +10,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ..errors import DeployError
+from ..errors import ConfigError, DeployError
+
+
+def check_range(name: str, value: int, bounds: tuple[int, int]) -> int:
+    """``value`` if it is an int within ``bounds`` (inclusive), else :class:`ConfigError`."""
+    low, high = bounds
+    if type(value) is not int or not low <= value <= high:
+        raise ConfigError(f"storage setting {name}={value!r} is not an integer in {low}-{high}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from botocore.exceptions import (
 )
 
 from ..errors import ConfigError, ConflictError, DeployError
+from ..keys import releases_prefix
+from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
 from ..urls import redact_url
 from .base import (
     ContentChanged,
@@ -46,6 +48,7 @@ from .base import (
     Upload,
     UploadFailure,
     UploadOutcome,
+    check_range,
     content_changed,
     sha256_base64,
     source_chunks,
@@ -66,8 +69,14 @@ CHECKSUM_ALGORITHM = "CRC32"
 #: DeleteObjects takes at most 1,000 keys per request.
 DELETE_BATCH = 1000
 
-#: Error codes of a conditional write that lost: 412 from If-Match/If-None-Match, 409
-#: when two conditional writes to one key overlap, NoSuchKey for If-Match on a deleted key.
+# One translation of S3 error codes (see :func:`translated`). botocore reports the
+# server's code from the XML body, or the bare HTTP status when there is none (HEAD).
+#: The object does not exist: GET says NoSuchKey, HEAD only 404 (botocore: "NotFound").
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+#: A conditional GET whose ETag still matches.
+NOT_MODIFIED_CODES = frozenset({"NotModified", "304"})
+#: A conditional write that lost: 412 from If-Match/If-None-Match, 409 when two
+#: conditional writes to one key overlap, NoSuchKey for If-Match on a deleted key.
 CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412"})
 
 
@@ -82,10 +91,19 @@ class S3Settings:
     bucket: str
     endpoint_url: str | None = None
     region: str | None = None
-    workers: int = 16
-    max_attempts: int = 6
+    workers: int = DEFAULT_WORKERS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        """Refuse values the client would misuse (0 workers hangs the pool; 0 attempts
+        sends nothing), whoever builds the settings: the CLI checks the same ranges."""
+        check_range("workers", self.workers, WORKERS_RANGE)
+        check_range("max_attempts", self.max_attempts, ATTEMPTS_RANGE)
+        for name in ("connect_timeout", "read_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"S3 setting {name}={getattr(self, name)!r} must be positive")
 
 
 def make_client(settings: S3Settings, *, max_attempts: int | None = None,
@@ -120,6 +138,31 @@ def describe_error(exc: BaseException) -> str:
         error = exc.response.get("Error", {})
         return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
     return str(exc) or type(exc).__name__
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of a botocore error ("" for one that is not a server reply)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return error_code(exc) in NOT_FOUND_CODES
+
+
+def translated(exc: BaseException, action: str, what: str, *,
+               conditional: bool = False) -> DeployError:
+    """Our exception for a botocore error while doing ``action`` to ``what``.
+
+    Raise it ``from exc`` (the cause keeps the status for callers that need it). A
+    lost conditional write is a :class:`ConflictError`; everything else a
+    :class:`DeployError` that names the code and the server's message.
+    """
+    code = error_code(exc)
+    if conditional and code in CONFLICT_CODES:
+        return ConflictError(f"{what} was changed by someone else ({code})")
+    return DeployError(f"cannot {action} {what}: {describe_error(exc)}")
 
 
 def _status(exc: ClientError) -> int:
@@ -176,8 +219,8 @@ class S3Storage:
         return redact_url(self.settings.endpoint_url) or "AWS default endpoint"
 
     def _preflight_error(self, exc: ClientError) -> ConfigError:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchBucket", "NotFound"):
+        code = error_code(exc)
+        if code in NOT_FOUND_CODES | {"NoSuchBucket"}:
             return ConfigError(
                 f"bucket {self.bucket!r} does not exist at {self._endpoint()}: create it "
                 "or fix --bucket / CDN_BUCKET"
@@ -230,9 +273,7 @@ class S3Storage:
                         last_modified=item.get("LastModified"),
                     )
         except (ClientError, BotoCoreError) as exc:
-            raise DeployError(
-                f"cannot list bucket {self.bucket!r}: {describe_error(exc)}"
-            ) from exc
+            raise translated(exc, "list", f"bucket {self.bucket!r}") from exc
         return found
 
     def read(self, key: str) -> StoredBytes | None:
@@ -247,15 +288,12 @@ class S3Storage:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key, **condition)
             data = bytes(response["Body"].read())
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404"):
+        except (ClientError, BotoCoreError) as exc:
+            if is_not_found(exc):
                 return None
-            if etag and code in ("304", "NotModified"):
+            if etag and error_code(exc) in NOT_MODIFIED_CODES:
                 return NotModified(etag)
-            raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
-        except BotoCoreError as exc:
-            raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
+            raise translated(exc, "read", repr(key)) from exc
         return StoredBytes(data, _etag(response.get("ETag")) or "")
 
     def inspect(self, keys: Iterable[str], *, content: bool = False
@@ -274,12 +312,10 @@ class S3Storage:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
             for chunk in response["Body"].iter_chunks(DOWNLOAD_CHUNK):
                 digest.update(chunk)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        except (ClientError, BotoCoreError) as exc:
+            if is_not_found(exc):
                 return None
-            raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
-        except BotoCoreError as exc:
-            raise DeployError(f"cannot read {key!r}: {describe_error(exc)}") from exc
+            raise translated(exc, "read", repr(key)) from exc
         return ObjectInfo(
             size=int(response.get("ContentLength", 0)), etag=_etag(response.get("ETag")),
             content_type=response.get("ContentType", ""),
@@ -289,12 +325,10 @@ class S3Storage:
     def _head(self, key: str) -> ObjectInfo | None:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        except (ClientError, BotoCoreError) as exc:
+            if is_not_found(exc):
                 return None
-            raise DeployError(f"cannot inspect {key!r}: {describe_error(exc)}") from exc
-        except BotoCoreError as exc:
-            raise DeployError(f"cannot inspect {key!r}: {describe_error(exc)}") from exc
+            raise translated(exc, "inspect", repr(key)) from exc
         return ObjectInfo(
             size=int(head.get("ContentLength", 0)), etag=_etag(head.get("ETag")),
             content_type=head.get("ContentType", ""), cache_control=head.get("CacheControl", ""),
@@ -305,11 +339,9 @@ class S3Storage:
         try:
             return str(self.client.get_bucket_policy(Bucket=self.bucket)["Policy"])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchBucketPolicy":
+            if error_code(exc) == "NoSuchBucketPolicy":
                 return None
-            raise DeployError(
-                f"cannot read the policy of bucket {self.bucket!r}: {describe_error(exc)}"
-            ) from exc
+            raise translated(exc, "read", f"the policy of bucket {self.bucket!r}") from exc
 
     def presigned_url(self, key: str, *, expires_in: int) -> str:
         try:
@@ -335,7 +367,7 @@ class S3Storage:
                 ChecksumAlgorithm=CHECKSUM_ALGORITHM,
             )
         except (ClientError, BotoCoreError) as exc:
-            raise DeployError(f"cannot write {key!r}: {describe_error(exc)}") from exc
+            raise translated(exc, "write", repr(key)) from exc
 
     def put_if(
         self, key: str, data: bytes, *, content_type: str, cache_control: str,
@@ -356,13 +388,8 @@ class S3Storage:
                 Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
                 CacheControl=cache_control, ChecksumAlgorithm=CHECKSUM_ALGORITHM, **condition,
             )
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if condition and code in CONFLICT_CODES:
-                raise ConflictError(f"{key!r} was changed by someone else ({code})") from exc
-            raise DeployError(f"cannot write {key!r}: {describe_error(exc)}") from exc
-        except BotoCoreError as exc:
-            raise DeployError(f"cannot write {key!r}: {describe_error(exc)}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise translated(exc, "write", repr(key), conditional=bool(condition)) from exc
         return _etag(response.get("ETag")) or ""
 
     def supports_conditional_writes(self, prefix: str) -> bool:
@@ -380,7 +407,7 @@ class S3Storage:
             return _CONDITIONAL_WRITES[where]
 
     def _probe_conditional_writes(self, prefix: str) -> bool:
-        key = f"{prefix}/releases/probe-{os.urandom(6).hex()}.json"
+        key = f"{releases_prefix(prefix)}/probe-{os.urandom(6).hex()}.json"
         try:
             for _ in range(2):
                 self.put_if(key, b"{}", content_type="application/json",
