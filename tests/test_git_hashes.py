@@ -113,8 +113,7 @@ def test_a_git_dir_meant_for_another_repository_is_ignored(
 
 def _deploy(s3: S3Env, project: Path) -> dict[str, object]:
     result = deploy_py("--static-dir", "static", "--bucket", s3.bucket, "--endpoint-url",
-                       s3.endpoint, "--json", cwd=project, AWS_ACCESS_KEY_ID="testing",
-                       AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+                       s3.endpoint, "--json", cwd=project, **s3.server.credentials.env())
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     summary: dict[str, object] = json.loads(result.stdout)
