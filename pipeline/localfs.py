@@ -20,18 +20,29 @@ from typing import IO
 from .errors import ConfigError, UnsafePathError
 from .pathfilter import PathFilter
 
+#: A file's location as ``open`` takes it (the walk keeps plain strings, see LocalFile).
+StrPath = str | os.PathLike[str]
+
 #: Exact names that operating systems and editors leave behind.
 JUNK_NAMES = frozenset({"Thumbs.db", "desktop.ini", "ehthumbs.db", "__pycache__"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalFile:
-    """A file to deploy: its logical path (POSIX, relative to the folder) and where it is."""
+    """A file to deploy: its logical path (POSIX, relative to the folder) and where it is.
+
+    ``fspath`` is a plain string: a walk of 100,000 files made as many ``Path`` objects
+    (5 us and ~500 bytes each), which the hash cache and ``open`` never needed.
+    """
 
     logical_path: str
-    path: Path
+    fspath: str
     size: int
     mtime_ns: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.fspath)
 
 
 def is_junk(name: str) -> bool:
@@ -77,6 +88,8 @@ def name_problem(name: str) -> str | None:
     S3 keys are UTF-8; control characters (newline, CR, ...) break listings, XML
     responses and every log line that shows the name.
     """
+    if name.isascii():  # the common case, two C calls: ASCII encodes, only C0 and DEL remain
+        return None if name.isprintable() else "contains a control character"
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -152,7 +165,7 @@ def _walk(
             if not os.access(entry.path, os.R_OK):
                 raise ConfigError(f"cannot read {display_name(logical)} in the static folder: "
                                   "permission denied")
-            scan.files.append(LocalFile(logical, Path(entry.path), info.st_size, info.st_mtime_ns))
+            scan.files.append(LocalFile(logical, entry.path, info.st_size, info.st_mtime_ns))
         else:
             raise ConfigError(f"{display_name(logical)} in the static folder is not a regular file")
 

@@ -162,6 +162,22 @@ def test_folder_backend_has_releases_and_rollback_too(
     assert published == (tmp_path / "m.json").read_bytes()
 
 
+def test_an_unchanged_redeploy_writes_the_published_manifest_bytes_locally(
+    static_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The local manifest is a byte copy of the one the target serves, also when an unchanged
+    re-run finds it laid out differently (written by another version): copied, not re-encoded."""
+    args = ["--target-dir", str(tmp_path / "cdn"), "--static-dir", str(static_tree),
+            "--manifest", str(tmp_path / "m.json")]
+    first = deploy(capsys, args)["release"]
+    published = tmp_path / "cdn" / "static" / "manifest.json"
+    other_layout = json.dumps(json.loads(published.read_bytes()), indent=1).encode()
+    published.write_bytes(other_layout)
+    again = deploy(capsys, args)
+    assert again["release"] == first and again["new_release"] is False
+    assert (tmp_path / "m.json").read_bytes() == other_layout == published.read_bytes()
+
+
 @pytest.mark.parametrize("backend", ["s3", "folder"])
 def test_a_stale_conditional_write_is_a_conflict_and_a_deploy_retries_it(
     backend: str, s3: S3Env, tmp_path: Path

@@ -134,7 +134,7 @@ def _hash_all(files: list[LocalFile], cache: HashCache) -> dict[str, str]:
     hashes: dict[str, str] = {}
     stale: list[LocalFile] = []
     for item in files:
-        cached = cache.get(item.path, FileStamp(item.size, item.mtime_ns))
+        cached = cache.get(item.fspath, FileStamp(item.size, item.mtime_ns))
         if cached is None:
             stale.append(item)
         else:
@@ -147,7 +147,7 @@ def _hash_all(files: list[LocalFile], cache: HashCache) -> dict[str, str]:
         for part, digests in zip(slices, pool.map(_hash_slice, slices), strict=True):
             for item, digest in zip(part, digests, strict=True):
                 hashes[item.logical_path] = digest
-                cache.put(item.path, FileStamp(item.size, item.mtime_ns), digest)
+                cache.put(item.fspath, FileStamp(item.size, item.mtime_ns), digest)
     return hashes
 
 
@@ -157,7 +157,8 @@ def _hash_slice(items: list[LocalFile]) -> list[str]:
 
 def _read(item: LocalFile) -> bytes:
     try:
-        return item.path.read_bytes()
+        with open(item.fspath, "rb") as handle:
+            return handle.read()
     except OSError as exc:
         raise ConfigError(
             f"cannot read {item.logical_path!r} in the static folder: {exc.strerror}"
@@ -166,7 +167,7 @@ def _read(item: LocalFile) -> bytes:
 
 def _hash_local(item: LocalFile) -> str:
     try:
-        return hash_file(item.path)
+        return hash_file(item.fspath)
     except OSError as exc:
         raise ConfigError(
             f"cannot read {item.logical_path!r} in the static folder: {exc.strerror}"

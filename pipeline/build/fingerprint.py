@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..localfs import write_atomic
+from ..localfs import StrPath, write_atomic
 
 #: Hex characters of the SHA-256 that go into a file name (48 bits: collisions
 #: between two versions of one logical file are practically impossible).
@@ -24,7 +24,7 @@ NAME_HASH_LENGTH = 12
 _CHUNK_SIZE = 1024 * 1024
 
 
-def hash_file(path: str | os.PathLike[str]) -> str:
+def hash_file(path: StrPath) -> str:
     """Return the hex SHA-256 of a file, streamed so memory stays flat for any size."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -53,7 +53,7 @@ def is_hashed_name(name: str) -> bool:
     return bool(_HASHED_NAME_RE.match(name))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileStamp:
     """What must be unchanged for a cached hash to still be trusted."""
 
@@ -90,9 +90,10 @@ class HashCache:
         entries = data.get("entries")
         return entries if isinstance(entries, dict) else {}
 
-    def get(self, path: Path, stamp: FileStamp) -> str | None:
+    def get(self, path: StrPath, stamp: FileStamp) -> str | None:
         """Return the cached hash if the file still has this size and mtime."""
-        entry = self._old.get(str(path))
+        name = os.fspath(path)
+        entry = self._old.get(name)
         if (
             isinstance(entry, list)
             and len(entry) == 3
@@ -100,23 +101,23 @@ class HashCache:
             and entry[1] == stamp.mtime_ns
             and isinstance(entry[2], str)
         ):
-            self._new[str(path)] = entry
+            self._new[name] = entry
             self.hits += 1
             return entry[2]
         self.misses += 1
         return None
 
-    def seed(self, path: Path, stamp: FileStamp, sha256_hex: str) -> None:
+    def seed(self, path: StrPath, stamp: FileStamp, sha256_hex: str) -> None:
         """Make ``get`` answer ``sha256_hex`` for this stamp (a hash known from elsewhere)."""
-        self._old[str(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
+        self._old[os.fspath(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
 
-    def put(self, path: Path, stamp: FileStamp, sha256_hex: str) -> None:
-        self._new[str(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
+    def put(self, path: StrPath, stamp: FileStamp, sha256_hex: str) -> None:
+        self._new[os.fspath(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
 
-    def forget(self, path: Path) -> None:
+    def forget(self, path: StrPath) -> None:
         """Drop ``path``'s hash: its bytes changed without a new size or mtime showing it."""
-        self._new.pop(str(path), None)
-        self._old.pop(str(path), None)
+        self._new.pop(os.fspath(path), None)
+        self._old.pop(os.fspath(path), None)
         self._forgotten = True
 
     def save(self) -> None:

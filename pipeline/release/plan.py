@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
+from ..localfs import StrPath
 from ..manifest import Entry, Manifest
 from ..storage.base import RemoteObject
 
@@ -22,11 +22,12 @@ class Reason(StrEnum):
     DAMAGED = "damaged"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedFile:
     logical_path: str
     entry: Entry
-    source: Path
+    #: The local file (a plain string from the walk, see :class:`~pipeline.localfs.LocalFile`).
+    source: StrPath
     reason: Reason
 
     @property
@@ -53,7 +54,7 @@ class Plan:
 
 def plan_deploy(
     manifest: Manifest,
-    sources: Mapping[str, Path],
+    sources: Mapping[str, StrPath],
     existing: Mapping[str, RemoteObject],
     *,
     known_etags: Mapping[str, str] | None = None,

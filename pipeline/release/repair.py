@@ -42,7 +42,7 @@ def repair(
     files = collect_files(static_dir)
     built = build(files, prefix=store.prefix, cache=cache, strict=strict,
                   static_url_path=static_url_path)
-    sources = {f.logical_path: f.path for f in files}
+    sources = {f.logical_path: f.fspath for f in files}
     local = {entry.key: path for path, entry in built.manifest.files.items()}
     uploads: list[Upload] = []
     for key in sorted(broken):

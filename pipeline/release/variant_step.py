@@ -27,7 +27,7 @@ from ..build.variants import (
 )
 from ..errors import ImageSourceError
 from ..keys import object_key
-from ..localfs import write_atomic
+from ..localfs import StrPath, write_atomic
 from ..manifest import Entry, Manifest, Variant
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..storage.base import RemoteObject, Upload
@@ -72,7 +72,7 @@ class Missing:
 PROBE_CACHE_NAME = "probes.json"
 
 
-def plan_sources(manifest: Manifest, sources: Mapping[str, Path], settings: VariantSettings,
+def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: VariantSettings,
                  prefix: str, cache_dir: Path) -> VariantPlan:
     """Probe (header only; remembered by content hash under ``cache_dir``) every raster image
     for its dimensions, and plan the variants of those the globs select. A bomb or an
@@ -85,7 +85,7 @@ def plan_sources(manifest: Manifest, sources: Mapping[str, Path], settings: Vari
         if not has_dimensions(logical):
             continue
         candidate = is_candidate(logical, settings)
-        path, entry = sources[logical], manifest.files[logical]
+        path, entry = Path(sources[logical]), manifest.files[logical]
         info = probes.get(entry.hash)
         if info is None:
             from ..build.variant_codec import probe  # pyvips only when an image is new
