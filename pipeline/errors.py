@@ -74,3 +74,8 @@ class Interrupted(PipelineError):
 class ImageSourceError(ConfigError):
     """A source image cannot be turned into variants: unreadable, or too many pixels (a
     decompression bomb). Found before anything is decoded or uploaded (exit 2)."""
+
+
+class UnreadableImageError(ImageSourceError):
+    """No image loader reads the file: a fact about its bytes (unlike the pixel limit, a
+    setting), so a deploy remembers it by content hash instead of probing again."""

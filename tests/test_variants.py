@@ -426,3 +426,48 @@ def test_pool_failure_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ImageSourceError, match=r"bad.png"):
         encode_many([EncodeJob(good, (spec,)), EncodeJob(bad, (spec,))], settings=SMALL,
                     out_dir=tmp_path / "out", workers=1)
+
+
+def test_an_unreadable_image_that_only_wanted_its_size_is_probed_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.build.assemble import build_manifest
+    from pipeline.build.fingerprint import HashCache
+    from pipeline.localfs import collect_files
+    from pipeline.release.variant_step import plan_sources
+
+    static = tmp_path / "static"
+    (static / "img").mkdir(parents=True)
+    (static / "img" / "broken.png").write_bytes(b"not an image at all")
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(static / "img" / "ok.png")
+    files = collect_files(static)
+    manifest = build_manifest(files, prefix="static", cache=HashCache(None))
+    sources = {f.logical_path: f.fspath for f in files}
+    cache = tmp_path / "variants"
+    probed: list[str] = []
+    real_probe = variant_codec.probe
+
+    def counting(path: Path, settings: VariantSettings) -> SourceInfo:
+        probed.append(Path(path).name)
+        return real_probe(path, settings)
+
+    monkeypatch.setattr(variant_codec, "probe", counting)
+    sizes_only = VariantSettings(widths=SMALL.widths, include=("photos/*",))  # no candidates
+    first = plan_sources(manifest, sources, sizes_only, "static", cache)
+    assert probed == ["broken.png", "ok.png"]
+    assert [(s.logical_path, s.width, s.height) for s in first.sources] == [("img/ok.png", 40, 30)]
+    probed.clear()
+    assert plan_sources(manifest, sources, sizes_only, "static", cache) == first
+    assert probed == []  # remembered by content hash: libvips is not asked again
+    # A candidate with those bytes still stops the deploy (exit 2), on every run.
+    with pytest.raises(ImageSourceError, match=r"broken\.png: not a readable image"):
+        plan_sources(manifest, sources, SMALL, "static", cache)
+    # New bytes under the same name are probed afresh.
+    Image.new("RGB", (20, 10), (4, 5, 6)).save(static / "img" / "broken.png")
+    files = collect_files(static)
+    manifest = build_manifest(files, prefix="static", cache=HashCache(None))
+    probed.clear()
+    fixed = plan_sources(manifest, {f.logical_path: f.fspath for f in files}, sizes_only,
+                         "static", cache)
+    assert probed == ["broken.png"]
+    assert [(s.logical_path, s.width) for s in fixed.sources] == [("img/broken.png", 20),
+                                                                   ("img/ok.png", 40)]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ImageSourceError
+from ..errors import ImageSourceError, UnreadableImageError
 from ..extras import needs_extra
 from ..localfs import replacing
 from .variants import SourceInfo, VariantSettings, VariantSpec
@@ -73,7 +73,7 @@ def _open(path: Path, **options: object) -> pyvips.Image:
     except pyvips.Error as exc:
         text = (exc.detail or "").strip() or exc.message.strip()
         reason = text.splitlines()[0] if text else "unknown format"
-        raise ImageSourceError(f"{path}: not a readable image ({reason})") from exc
+        raise UnreadableImageError(f"{path}: not a readable image ({reason})") from exc
 
 
 def probe(path: Path, settings: VariantSettings) -> SourceInfo:

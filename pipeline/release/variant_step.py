@@ -25,7 +25,7 @@ from ..build.variants import (
     is_candidate,
     plan_variants,
 )
-from ..errors import ImageSourceError
+from ..errors import ImageSourceError, UnreadableImageError
 from ..keys import object_key
 from ..localfs import StrPath, write_atomic
 from ..manifest import Entry, Manifest, Variant
@@ -70,6 +70,11 @@ class Missing:
 
 #: Header facts by content hash, so an unchanged image is not even opened again.
 PROBE_CACHE_NAME = "probes.json"
+#: Content hashes of ``.png``/``.jpg``/... files no loader could read (a sorted JSON list): a
+#: non-candidate among them is not probed again on every deploy (it only wanted its
+#: dimensions). A file of its own, so readers of ``probes.json`` keep reading it; delete the
+#: cache folder to probe them again (after a libvips that reads more formats, say).
+UNREADABLE_CACHE_NAME = "probes-unreadable.json"
 
 
 def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: VariantSettings,
@@ -79,7 +84,8 @@ def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: V
     unreadable image raises :class:`~pipeline.errors.ImageSourceError` (exit 2) before
     anything is uploaded."""
     probes = _load_probes(cache_dir / PROBE_CACHE_NAME)
-    changed = False
+    unreadable = _load_unreadable(cache_dir / UNREADABLE_CACHE_NAME)
+    changed = unreadable_changed = False
     planned = []
     for logical in sorted(manifest.files):
         if not has_dimensions(logical):
@@ -88,13 +94,18 @@ def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: V
         path, entry = Path(sources[logical]), manifest.files[logical]
         info = probes.get(entry.hash)
         if info is None:
+            if not candidate and entry.hash in unreadable:
+                continue  # no loader read these bytes last time; a candidate probes again to fail
             from ..build.variant_codec import probe  # pyvips only when an image is new
 
             try:
                 info = probes[entry.hash] = probe(path, settings)
-            except ImageSourceError:
+            except ImageSourceError as exc:
                 if candidate:
                     raise
+                if isinstance(exc, UnreadableImageError):
+                    unreadable.add(entry.hash)
+                    unreadable_changed = True
                 continue  # only its dimensions were wanted: leave them out
             changed = True
         elif info.width * info.height > settings.max_source_pixels:
@@ -104,6 +115,8 @@ def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: V
         planned.append(SourcePlan(logical, path, info.width, info.height, specs))
     if changed:
         _save_probes(cache_dir / PROBE_CACHE_NAME, probes)
+    if unreadable_changed:
+        _save_unreadable(cache_dir / UNREADABLE_CACHE_NAME, unreadable)
     return VariantPlan(prefix, tuple(planned))
 
 
@@ -113,6 +126,19 @@ def _load_probes(path: Path) -> dict[str, SourceInfo]:
         return {digest: SourceInfo(**fields) for digest, fields in raw.items()}
     except (OSError, ValueError, TypeError, AttributeError):
         return {}  # no cache or a damaged one: probe again
+
+
+def _load_unreadable(path: Path) -> set[str]:
+    try:
+        raw = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return set()
+    return {digest for digest in raw if isinstance(digest, str)} if isinstance(raw, list) else set()
+
+
+def _save_unreadable(path: Path, digests: set[str]) -> None:
+    with contextlib.suppress(OSError):  # only a cache: the next deploy probes again
+        write_atomic(path, json.dumps(sorted(digests)).encode(), unique=True)
 
 
 def _save_probes(path: Path, probes: Mapping[str, SourceInfo]) -> None:
