@@ -6,9 +6,7 @@ table of the nearest ``pyproject.toml`` (this repository's declares the demo's
 bundles), in that order; ``python deploy.py --show-config`` shows which applies.
 """
 
-import sys
-
-from pipeline.cli.main import main
+from pipeline.cli.main import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

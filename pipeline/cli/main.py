@@ -9,6 +9,7 @@ errors, 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -390,6 +391,15 @@ def report_failure(as_json: bool, message: str, code: int) -> int:
     return code
 
 
+#: Young objects allocated between collections (CPython's default: 700). A deploy of 100,000
+#: files keeps a few million objects alive (walk, hash cache, two manifests); with the default
+#: the collector ran ~900 times in a no-change re-run and took 0.6 s of its 4 s. Its garbage has
+#: few cycles, so collecting every 50,000 allocations costs little memory and ~0.1 s.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
 def run() -> None:
-    """Console-script entry point."""
+    """Process entry point (the console script and ``deploy.py``): the process is ours, so
+    the garbage collector is tuned for it here, not in :func:`main` (tests call that)."""
+    gc.set_threshold(*GC_THRESHOLDS)
     sys.exit(main())
