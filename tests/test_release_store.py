@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.manifest import Entry, Manifest
-from pipeline.release.documents import make_release
+from pipeline.release.documents import ReleaseDoc, files_digest, make_release
 from pipeline.release.prune import prune
 from pipeline.release.store import ReleaseStore
 from pipeline.storage.folder import FolderStorage
@@ -47,6 +49,30 @@ def test_a_stored_release_made_current_is_read_back_byte_for_byte(tmp_path: Path
     assert store.read_release(doc.release_id).manifest == ONE
     assert store.read_releases([doc.release_id, doc.release_id]) == {doc.release_id: doc}
     assert store.release_ids(store.list()) == [doc.release_id]
+
+
+def test_a_release_document_has_one_canonical_layout_and_digest() -> None:
+    """Encoded piece by piece (never holding every entry as a dict): sorted keys, one member
+    per line, and the id's digest is the SHA-256 of the files' own canonical bytes."""
+    files = {f"d/{i}.png": Entry(f"s/d/{i}.0123456789ab.png", f"{i:064x}", i, "image/png")
+             for i in range(3)}
+    files["app.js"] = Entry("s/app.0123456789ab.js", "e" * 64, 9, "text/javascript",
+                            integrity="sha384-x")
+    doc = make_release(Manifest(files), {"s/app.0123456789ab.js": "etag1"}, {"d/1.png": "b1"})
+    data = doc.to_json()
+    parsed = json.loads(data)
+    assert parsed["files"] == Manifest(files).document()["files"] and parsed["version"] == 1
+    assert parsed["etags"] == {"s/app.0123456789ab.js": "etag1"}
+    assert parsed["git_blobs"] == {"d/1.png": "b1"}
+    lines = data.decode().splitlines()
+    assert lines[:3] == ["{", '  "created": ' + json.dumps(doc.created) + ",", '  "etags": {']
+    assert lines[6] == '    "app.js": {"content_type": "text/javascript", "hash": "' + "e" * 64 \
+        + '", "integrity": "sha384-x", "key": "s/app.0123456789ab.js", "size": 9},'
+    assert data.endswith(b'  "version": 1\n}\n')
+    assert ReleaseDoc.from_json(data, source="t").to_json() == data
+    digest = hashlib.sha256(Manifest(files).to_json()).hexdigest()
+    assert files_digest(Manifest(files)) == digest and doc.release_id.endswith(digest[:6])
+    assert Manifest({}).to_json() == b'{\n  "files": {},\n  "version": 1\n}\n'
 
 
 def test_reading_a_missing_release_is_a_usage_error(tmp_path: Path) -> None:

@@ -99,11 +99,10 @@ def build(
             continue
         body = bodies.get(path)
         digest = linked.hashes[path]
-        entries[path] = Entry(
-            key=object_key(prefix, hashed_name(path, digest)), hash=digest,
-            size=item.size if body is None else len(body), content_type=content_type,
-            integrity=(sri_hash(read(path) if body is None else body)
-                       if _wants_integrity(path) else None),
+        entries[path] = Entry(  # positional: twice as fast as keywords, once per file
+            object_key(prefix, hashed_name(path, digest)), digest,
+            item.size if body is None else len(body), content_type,
+            (sri_hash(read(path) if body is None else body) if _wants_integrity(path) else None),
         )
     warnings = (*linked.warnings, *sorted(map_warnings), *css.warnings)
     return Build(Manifest(entries), bodies, warnings)

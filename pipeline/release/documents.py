@@ -34,7 +34,7 @@ from functools import cached_property
 
 from ..errors import ConfigError, ManifestError
 from ..keys import RELEASE_ID_RE
-from ..manifest import Manifest, dump_json, parse_json
+from ..manifest import Manifest, dump_json, iter_json, parse_json
 
 
 def new_release_id(manifest: Manifest, *, now: datetime | None = None) -> str:
@@ -44,8 +44,12 @@ def new_release_id(manifest: Manifest, *, now: datetime | None = None) -> str:
 
 
 def files_digest(manifest: Manifest) -> str:
-    """SHA-256 of the manifest's canonical JSON: equal content, equal digest."""
-    return hashlib.sha256(manifest.to_json()).hexdigest()
+    """SHA-256 of the manifest's canonical JSON: equal content, equal digest (fed piece by
+    piece: the encoding of 100,000 entries is never held whole)."""
+    digest = hashlib.sha256()
+    for chunk in iter_json(manifest.json_document()):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def validate_release_id(release_id: str) -> str:
@@ -75,12 +79,12 @@ class ReleaseDoc:
 
     @cached_property
     def _json(self) -> bytes:
-        document = self.manifest.document()
+        document = self.manifest.json_document()
         document["release"] = self.release_id
         document["created"] = self.created
-        document["etags"] = dict(sorted(self.etags.items()))
+        document["etags"] = self.etags  # dump_json sorts every object's members itself
         if self.git_blobs:
-            document["git_blobs"] = dict(self.git_blobs)
+            document["git_blobs"] = self.git_blobs
         return dump_json(document)
 
     @classmethod

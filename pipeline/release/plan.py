@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 from ..localfs import StrPath
 from ..manifest import Entry, Manifest
@@ -39,8 +40,9 @@ class PlannedFile:
 class Plan:
     files: tuple[PlannedFile, ...]
 
-    @property
+    @cached_property
     def uploads(self) -> tuple[PlannedFile, ...]:
+        """Computed once: the CLI asks several times, and a plan may have 100,000 files."""
         return tuple(item for item in self.files if item.needs_upload)
 
     @property

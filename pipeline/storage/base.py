@@ -21,7 +21,7 @@ def check_range(name: str, value: int, bounds: tuple[int, int]) -> int:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteObject:
     """What a listing says about an object that exists."""
 
@@ -37,7 +37,7 @@ class RemoteObject:
 READ_TRIES = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Upload:
     """One local file to store under ``key`` with these headers."""
 
