@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
 
@@ -20,4 +21,14 @@ def cdn_url(base_url: str, key: str) -> str:
     Keys are percent-encoded except for ``/``: S3 decodes a raw ``+`` in a path as a
     space, and ``#``/``?``/``%`` in a file name would otherwise change the URL's meaning.
     """
-    return base_url.rstrip("/") + "/" + quote(key, safe="/")
+    return base_url.rstrip("/") + "/" + quote_key(key)
+
+
+#: What ``quote(key, safe="/")`` leaves as it is: letters, digits, ``_.-~`` and ``/``.
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.\-~/]*")
+
+
+def quote_key(key: str) -> str:
+    """``quote(key, safe="/")``, with one regex match for the usual key that needs nothing
+    (an app loading a 100,000-entry manifest builds every URL at start-up)."""
+    return key if _UNQUOTED.fullmatch(key) else quote(key, safe="/")

@@ -51,3 +51,16 @@ def test_reading_a_manifest_loads_no_build_release_or_storage() -> None:
 def test_storage_does_not_import_release() -> None:
     loaded = _loaded_by("pipeline.storage.base")
     assert not {m for m in loaded if m.startswith(("pipeline.release", "pipeline.build"))}
+
+
+@pytest.mark.parametrize("key", ["static/app.0123456789ab.js", "a/b c+d#e?f%g.png", "café/ü.svg",
+                                 "x/~_.-/y", "", "a\\b", "a;b=c&d@e:f!g$h'i(j)k*l,m.txt"])
+def test_urls_quote_keys_like_urllib(key: str) -> None:
+    """The fast path for plain keys gives exactly ``quote(key, safe="/")``."""
+    from urllib.parse import quote
+
+    from pipeline.urls import cdn_url, quote_key
+
+    assert quote_key(key) == quote(key, safe="/")
+    assert cdn_url("https://cdn.example.com//", key) == "https://cdn.example.com/" + quote(
+        key, safe="/")

@@ -23,7 +23,7 @@ from ..manifest import Manifest
 from ..media_types import content_type_for
 from ..serving.refresher import ManifestRefresher, initial_load
 from ..serving.source import CONFIG_DEFAULTS, SourceSettings, open_source, read_source_settings
-from ..urls import cdn_url
+from ..urls import cdn_url, quote_key
 from ..validate import DEFAULT_MANIFEST_PATH, validate_url
 
 #: The one logger of the whole extension (configure it to see reloads and missing assets).
@@ -168,7 +168,8 @@ def url_table(base: str | None, manifest: Manifest | None) -> dict[str, str]:
     """Logical path -> full CDN URL, computed once so ``url_for`` is a dict lookup."""
     if base is None or manifest is None:
         return {}
-    return {name: cdn_url(base, entry.key) for name, entry in manifest.files.items()}
+    root = cdn_url(base, "")  # the same URLs as cdn_url(base, key), the base trimmed once
+    return {name: root + quote_key(entry.key) for name, entry in manifest.files.items()}
 
 
 def file_stamp(path: Path) -> _Stamp | None:
