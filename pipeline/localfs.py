@@ -136,10 +136,12 @@ def _walk(
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
         raise ConfigError(f"cannot read folder {str(folder)!r}: {exc.strerror}") from exc
+    filtering = bool(filters)  # asked once per folder, not once per file
     for entry in entries:
-        logical = prefix + entry.name
-        if is_junk(entry.name):
-            kind = "dotfile" if entry.name.startswith(".") else "OS or editor junk"
+        name = entry.name
+        logical = prefix + name
+        if is_junk(name):
+            kind = "dotfile" if name.startswith(".") else "OS or editor junk"
             scan.ignored.append(Ignored(logical, kind))
             continue
         if entry.is_symlink():
@@ -150,11 +152,11 @@ def _walk(
             raise ConfigError(f"cannot read {display_name(logical)} in the static folder: "
                               f"{exc.strerror}") from exc
         is_dir = stat.S_ISDIR(info.st_mode)
-        reason = filters.excluded_by(logical, is_dir=is_dir) if filters else None
+        reason = filters.excluded_by(logical, is_dir=is_dir) if filtering else None
         if reason:
             scan.ignored.append(Ignored(logical + ("/" if is_dir else ""), reason))
             continue
-        if (problem := name_problem(entry.name)) is not None:
+        if (problem := name_problem(name)) is not None:
             scan.bad_names.append(f"{display_name(logical)} ({problem})")
             continue
         if is_dir:

@@ -170,6 +170,11 @@ def _check_keys(entry: Entry, name: str, source: str) -> None:
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
+#: Keys every check below accepts, in one match: ``/``-separated segments of ASCII letters,
+#: digits and ``_-~.``, none empty and none starting with a dot (so never ``.`` or ``..``).
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]*(?:/[A-Za-z0-9_~-][A-Za-z0-9_.~-]*)*")
+
+
 def unsafe_key_reason(key: str) -> str | None:
     """Why ``key`` could not be a deployed object's key, or ``None`` if it is fine.
 
@@ -179,6 +184,8 @@ def unsafe_key_reason(key: str) -> str | None:
     (which browsers strip from URLs) could hide such a segment. The deploy never writes
     such keys; a manifest that has one was edited or forged.
     """
+    if _PLAIN_KEY.fullmatch(key):  # what deploys write; anything else gets the checks below
+        return None
     if not key:
         return "empty"
     if _CONTROL_CHARACTER.search(key):
