@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..keys import object_key
-from ..localfs import LocalFile
+from ..localfs import LocalFile, display_name
 from ..manifest import Entry, Manifest
 from ..media_types import content_type_for
 from ..validate import DEFAULT_STATIC_URL_PATH
-from .css import build_css, is_css, sri_hash
+from .css import build_css, check_references, is_css, sri_hash
 from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
-from .sourcemaps import has_comment, is_js, link_maps, rewrite_comment
+from .sourcemaps import has_comment, is_js, is_map, link_maps, rewrite_comment
 
 #: Files that get a Subresource Integrity value (``<script>``/``<link>`` targets).
 SRI_SUFFIXES = (".css", ".js", ".mjs")
@@ -42,6 +42,10 @@ def build_manifest(files: Iterable[LocalFile], *, prefix: str, cache: HashCache)
     return build(files, prefix=prefix, cache=cache).manifest
 
 
+#: Told each file's SHA-256 as soon as it is known (from worker threads, in no order).
+HashedCallback = Callable[[LocalFile, str], None]
+
+
 def build(
     files: Iterable[LocalFile],
     *,
@@ -49,16 +53,19 @@ def build(
     cache: HashCache,
     strict: bool = True,
     static_url_path: str | None = DEFAULT_STATIC_URL_PATH,
+    on_hashed: HashedCallback | None = None,
 ) -> Build:
     """Hash every file, rewrite CSS references to fingerprinted names, name every object.
 
     CSS is hashed after rewriting, so a changed image renames the CSS that uses it;
     source maps are linked first (:mod:`pipeline.build.sourcemaps`), so a changed map
-    renames the CSS or JS file whose ``sourceMappingURL`` names it.
+    renames the CSS or JS file whose ``sourceMappingURL`` names it. ``on_hashed`` lets
+    a deploy start uploading the files stored as they are (:func:`is_verbatim`) while
+    the others are still being hashed.
     """
     files = list(files)
     by_path = {item.logical_path: item for item in files}
-    hashes = _hash_all(files, cache)
+    hashes = _hash_all(files, cache, on_hashed)
     read = _reader(by_path)
     # Source maps first: a CSS/JS name must cover the fingerprinted name of its map.
     commented = [item.logical_path for item in files
@@ -99,6 +106,9 @@ def build(
             continue
         body = bodies.get(path)
         digest = linked.hashes[path]
+        if body is None and not _wants_integrity(path):
+            entries[path] = verbatim_entry(prefix, item, digest)
+            continue
         entries[path] = Entry(  # positional: twice as fast as keywords, once per file
             object_key(prefix, hashed_name(path, digest)), digest,
             item.size if body is None else len(body), content_type,
@@ -106,6 +116,49 @@ def build(
         )
     warnings = (*linked.warnings, *sorted(map_warnings), *css.warnings)
     return Build(Manifest(entries), bodies, warnings)
+
+
+def check_before_hashing(files: Iterable[LocalFile], *, prefix: str, strict: bool,
+                         static_url_path: str | None = DEFAULT_STATIC_URL_PATH) -> None:
+    """Refuse what :func:`build` would refuse that needs no hash: an object key S3 would
+    reject and, when ``strict``, a CSS reference to a missing file. A deploy runs this
+    before it uploads anything, even files it uploads while still hashing others."""
+    files = list(files)
+    for item in files:
+        check_key_length(prefix, item.logical_path)
+    if strict:
+        by_path = {item.logical_path: item for item in files}
+        check_references(set(by_path), read=_reader(by_path), static_url_path=static_url_path)
+
+
+#: S3's limit on the UTF-8 length of an object key.
+MAX_KEY_BYTES = 1024
+
+
+def check_key_length(prefix: str, logical_path: str) -> None:
+    """Refuse a file whose object key S3 would reject (its length does not depend on the
+    hash: every fingerprint has the same length)."""
+    key = object_key(prefix, hashed_name(logical_path, "0" * 64))
+    size = len(key.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise ConfigError(
+            f"the object key of {display_name(logical_path)} would be {size} bytes; S3 "
+            f"allows {MAX_KEY_BYTES}: shorten its name or folders (or the prefix), or "
+            "--exclude it"
+        )
+
+
+def is_verbatim(logical_path: str) -> bool:
+    """Whether a file is always stored as it is, named by its own hash: neither CSS, JS
+    nor a source map, whose bytes or names may depend on other files."""
+    return not (is_css(logical_path) or is_js(logical_path) or is_map(logical_path))
+
+
+def verbatim_entry(prefix: str, item: LocalFile, sha256_hex: str) -> Entry:
+    """The manifest entry of a file stored as it is (see :func:`is_verbatim`)."""
+    path = item.logical_path
+    return Entry(object_key(prefix, hashed_name(path, sha256_hex)), sha256_hex, item.size,
+                 content_type_for(path))  # positional: twice as fast as keywords
 
 
 def _reader(by_path: Mapping[str, LocalFile]) -> Callable[[str], bytes]:
@@ -128,30 +181,49 @@ def _wants_integrity(logical_path: str) -> bool:
     return logical_path.lower().endswith(SRI_SUFFIXES)
 
 
-def _hash_all(files: list[LocalFile], cache: HashCache) -> dict[str, str]:
+def stale_files(files: Iterable[LocalFile], cache: HashCache) -> list[LocalFile]:
+    """The files whose hash the cache does not hold for their current size and mtime."""
+    return [item for item in files if not cache.has(item.fspath, _stamp(item))]
+
+
+def _stamp(item: LocalFile) -> FileStamp:
+    return FileStamp(item.size, item.mtime_ns)
+
+
+def _hash_all(files: list[LocalFile], cache: HashCache,
+              on_hashed: HashedCallback | None = None) -> dict[str, str]:
     """Hashes from the cache where size and mtime match, the rest hashed in parallel."""
     hashes: dict[str, str] = {}
     stale: list[LocalFile] = []
     for item in files:
-        cached = cache.get(item.fspath, FileStamp(item.size, item.mtime_ns))
+        cached = cache.get(item.fspath, _stamp(item))
         if cached is None:
             stale.append(item)
-        else:
-            hashes[item.logical_path] = cached
+            continue
+        hashes[item.logical_path] = cached
+        if on_hashed is not None:
+            on_hashed(item, cached)
     # One strided slice per worker, not one task per file: most static files are small,
     # and per-task overhead would eat the gain of hashing on several cores.
     workers = max(1, min(_HASH_WORKERS, os.cpu_count() or 1, len(stale)))
     slices = [stale[i::workers] for i in range(workers)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for part, digests in zip(slices, pool.map(_hash_slice, slices), strict=True):
+        hashed = pool.map(lambda part: _hash_slice(part, on_hashed), slices)
+        for part, digests in zip(slices, hashed, strict=True):
             for item, digest in zip(part, digests, strict=True):
                 hashes[item.logical_path] = digest
-                cache.put(item.fspath, FileStamp(item.size, item.mtime_ns), digest)
+                cache.put(item.fspath, _stamp(item), digest)
     return hashes
 
 
-def _hash_slice(items: list[LocalFile]) -> list[str]:
-    return [_hash_local(item) for item in items]
+def _hash_slice(items: list[LocalFile], on_hashed: HashedCallback | None) -> list[str]:
+    digests = []
+    for item in items:
+        digest = _hash_local(item)
+        if on_hashed is not None:
+            on_hashed(item, digest)
+        digests.append(digest)
+    return digests
 
 
 def _read(item: LocalFile) -> bytes:

@@ -351,15 +351,7 @@ def build_css(
     every ``file:line``, or with ``strict=False`` becomes a warning and stays as
     written. The output depends on the inputs only, never on their order.
     """
-    static_url_path = _normalise_url_path(static_url_path)
-    exists = frozenset(logical_paths)
-    parsed: dict[str, _ParsedCSS] = {}
-    problems: list[str] = []
-    for path in sorted(p for p in exists if is_css(p)):
-        # surrogateescape: bytes that are not UTF-8 come back out exactly as they went in.
-        text = _read(read, path).decode("utf-8", "surrogateescape")
-        parsed[path], found = _parse(path, text, exists=exists, static_url_path=static_url_path)
-        problems += found
+    parsed, problems = _parse_all(logical_paths, read, static_url_path)
     if problems and strict:
         raise MissingReferenceError(tuple(problems))
     done: dict[str, RewrittenCSS] = {}
@@ -370,6 +362,36 @@ def build_css(
         else:
             done.update(_finish_cycle([parsed[p] for p in group], done, hashes))
     return CSSBuild(dict(sorted(done.items())), tuple(problems))
+
+
+def check_references(
+    logical_paths: Collection[str],
+    *,
+    read: Callable[[str], bytes],
+    static_url_path: str | None = DEFAULT_STATIC_URL_PATH,
+) -> None:
+    """Raise the :class:`MissingReferenceError` a strict :func:`build_css` would, without
+    needing any hash: a deploy that uploads while it hashes refuses a broken reference
+    before anything is read but the CSS."""
+    problems = _parse_all(logical_paths, read, static_url_path)[1]
+    if problems:
+        raise MissingReferenceError(tuple(problems))
+
+
+def _parse_all(
+    logical_paths: Collection[str], read: Callable[[str], bytes], static_url_path: str | None,
+) -> tuple[dict[str, _ParsedCSS], list[str]]:
+    """Every CSS file among ``logical_paths`` parsed, with every reference problem found."""
+    url_path = _normalise_url_path(static_url_path)
+    exists = frozenset(logical_paths)
+    parsed: dict[str, _ParsedCSS] = {}
+    problems: list[str] = []
+    for path in sorted(p for p in exists if is_css(p)):
+        # surrogateescape: bytes that are not UTF-8 come back out exactly as they went in.
+        text = _read(read, path).decode("utf-8", "surrogateescape")
+        parsed[path], found = _parse(path, text, exists=exists, static_url_path=url_path)
+        problems += found
+    return parsed, problems
 
 
 def _normalise_url_path(value: str | None) -> str | None:

@@ -94,18 +94,17 @@ class HashCache:
         """Return the cached hash if the file still has this size and mtime."""
         name = os.fspath(path)
         entry = self._old.get(name)
-        if (
-            isinstance(entry, list)
-            and len(entry) == 3
-            and entry[0] == stamp.size
-            and entry[1] == stamp.mtime_ns
-            and isinstance(entry[2], str)
-        ):
+        if _answers(entry, stamp):
+            assert isinstance(entry, list)
             self._new[name] = entry
             self.hits += 1
-            return entry[2]
+            return str(entry[2])
         self.misses += 1
         return None
+
+    def has(self, path: StrPath, stamp: FileStamp) -> bool:
+        """Whether :meth:`get` would answer, without counting or keeping the entry."""
+        return _answers(self._old.get(os.fspath(path)), stamp)
 
     def seed(self, path: StrPath, stamp: FileStamp, sha256_hex: str) -> None:
         """Make ``get`` answer ``sha256_hex`` for this stamp (a hash known from elsewhere)."""
@@ -129,3 +128,8 @@ class HashCache:
         with contextlib.suppress(OSError):
             write_atomic(self.path, json.dumps(payload, separators=(",", ":")).encode())
 
+
+def _answers(entry: object, stamp: FileStamp) -> bool:
+    """A cache entry is ``[size, mtime_ns, sha256]``; it answers for a file with that stamp."""
+    return (isinstance(entry, list) and len(entry) == 3 and entry[0] == stamp.size
+            and entry[1] == stamp.mtime_ns and isinstance(entry[2], str))

@@ -61,12 +61,17 @@ class ProgressReporter:
         self._started = clock()
         self._last_draw = float("-inf")
         self._last_line_done = 0
+        #: Uploads may start before the plan (while hashing): until then the totals are unknown.
+        self._planned = False
 
     def planned(self, plan: Plan) -> None:
-        self._total = len(plan.uploads)
-        self._total_bytes = plan.bytes_to_upload
-        self._started = self._clock()
-        self._last_draw = self._started
+        with self._lock:
+            self._total = len(plan.uploads)
+            self._total_bytes = plan.bytes_to_upload
+            self._planned = True
+            if not self._done:  # else uploads began while hashing: the rate counts from then
+                self._started = self._clock()
+                self._last_draw = self._started
         if self.verbose_plan:
             for item in plan.files:
                 print(f"{item.reason.value:<10} {item.logical_path} -> {item.entry.key} "
@@ -106,12 +111,15 @@ class ProgressReporter:
         if self.err is None:
             return
         with self._lock:
+            if not self._done and not self._planned:
+                self._started = self._last_draw = self._clock()
             self._done += 1
             self._bytes += upload.size
             if self.verbose:
-                self._progress(f"[{self._done}/{self._total}] uploaded {upload.key} "
+                total = self._total if self._planned else "?"
+                self._progress(f"[{self._done}/{total}] uploaded {upload.key} "
                                f"({format_size(upload.size)})\n")
-            elif self.tty:
+            elif self.tty and self._planned:
                 self._draw()
             else:
                 self._line()
@@ -122,13 +130,18 @@ class ProgressReporter:
         return self._bytes / elapsed if elapsed > 0 else 0.0
 
     def _counts(self, now: float) -> str:
-        rate = self._rate(now)
+        rate = format_size(self._rate(now))
+        if not self._planned:
+            return f"{self._done} files, {format_size(self._bytes)} while hashing, {rate}/s"
         return (f"{self._done}/{self._total} files, {format_size(self._bytes)}/"
-                f"{format_size(self._total_bytes)}, {format_size(rate)}/s")
+                f"{format_size(self._total_bytes)}, {rate}/s")
 
     def _line(self) -> None:
+        """A line every ``every_seconds`` or ``every_files`` files, and one at the end (a
+        terminal, too, gets these lines until the plan gives the totals the bar needs)."""
         now = self._clock()
-        if (self._done < self._total and now - self._last_draw < self.every_seconds
+        finished = self._planned and self._done >= self._total
+        if (not finished and now - self._last_draw < self.every_seconds
                 and self._done - self._last_line_done < self.every_files):
             return
         self._last_draw, self._last_line_done = now, self._done

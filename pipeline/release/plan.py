@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
+from pathlib import Path
 
 from ..localfs import StrPath
 from ..manifest import Entry, Manifest
-from ..storage.base import RemoteObject
+from ..media_types import IMMUTABLE_CACHE_CONTROL
+from ..storage.base import RemoteObject, Upload
 
 
 class Reason(StrEnum):
@@ -74,15 +76,20 @@ def plan_deploy(
     claimed: set[str] = set()
     for logical_path in sorted(manifest.files):
         entry = manifest.files[logical_path]
-        if ((is_present(existing, entry.key, entry.size)
-                and _etag_agrees(existing[entry.key], known.get(entry.key)))
-                or entry.key in claimed):
+        if already_stored(existing, entry, known) or entry.key in claimed:
             reason = Reason.UNCHANGED
         else:
             reason = Reason.NEW if entry.key not in existing else Reason.DAMAGED
             claimed.add(entry.key)
         planned.append(PlannedFile(logical_path, entry, sources[logical_path], reason))
     return Plan(tuple(planned))
+
+
+def entry_upload(entry: Entry, source: StrPath, body: bytes | None = None) -> Upload:
+    """The upload that stores a manifest entry's object (deploys and repairs alike)."""
+    return Upload(key=entry.key, source=Path(source), size=entry.size,
+                  content_type=entry.content_type, cache_control=IMMUTABLE_CACHE_CONTROL,
+                  body=body, sha256=entry.hash)
 
 
 def is_present(listing: Mapping[str, RemoteObject], key: str, size: int) -> bool:
@@ -92,8 +99,15 @@ def is_present(listing: Mapping[str, RemoteObject], key: str, size: int) -> bool
     return remote is not None and remote.size == size
 
 
-def _etag_agrees(remote: RemoteObject, known_etag: str | None) -> bool:
-    return known_etag is None or remote.etag is None or remote.etag == known_etag
+def already_stored(existing: Mapping[str, RemoteObject], entry: Entry,
+                   known_etags: Mapping[str, str]) -> bool:
+    """Listed with the right size, and with the ETag an earlier release recorded for the key
+    if it recorded one and the listing shows one: no need to upload it again."""
+    remote = existing.get(entry.key)
+    if remote is None or remote.size != entry.size:
+        return False
+    known = known_etags.get(entry.key)
+    return known is None or remote.etag is None or remote.etag == known
 
 
 def missing_keys(manifest: Manifest, confirmed: Mapping[str, RemoteObject]) -> list[str]:

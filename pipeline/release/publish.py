@@ -24,33 +24,26 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from ..build.assemble import build
+from ..build.assemble import build, check_before_hashing, stale_files
 from ..build.css import is_css
 from ..build.fingerprint import FileStamp, HashCache
 from ..build.gitindex import clean_blob_ids
 from ..build.variants import VariantSettings
-from ..errors import ConfigError, ConflictError, DeployError, ManifestError
-from ..localfs import (
-    Ignored,
-    LocalFile,
-    StrPath,
-    check_writable,
-    display_name,
-    scan_files,
-    write_atomic,
-)
-from ..manifest import Entry, Manifest
-from ..media_types import IMMUTABLE_CACHE_CONTROL
+from ..errors import ConflictError, DeployError, ManifestError
+from ..localfs import Ignored, LocalFile, check_writable, scan_files, write_atomic
+from ..manifest import Manifest
 from ..pathfilter import PathFilter
-from ..storage.base import RemoteObject, Storage, Upload
+from ..storage.base import RemoteObject, Storage, Upload, UploadOutcome
 from ..validate import DEFAULT_STATIC_URL_PATH
 from .documents import Current, ReleaseDoc, make_release
-from .plan import Plan, PlannedFile, Reason, missing_keys, plan_deploy
+from .early import EarlyUploads
+from .plan import Plan, PlannedFile, Reason, entry_upload, missing_keys, plan_deploy
 from .prune import PRUNE_WINDOW, live_markers, pruned_since
 from .store import ReleaseStore
 from .variant_step import (
@@ -190,57 +183,75 @@ def deploy(
     cache = HashCache(hash_cache_path)
     blobs = clean_blob_ids(static_dir)
     from_git = reuse_git_hashes(files, blobs, current.doc, cache)
-    built = build(files, prefix=store.prefix, cache=cache, strict=strict,
-                  static_url_path=static_url_path)
-    for warning in built.warnings:
-        observer.warned(warning)
-    manifest = built.manifest
-    check_key_lengths(manifest)
-    sources = {f.logical_path: f.fspath for f in files}
-    cache_dir = variant_cache or manifest_path.parent / "variants"
-    vplan = plan_sources(manifest, sources, variants, store.prefix, cache_dir) if variants else None
-    if vplan is not None:
-        recorded = known_sizes(current.doc.manifest if current.doc else None)
-        if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
-            manifest = with_variants(manifest, vplan, recorded)
-    if not relist and _is_current(current, manifest):
-        same = _unchanged(current, manifest, sources, observer, cache, manifest_path,
-                          key=store.manifest_key, target=store.description, dry_run=dry_run,
-                          ignored=tuple(scan.ignored))
-        return replace(same, hashes_from_git=from_git)
-    if not dry_run:  # publishing relies on conditional writes: know before any work
-        store.require_conditional_writes(unsafe=unsafe_no_conditional_writes)
-    started = time.monotonic()  # deletions after this are what confirm_release looks for
-    hints = [e.key for e in manifest.files.values()] + sorted(vplan.keys() if vplan else ())
-    existing = store.list(hints=hints)
+    check_before_hashing(files, prefix=store.prefix, strict=strict,
+                         static_url_path=static_url_path)
     known = dict(current.doc.etags) if current.doc else {}
-    plan = plan_deploy(manifest, sources, existing, known_etags=known)
-    observer.planned(plan)
-    ids = store.release_ids(existing)
-    result = DeployResult(
-        manifest, plan, manifest_path, store.manifest_key, store.description, dry_run,
-        current_release=current.release_id, ignored=tuple(scan.ignored),
-        current_is_rollback=bool(current.release_id and ids and ids[-1] > current.release_id),
-        hashes_from_git=from_git,
-    )
-    variant_uploads: list[Upload] = []
-    if vplan is not None:
-        manifest, variant_uploads, encoded = _variants(
-            vplan, built.manifest, existing, cache_dir, variants, observer, dry_run=dry_run)
-        result = replace(result, manifest=manifest, encoded=encoded,
-                         variant_uploads=len(variant_uploads),
-                         variant_bytes=sum(u.size for u in variant_uploads))
-    if dry_run:
-        # What the real run would do: publish unless these files are the current release.
-        return replace(result, new_release=not _is_current(current, manifest))
+    started = time.monotonic()  # deletions after this are what confirm_release looks for
+    listing: dict[str, RemoteObject] | None = None
+    if not dry_run and variants is None and stale_files(files, cache):
+        # Files must be read: list first, so each can be uploaded as soon as it is hashed
+        # (pipeline.release.early). Variants are planned from every hash before any upload,
+        # so a bad source image still stops the deploy before anything is stored.
+        store.require_conditional_writes(unsafe=unsafe_no_conditional_writes)
+        listing = store.list(hints=_release_keys(current))
+    with _early_uploads(store, listing, known, observer) as early:
+        built = build(files, prefix=store.prefix, cache=cache, strict=strict,
+                      static_url_path=static_url_path,
+                      on_hashed=early.offer if early is not None else None)
+        for warning in built.warnings:
+            observer.warned(warning)
+        manifest = built.manifest
+        sources = {f.logical_path: f.fspath for f in files}
+        cache_dir = variant_cache or manifest_path.parent / "variants"
+        vplan = (plan_sources(manifest, sources, variants, store.prefix, cache_dir)
+                 if variants else None)
+        if vplan is not None:
+            recorded = known_sizes(current.doc.manifest if current.doc else None)
+            if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
+                manifest = with_variants(manifest, vplan, recorded)
+        if not relist and _is_current(current, manifest):
+            restored = _finish(early, [], cache) if early is not None else {}
+            same = _unchanged(current, manifest, sources, observer, cache, manifest_path,
+                              key=store.manifest_key, target=store.description,
+                              dry_run=dry_run, ignored=tuple(scan.ignored), restored=restored)
+            return replace(same, hashes_from_git=from_git)
+        if listing is None:
+            if not dry_run:  # publishing relies on conditional writes: know before any work
+                store.require_conditional_writes(unsafe=unsafe_no_conditional_writes)
+            started = time.monotonic()
+            hints = [e.key for e in manifest.files.values()] + sorted(vplan.keys() if vplan else ())
+            listing = store.list(hints=hints)
+        existing = listing
+        plan = plan_deploy(manifest, sources, existing, known_etags=known)
+        observer.planned(plan)
+        ids = store.release_ids(existing)
+        result = DeployResult(
+            manifest, plan, manifest_path, store.manifest_key, store.description, dry_run,
+            current_release=current.release_id, ignored=tuple(scan.ignored),
+            current_is_rollback=bool(current.release_id and ids and ids[-1] > current.release_id),
+            hashes_from_git=from_git,
+        )
+        variant_uploads: list[Upload] = []
+        if vplan is not None:
+            manifest, variant_uploads, encoded = _variants(
+                vplan, built.manifest, existing, cache_dir, variants, observer, dry_run=dry_run)
+            result = replace(result, manifest=manifest, encoded=encoded,
+                             variant_uploads=len(variant_uploads),
+                             variant_bytes=sum(u.size for u in variant_uploads))
+        if dry_run:
+            # What the real run would do: publish unless these files are the current release.
+            return replace(result, new_release=not _is_current(current, manifest))
 
-    by_key = {item.entry.key: _upload_for(item, built.bodies) for item in plan.files}
-    uploads = [by_key[item.entry.key] for item in plan.uploads] + variant_uploads
-    by_key.update((upload.key, upload) for upload in variant_uploads)
-    try:
-        stored = _upload(storage, uploads, observer, cache)
-    finally:
-        cache.save()  # hashes are right even if uploads failed; the next run reuses them
+        by_key = {item.entry.key: _upload_for(item, built.bodies) for item in plan.files}
+        uploads = [by_key[item.entry.key] for item in plan.uploads] + variant_uploads
+        by_key.update((upload.key, upload) for upload in variant_uploads)
+        try:
+            if early is not None:
+                stored = _finish(early, uploads, cache)
+            else:
+                stored = _upload(storage, uploads, observer, cache)
+        finally:
+            cache.save()  # hashes are right even if uploads failed; the next run reuses them
     confirmed = {**existing, **stored}
     missing = missing_keys(manifest, confirmed)
     if missing:
@@ -268,6 +279,24 @@ def deploy(
                    previous_release=previous)
 
 
+def _early_uploads(
+    store: ReleaseStore, listing: dict[str, RemoteObject] | None, known: dict[str, str],
+    observer: DeployObserver,
+) -> AbstractContextManager[EarlyUploads | None]:
+    """Uploads that start while hashing when the bucket was listed first, else nothing."""
+    if listing is None:
+        return nullcontext(None)
+    return EarlyUploads(store.storage, store.prefix, listing, known_etags=known,
+                        on_stored=observer.stored)
+
+
+def _release_keys(current: Current) -> list[str]:
+    """The current release's object keys: where a listing may split (they likely exist)."""
+    if current.doc is None:
+        return []
+    return [entry.key for entry in current.doc.manifest.files.values()]
+
+
 def _variants(
     vplan: VariantPlan, manifest: Manifest, existing: dict[str, RemoteObject], cache_dir: Path,
     settings: VariantSettings | None, observer: DeployObserver, *, dry_run: bool,
@@ -287,39 +316,28 @@ def _variants(
     return with_variants(manifest, vplan, sizes), uploads, encoded
 
 
-#: S3's limit on the UTF-8 length of an object key.
-MAX_KEY_BYTES = 1024
-
-
-def check_key_lengths(manifest: Manifest) -> None:
-    """Refuse, before any upload, a file whose object key S3 would reject."""
-    for logical_path, entry in manifest.files.items():
-        if len(entry.key.encode("utf-8")) > MAX_KEY_BYTES:
-            raise ConfigError(
-                f"the object key of {display_name(logical_path)} would be "
-                f"{len(entry.key.encode('utf-8'))} bytes; S3 allows {MAX_KEY_BYTES}: shorten "
-                "its name or folders (or the prefix), or --exclude it"
-            )
-
-
 def _upload_for(item: PlannedFile, bodies: Mapping[str, bytes]) -> Upload:
     return entry_upload(item.entry, item.source, bodies.get(item.logical_path))
-
-
-def entry_upload(entry: Entry, source: StrPath, body: bytes | None) -> Upload:
-    """The upload that stores a manifest entry's object (deploys and repairs alike)."""
-    return Upload(key=entry.key, source=Path(source), size=entry.size,
-                  content_type=entry.content_type, cache_control=IMMUTABLE_CACHE_CONTROL,
-                  body=body, sha256=entry.hash)
 
 
 def _upload(storage: Storage, uploads: Sequence[Upload], observer: DeployObserver,
             cache: HashCache | None = None) -> dict[str, RemoteObject]:
     outcome = storage.upload_files(uploads, on_stored=observer.stored)
-    sources = {upload.key: upload.source for upload in uploads}
+    return _checked(outcome, {upload.key: upload for upload in uploads}, cache)
+
+
+def _finish(early: EarlyUploads, uploads: Sequence[Upload],
+            cache: HashCache) -> dict[str, RemoteObject]:
+    """Queue the rest of the uploads after those begun while hashing; wait for them all."""
+    return _checked(early.finish(uploads), early.queued, cache)
+
+
+def _checked(outcome: UploadOutcome, queued: Mapping[str, Upload],
+             cache: HashCache | None) -> dict[str, RemoteObject]:
+    """The objects stored, or :class:`DeployError` naming the first failure."""
     for failure in outcome.failures:
         if failure.content_changed and cache is not None:
-            cache.forget(sources[failure.key])  # rewritten in place: hash it afresh next time
+            cache.forget(queued[failure.key].source)  # rewritten in place: hash it afresh
     if outcome.failures:
         first = outcome.failures[0]
         raise DeployError(
@@ -401,14 +419,22 @@ def _is_current(current: Current, manifest: Manifest) -> bool:
 def _unchanged(
     current: Current, manifest: Manifest, sources: dict[str, str], observer: DeployObserver,
     cache: HashCache, manifest_path: Path, *, key: str, target: str, dry_run: bool,
-    ignored: tuple[Ignored, ...],
+    ignored: tuple[Ignored, ...], restored: Mapping[str, RemoteObject],
 ) -> DeployResult:
-    """Nothing changed since the current release: plan it all unchanged, write locally only."""
+    """Nothing changed since the current release: plan it all unchanged, write locally only.
+
+    ``restored``: objects of the current release that an early listing found missing and
+    that were uploaded again while hashing (they show in the plan as new)."""
     assert current.doc is not None
     # What plan_deploy answers against a listing of exactly these objects, without making
-    # that listing (100,000 RemoteObjects): every file unchanged.
-    plan = Plan(tuple(PlannedFile(path, manifest.files[path], sources[path], Reason.UNCHANGED)
-                      for path in sorted(manifest.files)))
+    # that listing (100,000 RemoteObjects): every file unchanged but those restored.
+    plan = Plan(tuple(
+        PlannedFile(path, entry, sources[path],
+                    Reason.NEW if entry.key in restored else Reason.UNCHANGED)
+        for path, entry in sorted(manifest.files.items())))
+    if restored:
+        observer.warned(f"{len(restored)} object(s) of the current release were missing from "
+                        f"{target} and were uploaded again")
     observer.planned(plan)
     result = DeployResult(manifest, plan, manifest_path, key, target, dry_run,
                           current_release=current.release_id, ignored=ignored)

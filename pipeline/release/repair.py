@@ -18,7 +18,7 @@ from ..errors import DeployError
 from ..localfs import collect_files
 from ..storage.base import Storage, Upload
 from ..validate import DEFAULT_STATIC_URL_PATH
-from .publish import entry_upload
+from .plan import entry_upload
 from .store import ReleaseStore
 from .verify import Problem, VerifyReport
 

@@ -172,9 +172,13 @@ class Storage(Protocol):
         """Fail early with a :class:`ConfigError` if the target cannot be used."""
 
     def upload_files(
-        self, uploads: Sequence[Upload], *, on_stored: ProgressCallback | None = None
+        self, uploads: Iterable[Upload], *, on_stored: ProgressCallback | None = None
     ) -> UploadOutcome:
-        """Store the files concurrently; stop starting new ones after a failure."""
+        """Store the files concurrently; stop starting new ones after a failure.
+
+        ``uploads`` is consumed lazily, a few per worker ahead of those in flight, so it
+        may be a feed that is still being filled (a deploy queues files as it hashes them);
+        it is always read to its end (after a failure the rest count as not attempted)."""
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str, cache_control: str) -> None:
         """Store a small object in one request (the manifest)."""

@@ -130,10 +130,14 @@ class FolderStorage:
     # -- writing -----------------------------------------------------------------------------
 
     def upload_files(
-        self, uploads: Sequence[Upload], *, on_stored: ProgressCallback | None = None
+        self, uploads: Iterable[Upload], *, on_stored: ProgressCallback | None = None
     ) -> UploadOutcome:
+        """Copy one file at a time, in order; after a failure the rest are only counted."""
         outcome = UploadOutcome()
-        for index, upload in enumerate(uploads):
+        for upload in uploads:
+            if outcome.failures:
+                outcome.not_attempted += 1
+                continue
             try:
                 etag = self._copy(upload)
             except (OSError, ContentChanged) as exc:
@@ -141,8 +145,7 @@ class FolderStorage:
                 outcome.failures.append(UploadFailure(
                     upload.key, message or str(exc),
                     content_changed=isinstance(exc, ContentChanged)))
-                outcome.not_attempted = len(uploads) - index - 1
-                break
+                continue
             outcome.stored[upload.key] = RemoteObject(size=upload.size, etag=etag)
             if on_stored:
                 on_stored(upload)

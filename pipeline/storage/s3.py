@@ -19,7 +19,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,9 @@ from .listing import partition_bounds
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_CHUNK_SIZE = 16 * 1024 * 1024
 MULTIPART_CONCURRENCY = 4
+#: Uploads taken from the caller's iterable per worker beyond those in flight: enough to keep
+#: every worker busy, few enough that a feed filled while hashing paces the hashing.
+PENDING_PER_WORKER = 2
 #: Bytes read at a time when downloading an object to hash it (verify --full).
 DOWNLOAD_CHUNK = 1024 * 1024
 
@@ -443,16 +446,23 @@ class S3Storage:
         return outcome
 
     def upload_files(
-        self, uploads: Sequence[Upload], *, on_stored: ProgressCallback | None = None
+        self, uploads: Iterable[Upload], *, on_stored: ProgressCallback | None = None
     ) -> UploadOutcome:
+        """Store ``uploads`` on ``workers`` threads, taking them from the iterable only as
+        workers come free (at most :data:`PENDING_PER_WORKER` each waiting), so a feed that
+        is still being filled (a deploy hashing its files) is uploaded as it comes."""
         outcome = UploadOutcome()
         lock = threading.Lock()
         stop = threading.Event()
+        slots = threading.Semaphore(self.settings.workers * PENDING_PER_WORKER)
+        crashed: list[BaseException] = []
 
         def run(upload: Upload) -> None:
-            if stop.is_set():
-                return
             try:
+                if stop.is_set():
+                    with lock:
+                        outcome.not_attempted += 1
+                    return
                 etag = self._upload_one(upload)
             except (ClientError, BotoCoreError, OSError, DeployError) as exc:
                 stop.set()
@@ -461,21 +471,27 @@ class S3Storage:
                 with lock:
                     outcome.failures.append(failure)
                 return
+            except BaseException as exc:  # a programming error: re-raised below, not hidden
+                stop.set()
+                crashed.append(exc)
+                return
+            finally:
+                slots.release()
             with lock:
                 outcome.stored[upload.key] = RemoteObject(size=upload.size, etag=etag)
             if on_stored:
                 on_stored(upload)
 
         with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
-            futures: list[Future[None]] = [pool.submit(run, upload) for upload in uploads]
             try:
-                wait(futures, return_when=FIRST_EXCEPTION)
-            except KeyboardInterrupt:
-                stop.set()  # queued uploads return at once; only those in flight finish
+                for upload in uploads:
+                    slots.acquire()
+                    pool.submit(run, upload)
+            except BaseException:
+                stop.set()  # waiting uploads return at once; only those in flight finish
                 raise
-            for future in futures:
-                future.result()  # re-raise programming errors instead of hiding them
-        outcome.not_attempted = len(uploads) - len(outcome.stored) - len(outcome.failures)
+        if crashed:
+            raise crashed[0]
         return outcome
 
     def _upload_one(self, upload: Upload) -> str | None:
