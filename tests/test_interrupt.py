@@ -33,6 +33,8 @@ def test_ctrl_c_mid_upload_stops_with_130_and_publishes_nothing(s3: S3Env, tmp_p
     assert process.returncode == 130, err
     assert ("interrupted: nothing was published; uploaded objects will be reused by the next "
             "run") in err and "Traceback" not in err
-    assert proxy.count("PUT") < 200
+    # Stopped promptly: the uploads in flight finish, queued ones and the rest never start
+    # (they do not wait for the hashing either, which runs alongside the uploads).
+    assert proxy.count("PUT") < 40
     assert "static/manifest.json" not in s3.keys()
     assert not (tmp_path / "m.json").exists()

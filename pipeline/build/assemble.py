@@ -7,6 +7,7 @@ loads nothing of this); where objects go in the bucket is :mod:`pipeline.keys`.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -207,18 +208,28 @@ def _hash_all(files: list[LocalFile], cache: HashCache,
     # and per-task overhead would eat the gain of hashing on several cores.
     workers = max(1, min(_HASH_WORKERS, os.cpu_count() or 1, len(stale)))
     slices = [stale[i::workers] for i in range(workers)]
+    cancelled = threading.Event()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        hashed = pool.map(lambda part: _hash_slice(part, on_hashed), slices)
-        for part, digests in zip(slices, hashed, strict=True):
-            for item, digest in zip(part, digests, strict=True):
-                hashes[item.logical_path] = digest
-                cache.put(item.fspath, _stamp(item), digest)
+        try:
+            hashed = pool.map(lambda part: _hash_slice(part, on_hashed, cancelled), slices)
+            for part, digests in zip(slices, hashed, strict=True):
+                for item, digest in zip(part, digests, strict=True):
+                    hashes[item.logical_path] = digest
+                    cache.put(item.fspath, _stamp(item), digest)
+        except BaseException:
+            # A Ctrl-C or a failed read: the other workers stop after their current file
+            # instead of hashing (and, through on_hashed, uploading) the rest.
+            cancelled.set()
+            raise
     return hashes
 
 
-def _hash_slice(items: list[LocalFile], on_hashed: HashedCallback | None) -> list[str]:
+def _hash_slice(items: list[LocalFile], on_hashed: HashedCallback | None,
+                cancelled: threading.Event) -> list[str]:
     digests = []
     for item in items:
+        if cancelled.is_set():
+            break
         digest = _hash_local(item)
         if on_hashed is not None:
             on_hashed(item, digest)

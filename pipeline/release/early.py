@@ -29,6 +29,10 @@ from .plan import already_stored, entry_upload
 FEED_LIMIT = 64
 
 
+class UploadsStopped(Exception):
+    """Raised into the storage's upload loop when the deploy stops the feed."""
+
+
 class UploadFeed:
     """A bounded queue of uploads, read as an iterable by a storage's ``upload_files`` in
     another thread while the deploy still fills it.
@@ -67,11 +71,15 @@ class UploadFeed:
             self._changed.notify_all()
 
     def __iter__(self) -> Iterator[Upload]:
+        """Uploads in order until :meth:`end`; raises :class:`UploadsStopped` after
+        :meth:`stop`, so the storage drops what it has not started (a Ctrl-C)."""
         while True:
             with self._changed:
                 while not self._items and not (self._ended or self._stopped):
                     self._changed.wait()
-                if self._stopped or not self._items:
+                if self._stopped:
+                    raise UploadsStopped("the deploy stopped its uploads")
+                if not self._items:
                     return
                 upload = self._items.popleft()
                 self._changed.notify_all()
@@ -104,6 +112,8 @@ class EarlyUploads:
     def _run(self, storage: Storage, on_stored: ProgressCallback) -> None:
         try:
             self._outcome = storage.upload_files(self._feed, on_stored=on_stored)
+        except UploadsStopped:
+            pass  # the deploy is failing or interrupted already: it reports that
         except BaseException as exc:  # re-raised in the deploy's thread by finish()
             self._crash = exc
             self._feed.stop()  # producers must not wait on a feed nobody reads

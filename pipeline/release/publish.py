@@ -1,4 +1,5 @@
-"""The deploy itself: collect, fingerprint, plan, upload, confirm, record, publish.
+"""The deploy itself: collect, fingerprint, plan, upload, confirm, record, publish
+(uploads may start while fingerprinting: :mod:`pipeline.release.early`).
 
 The manifest is published last and only when every object it names is confirmed
 in storage (already listed with the right size, or stored by this run), so a
@@ -161,10 +162,12 @@ def deploy(
 ) -> DeployResult:
     """Publish ``static_dir`` to ``store``; see the module docstring.
 
-    When the files equal the current release, nothing is listed or written remotely:
-    a release is only published once all its objects were confirmed, so there is
-    nothing to upload. Objects deleted behind the deploy's back are what ``verify``
-    (or ``relist=True``) finds.
+    When files must be read (their hashes are neither cached nor vouched for by git), the
+    prefix is listed first and uploads start while hashing (:mod:`pipeline.release.early`).
+    When every hash is known without reading and the files equal the current release,
+    nothing is listed or written remotely: a release is only published once all its objects
+    were confirmed, so there is nothing to upload. Objects deleted behind the deploy's back
+    are what ``verify`` (or ``relist=True``, or a run that lists anyway) finds.
 
     With ``variants``, raster images also get responsive variants
     (:mod:`pipeline.release.variant_step`): planned before the listing, the missing ones taken
