@@ -65,14 +65,25 @@ class FolderStorage:
         self.description = f"local folder {str(root)!r}"
 
     def check(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create target folder {str(self.root)!r}: {exc.strerror}"
-            ) from exc
-        if not os.access(self.root, os.W_OK):
-            raise ConfigError(f"target folder {str(self.root)!r} is not writable")
+        """Fail early if the folder could not be written to, without creating anything.
+
+        A dry run checks the target too and must leave no trace, so a folder that does not
+        exist yet is only checked to be creatable: the nearest existing folder above it must
+        be a writable folder. The first write creates it (writes make missing parents).
+        """
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"target folder {str(self.root)!r} is a file, not a folder")
+        nearest = Path(os.path.abspath(self.root))
+        while not nearest.exists() and nearest != nearest.parent:
+            nearest = nearest.parent
+        if not nearest.is_dir():
+            raise ConfigError(f"cannot create target folder {str(self.root)!r}: "
+                              f"{str(nearest)!r} is not a folder")
+        if not os.access(nearest, os.W_OK | os.X_OK):
+            what = ("target folder" if nearest == Path(os.path.abspath(self.root))
+                    else "folder above the target")
+            raise ConfigError(f"{what} {str(nearest)!r} is not writable; fix its permissions "
+                              "or choose another --target-dir")
 
     def path_for(self, key: str) -> Path:
         parts = key.split("/")
