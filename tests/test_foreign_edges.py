@@ -48,3 +48,28 @@ def test_a_target_folder_that_cannot_be_created_is_exit_2_for_a_dry_run_too(
         result = deploy_py(*flags, "--target-dir", "NOTES/cdn", cwd=project)
         assert_clean_error(result, 2, "cannot create target folder 'NOTES/cdn'")
         assert tree(project) == before
+
+
+# --- -q: no progress or notes; the result, warnings and errors remain ---------------------
+
+def test_quiet_keeps_the_result_and_warnings_and_drops_every_progress_line(
+    project: Path
+) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (640, 480), "teal").save(project / "static" / "img" / "photo.jpg")
+    (project / "static" / "css" / "broken.css").write_text("a { background: url(gone.png) }\n")
+    flags = ["--no-strict", "--variants", "--variant-widths", "320", "--variant-formats", "webp",
+             "--variant-include", "**/*.jpg"]
+    result = deploy_py(*flags, "-q", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Deployed 6 files to local folder 'build/cdn': ")
+    warnings = ["warning: css/broken.css:1: 'gone.png' points to 'css/gone.png', which is not in "
+                "the static folder"]
+    assert result.stderr.splitlines() == warnings  # no plan, variant or upload lines
+    (project / "static" / "js" / "app.js").write_text("console.log(2);\n")
+    loud = deploy_py(*flags, cwd=project)  # the same lines exist without -q
+    assert loud.returncode == 0, loud.stderr
+    assert loud.stdout.startswith("Using the embedded default")
+    assert "6 files: 1 to upload" in loud.stderr and "image variants: " in loud.stderr
+    assert set(warnings) <= set(loud.stderr.splitlines())

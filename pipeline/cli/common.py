@@ -77,7 +77,8 @@ CDN_URL_OPTION, STATIC_URL_PATH_OPTION = "cdn_url", "static_url_path"
 OUTPUT_OPTIONS: list[_Decorator] = [
     click.option("--json", "as_json", is_flag=True,
                  help="Print exactly one JSON object on stdout."),
-    click.option("-q", "--quiet", is_flag=True, help="No progress output or notes."),
+    click.option("-q", "--quiet", is_flag=True,
+                 help="No progress or notes (results, warnings and errors still print)."),
 ]
 
 INVALIDATE_OPTION = click.option(

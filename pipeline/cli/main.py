@@ -165,7 +165,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
     if settings.assets is not None:
         _build_bundles(settings, run, storage)
     reporter = ProgressReporter(
-        out=run.out, err=None if quiet else sys.stderr,
+        out=run.out, err=sys.stderr, quiet=quiet,
         tty=sys.stderr.isatty(), verbose_plan=settings.dry_run and not quiet, verbose=verbose,
     )
     result = deploy(

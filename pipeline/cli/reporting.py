@@ -38,15 +38,18 @@ class ProgressReporter:
     most ten times a second. Elsewhere (CI logs) a summary line comes every
     ``every_seconds`` or ``every_files`` stored files and at the end, so 20,000 files
     do not make 20,000 lines; ``verbose`` gives one line per file instead.
-    ``err=None`` silences progress (``--quiet``). Progress is best effort: a closed
-    stream (``deploy.py | head``) ends the progress, never the uploads.
+    ``quiet`` (``-q``) silences progress but not warnings: a warning is about the user's
+    files (a broken CSS reference under ``--no-strict``), which a quiet CI log must still
+    show. Progress is best effort: a closed stream (``deploy.py | head``) ends the
+    progress, never the uploads.
     """
 
     def __init__(self, *, out: TextIO, err: TextIO | None, tty: bool, verbose_plan: bool,
-                 verbose: bool = False, every_seconds: float = 5.0, every_files: int = 1000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 verbose: bool = False, quiet: bool = False, every_seconds: float = 5.0,
+                 every_files: int = 1000, clock: Callable[[], float] = time.monotonic) -> None:
         self.out = out
         self.err = err
+        self.quiet = quiet
         self.tty = tty
         self.verbose_plan = verbose_plan
         self.verbose = verbose
@@ -80,7 +83,7 @@ class ProgressReporter:
                        f"({format_size(self._total_bytes)}), {plan.skipped} unchanged\n")
 
     def warned(self, message: str) -> None:
-        self._progress(f"warning: {message}\n")
+        self._write(f"warning: {message}\n")
 
     def encoding(self, sources: int, variants: int, *, dry_run: bool) -> None:
         if variants == 0:
@@ -99,6 +102,10 @@ class ProgressReporter:
         self._progress(f"[{done}/{total}] encoded variants of {logical_path}\n")
 
     def _progress(self, text: str) -> None:
+        if not self.quiet:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
         if self.err is None:
             return
         try:
@@ -108,7 +115,7 @@ class ProgressReporter:
             self.err = None
 
     def stored(self, upload: Upload) -> None:
-        if self.err is None:
+        if self.err is None or self.quiet:
             return
         with self._lock:
             if not self._done and not self._planned:
