@@ -6,12 +6,17 @@ folder with its own ``static/`` (the pattern of ``tests/test_foreign_project.py`
 
 from __future__ import annotations
 
+import json
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_tree
-from tests.test_foreign_project import FILES, assert_clean_error, deploy_py
+from tests.helpers import S3Env, write_tree
+from tests.test_foreign_project import DEPLOY, FILES, assert_clean_error, deploy_py, user_env
 
 
 @pytest.fixture
@@ -73,3 +78,59 @@ def test_quiet_keeps_the_result_and_warnings_and_drops_every_progress_line(
     assert loud.stdout.startswith("Using the embedded default")
     assert "6 files: 1 to upload" in loud.stderr and "image variants: " in loud.stderr
     assert set(warnings) <= set(loud.stderr.splitlines())
+
+
+# --- rollback: the local manifest after the switch --------------------------------------
+
+def deploy_twice(project: Path, s3: S3Env) -> tuple[list[str], list[str]]:
+    """Two releases in the bucket; returns the target flags and the two release ids."""
+    target = ["--bucket", s3.bucket, "--endpoint-url", s3.endpoint]
+    ids = []
+    for body in (b"console.log(1);\n", b"console.log(2);\n"):
+        (project / "static" / "js" / "app.js").write_bytes(body)
+        result = deploy_py(*target, "--json", cwd=project, **s3.server.credentials.env())
+        assert result.returncode == 0, result.stderr
+        ids.append(json.loads(result.stdout)["release"])
+    return target, ids
+
+
+def live_release(s3: S3Env) -> str:
+    body = s3.client.get_object(Bucket=s3.bucket, Key="static/manifest.json")["Body"].read()
+    return str(json.loads(body)["release"])
+
+
+def limit_file_size() -> None:
+    """In the child: files may not grow past 64 bytes (a full disk, as far as the manifest
+    is concerned); writing more fails with EFBIG instead of killing the process."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+
+def test_a_rollback_whose_local_manifest_cannot_be_written_says_it_is_live(
+    project: Path, s3: S3Env
+) -> None:
+    target, (first, second) = deploy_twice(project, s3)
+    env = user_env(PYTHONDONTWRITEBYTECODE="1", **s3.server.credentials.env())
+    result = subprocess.run([sys.executable, DEPLOY, "rollback", *target], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=120, check=False,
+                            preexec_fn=limit_file_size)
+    assert_clean_error(result, 1, f"release {first} is live", "File too large",
+                       f"deploy.py rollback {first}", "'static/manifest.json'")
+    assert live_release(s3) == first
+    local = project / "build" / "cdn-manifest.json"
+    assert json.loads(local.read_text())["release"] == second  # untouched, not torn
+    again = deploy_py("rollback", first, *target, cwd=project, **s3.server.credentials.env())
+    assert again.returncode == 0, again.stderr
+    assert f"Already current: {first} -> {first}" in again.stdout
+    assert json.loads(local.read_text())["release"] == first
+
+
+def test_a_rollback_checks_the_local_manifest_folder_before_switching(
+    project: Path, s3: S3Env
+) -> None:
+    target, (_, second) = deploy_twice(project, s3)
+    (project / "not-a-folder").write_text("a file")
+    result = deploy_py("rollback", *target, "--manifest", "not-a-folder/m.json", cwd=project,
+                       **s3.server.credentials.env())
+    assert_clean_error(result, 2, "not-a-folder/m.json", "not writable")
+    assert live_release(s3) == second

@@ -15,9 +15,10 @@ import click
 from ..errors import ConfigError
 from ..images.private import UnreadablePolicy, public_grants, upload_private
 from ..keys import manifest_key
+from ..localfs import check_writable
 from ..release.documents import validate_release_id
 from ..release.prune import PruneResult, prune
-from ..release.publish import write_local_manifest
+from ..release.publish import write_published_manifest
 from ..release.repair import RepairResult, repair
 from ..release.rollback import rollback
 from ..release.store import ReleaseStore
@@ -146,12 +147,16 @@ def rollback_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_
     settings = run.settings
     if release_id:
         validate_release_id(release_id)
+    check_writable(settings.manifest_path, "the local manifest")  # before switching, as a deploy
     storage = open_storage(settings)
     storage.check()
     result = rollback(ReleaseStore(storage, settings.prefix), release_id=release_id,
                       unsafe_no_conditional_writes=unsafe_no_conditional_writes)
-    write_local_manifest(settings.manifest_path, result.doc)
     key = manifest_key(settings.prefix)
+    write_published_manifest(
+        settings.manifest_path, result.doc, manifest_key=key,
+        redo=f"run `deploy.py rollback {result.doc.release_id}` (it changes nothing remotely "
+             "and writes the manifest)")
     invalidation = invalidate_after_publish(
         options.get("distribution_id"), [key], release_id=result.doc.release_id,
         max_attempts=settings.max_attempts) if result.changed else None

@@ -269,14 +269,9 @@ def deploy(
     confirm_release(store, manifest, by_key, observer, release_id=doc.release_id,
                     started=started)
     conflicts = store.point_current(doc, expected=current, retry=True)
-    try:
-        write_local_manifest(manifest_path, doc)
-    except ManifestError as exc:
-        raise DeployError(
-            f"release {doc.release_id} is live, but {exc}; fix that and run the deploy again "
-            f"(it uploads nothing and writes the manifest), or download {store.manifest_key!r} "
-            "from the target"
-        ) from exc
+    write_published_manifest(manifest_path, doc, manifest_key=store.manifest_key,
+                             redo="run the deploy again (it uploads nothing and writes "
+                                  "the manifest)")
     previous = current.release_id if doc.release_id != current.release_id else None
     return replace(result, release_id=doc.release_id, new_release=new, conflicts=conflicts,
                    previous_release=previous)
@@ -529,3 +524,18 @@ def write_local_manifest(path: Path, doc: ReleaseDoc, *, published: bytes | None
         write_atomic(path, data, unique=True)  # concurrent deploys in one process
     except OSError as exc:
         raise ManifestError(f"cannot write manifest {str(path)!r}: {exc.strerror}") from exc
+
+
+def write_published_manifest(path: Path, doc: ReleaseDoc, *, manifest_key: str, redo: str) -> None:
+    """:func:`write_local_manifest` after ``doc`` was made current: a failure is exit 1
+    (:class:`DeployError`, not the usage error it is before publishing) and says that the
+    release *is* live, then how to get the manifest: ``redo`` (a command that changes
+    nothing remotely) or a download of ``manifest_key``.
+    """
+    try:
+        write_local_manifest(path, doc)
+    except ManifestError as exc:
+        raise DeployError(
+            f"release {doc.release_id} is live, but {exc}; fix that and {redo}, or download "
+            f"{manifest_key!r} from the target"
+        ) from exc
