@@ -11,6 +11,7 @@ import resource
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,35 @@ def test_a_rollback_checks_the_local_manifest_folder_before_switching(
                        **s3.server.credentials.env())
     assert_clean_error(result, 2, "not-a-folder/m.json", "not writable")
     assert live_release(s3) == second
+
+
+# --- serve: the folder the deploy wrote, found the way the deploy finds it ---------------
+
+def test_serve_serves_the_target_dir_of_the_pyproject_table(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[tool.flask-cdn-pipeline]\ntarget-dir = "cdn-out"\n')
+    deployed = deploy_py(cwd=project)
+    assert deployed.returncode == 0, deployed.stderr
+    manifest = (project / "cdn-out" / "static" / "manifest.json").read_bytes()
+    (project / "src").mkdir()
+    server = subprocess.Popen([sys.executable, DEPLOY, "serve", "--port", "0"],
+                              cwd=project / "src", env=user_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # printed once the port is bound
+        assert line.startswith(f"Serving {project / 'cdn-out'} at http://127.0.0.1:"), line
+        base = line.split(" at ")[1].split(";")[0]
+        with urllib.request.urlopen(f"{base}/static/manifest.json", timeout=10) as response:
+            assert response.read() == manifest
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        for stream in (server.stdout, server.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_serve_of_a_project_that_deploys_to_a_bucket_asks_for_the_folder(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[tool.flask-cdn-pipeline]\nbucket = "assets"\n')
+    result = deploy_py("serve", "--port", "0", cwd=project)
+    assert_clean_error(result, 2, "deploys to bucket 'assets'", "--dir")

@@ -14,7 +14,6 @@ absolute paths; dotfiles such as the deploy's lock are hidden) and lists no fold
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -83,8 +82,9 @@ def run_server(root: Path, *, host: str, port: int, announce: Any = print) -> No
 
 
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--dir", "folder", type=click.Path(file_okay=False),
-              help=f"Folder to serve [CDN_TARGET_DIR; default: {DEFAULT_EMBEDDED_DIR}].")
+@click.option("--dir", "--target-dir", "folder", type=click.Path(file_okay=False),
+              help="Folder to serve [CDN_TARGET_DIR, then target-dir in pyproject.toml; "
+                   f"default: {DEFAULT_EMBEDDED_DIR}].")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               help="TCP port (0: any free port).")
 @click.option("--host", default=DEFAULT_HOST, show_default=True,
@@ -94,9 +94,7 @@ def serve_command(ctx: click.Context, folder: str | None, port: int, host: str) 
     """Serve the deployed folder as a local CDN origin (CORS, types, cache headers)."""
     from ..errors import ConfigError
 
-    # deploy.py passes its environment in ``ctx.obj``; under ``flask cdn`` that is Flask's.
-    env = ctx.obj.get("env", os.environ) if isinstance(ctx.obj, dict) else os.environ
-    root = Path(folder or env.get("CDN_TARGET_DIR") or DEFAULT_EMBEDDED_DIR)
+    root = served_folder(ctx, folder)
     if not root.is_dir():
         raise ConfigError(f"folder {str(root)!r} does not exist: run `python deploy.py` first "
                           "or pass --dir")
@@ -109,3 +107,18 @@ def serve_command(ctx: click.Context, folder: str | None, port: int, host: str) 
         run_server(root, host=host, port=port, announce=announce)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def served_folder(ctx: click.Context, folder: str | None) -> Path:
+    """The folder the deploy publishes to, resolved as the deploy resolves it (flag >
+    ``CDN_TARGET_DIR`` > ``target-dir`` in pyproject.toml > the embedded default), so
+    ``serve`` run after ``deploy.py`` serves what it just wrote."""
+    from ..errors import ConfigError
+    from .common import resolve_for
+
+    settings = resolve_for(ctx, {"target_dir": folder})
+    if settings.bucket is not None:
+        raise ConfigError(f"this project deploys to bucket {settings.bucket!r} (from "
+                          f"{settings.sources.get('bucket', 'default')}), not a folder: "
+                          "pass the folder to serve with --dir")
+    return settings.target_dir or DEFAULT_EMBEDDED_DIR
