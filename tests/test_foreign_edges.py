@@ -11,13 +11,16 @@ import resource
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import S3Env, write_tree
-from tests.test_foreign_project import DEPLOY, FILES, assert_clean_error, deploy_py, user_env
+from tests.test_foreign_project import DEPLOY, FILES, ROOT, assert_clean_error, deploy_py, user_env
 
 
 @pytest.fixture
@@ -167,3 +170,55 @@ def test_serve_of_a_project_that_deploys_to_a_bucket_asks_for_the_folder(project
     (project / "pyproject.toml").write_text('[tool.flask-cdn-pipeline]\nbucket = "assets"\n')
     result = deploy_py("serve", "--port", "0", cwd=project)
     assert_clean_error(result, 2, "deploys to bucket 'assets'", "--dir")
+
+
+
+# --- the demo site run as `flask --app site/app.py run` from another folder --------------
+
+@contextmanager
+def site_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, list[str]]]:
+    """The demo under Flask's dev server (no --debug) on a free port: its base URL, and a
+    list that holds the server's stderr lines once the block ends."""
+    settings = user_env(FLASK_IMAGES_DIR=str(tmp_path / "uploads"),
+                        FLASK_PRIVATE_DIR=str(tmp_path / "private"),
+                        CDN_MANIFEST=str(tmp_path / "none.json"),
+                        FLASK_CDN_VARIANT_CACHE=str(tmp_path / "variants"),
+                        FLASK_SECRET_KEY="test-secret",
+                        FLASK_DEMO_USERS='{"alice": "long secret"}', **env)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", str(ROOT / "site" / "app.py"), "run",
+         "--port", "0"], cwd=tmp_path, env=settings, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        assert server.stderr is not None
+        base = ""
+        for _ in range(20):  # Flask's banner, then the address once the port is bound
+            line = server.stderr.readline()
+            lines.append(line.rstrip("\n"))
+            if "Running on http://" in line:
+                base = line.split("Running on ")[1].strip()
+                break
+        assert base, lines
+        yield base, lines
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+        lines.extend(err.splitlines())
+
+
+def get_page(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_the_demo_without_debug_renders_its_pages(tmp_path: Path) -> None:
+    (tmp_path / "uploads").mkdir()
+    with site_server(tmp_path) as (base, err):
+        status, page = get_page(f"{base}/")
+    assert status == 200, "\n".join(err)
+    assert '<link rel="stylesheet" href="/static/gen/site.css' in page
+    assert "Traceback" not in "\n".join(err)

@@ -36,7 +36,9 @@ def init_bundles(app: Flask, bundles: Mapping[str, Any]) -> Environment:
     # no build at request time, and no ``?version`` query (the name carries the hash).
     app.config.setdefault("ASSETS_AUTO_BUILD", not on_cdn)
     app.config.setdefault("ASSETS_URL_EXPIRE", not on_cdn)
-    app.config.setdefault("ASSETS_DEBUG", app.debug and not on_cdn)
+    # bool(): while the app is created under `flask run`, `app.debug` may be the 0 that
+    # `from_prefixed_env` read from FLASK_DEBUG, and webassets refuses any non-bool.
+    app.config.setdefault("ASSETS_DEBUG", bool(app.debug) and not on_cdn)
     env = Environment(app)
     env.register(dict(bundles))
     app.jinja_env.globals["asset_tags"] = asset_tags
