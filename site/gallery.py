@@ -9,6 +9,7 @@ upload validation (:mod:`pipeline.images.uploads`) and the path rule
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from functools import lru_cache
@@ -26,6 +27,8 @@ from pipeline.images.uploads import detect_image, generated_name, store_image
 from pipeline.images.views import images_state, safe_relative_path
 from pipeline.manifest import Variant
 from pipeline.media_types import content_type_for
+
+log = logging.getLogger(__name__)
 
 
 def store_upload(data: bytes, *, private: bool = False) -> str:
@@ -53,17 +56,54 @@ def store_upload(data: bytes, *, private: bool = False) -> str:
 
 
 def list_images(folder: Path | None, *, limit: int = 100) -> list[str]:
-    """Names of the image files directly in ``folder``, newest first (for a gallery)."""
+    """Names of the image files directly in ``folder``, newest first (for a gallery).
+
+    One odd entry never costs the others: a name that is not UTF-8 (no URL can name it)
+    is skipped and logged once, and a file deleted while the folder is read is skipped.
+    """
     if folder is None or not folder.is_dir():
         return []
     found: list[tuple[float, str]] = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if (safe_relative_path(entry.name) and entry.is_file(follow_symlinks=False)
-                    and content_type_for(entry.name).startswith("image/")):
-                found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name))
+            name = entry.name
+            if not (safe_relative_path(name) and content_type_for(name).startswith("image/")):
+                continue
+            if not _encodable(name):
+                _log_skipped(name)
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    found.append((entry.stat(follow_symlinks=False).st_mtime, name))
+            except OSError:  # removed (or made unreadable) since the folder was read
+                continue
     found.sort(reverse=True)
     return [name for _, name in found[:limit]]
+
+
+def _encodable(name: str) -> bool:
+    """Whether ``name`` is text: bytes that are not UTF-8 arrive as lone surrogates, which
+    neither a URL nor the page can carry."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+#: Names already logged as skipped (bounded: a folder of junk must not grow memory).
+_SKIPPED: set[str] = set()
+_SKIPPED_MAX = 1000
+
+
+def _log_skipped(name: str) -> None:
+    """Say once per name that it is not listed. Only the name's printable form is logged,
+    never the folder: the private folder's location is nobody's business in a log."""
+    if name in _SKIPPED or len(_SKIPPED) >= _SKIPPED_MAX:
+        return
+    _SKIPPED.add(name)
+    shown = name.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+    log.warning("gallery: not listing '%s': its name is not valid UTF-8; rename the file", shown)
 
 
 def list_private_images(*, limit: int = 100) -> list[str]:

@@ -7,6 +7,7 @@ folder with its own ``static/`` (the pattern of ``tests/test_foreign_project.py`
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -221,4 +222,24 @@ def test_the_demo_without_debug_renders_its_pages(tmp_path: Path) -> None:
         status, page = get_page(f"{base}/")
     assert status == 200, "\n".join(err)
     assert '<link rel="stylesheet" href="/static/gen/site.css' in page
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_the_gallery_lists_the_other_uploads_when_one_name_is_not_utf8(tmp_path: Path) -> None:
+    from PIL import Image
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for name in ("first.png", "second.png"):
+        Image.new("RGB", (30, 20), "teal").save(uploads / name)
+    (uploads / os.fsdecode(b"caf\xe9.png")).write_bytes(b"not even an image")
+    with site_server(tmp_path) as (base, err):
+        pages = [get_page(f"{base}/") for _ in range(2)]
+    for status, page in pages:
+        assert status == 200, "\n".join(err)
+        assert "<figcaption>first.png</figcaption>" in page
+        assert "<figcaption>second.png</figcaption>" in page
+    skipped = [line for line in err if "not listing" in line]
+    assert skipped == ["gallery: not listing 'caf\\xe9.png': its name is not valid UTF-8; "
+                       "rename the file"]  # once, and without the folder's path
     assert "Traceback" not in "\n".join(err)
