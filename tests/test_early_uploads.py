@@ -21,6 +21,7 @@ from pipeline.localfs import LocalFile
 from pipeline.manifest import Manifest
 from pipeline.release.early import UploadFeed, UploadsStopped
 from pipeline.storage.base import Upload
+from tests.faultproxy import fault_proxy
 from tests.helpers import S3Env, write_tree
 from tests.test_cli import FakeClock, _plan_and_uploads
 from tests.test_foreign_project import assert_clean_error, deploy_py
@@ -117,24 +118,41 @@ def test_a_key_too_long_for_s3_uploads_nothing(tmp_path: Path, s3: S3Env) -> Non
     assert s3.keys() == {}
 
 
-def test_a_rerun_without_a_hash_cache_restores_objects_deleted_behind_its_back(
+def test_a_fresh_checkout_of_the_released_files_lists_and_writes_nothing(
+    tmp_path: Path, s3: S3Env,
+) -> None:
+    # No hash cache (a CI checkout): every file is read, but all have the release's paths
+    # and sizes, so the deploy hashes first and finds nothing to do: no listing, no probe.
+    project = tmp_path / "their-project"
+    write_tree(project / "static", _images(6))
+    args = ("--bucket", s3.bucket, "--no-hash-cache", "--json")
+    first = deploy_py(*args, "--endpoint-url", s3.endpoint, cwd=project,
+                      **s3.server.credentials.env())
+    assert first.returncode == 0, first.stderr
+    with fault_proxy(s3.endpoint) as proxy:
+        again = deploy_py(*args, "--endpoint-url", proxy.url, cwd=project,
+                          **s3.server.credentials.env())
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["uploaded"] == 0
+    assert [r for r in proxy.requests if not r.startswith(("GET", "HEAD"))] == []
+    assert proxy.count("GET", "list-type=2") == 0
+
+
+def test_a_rerun_with_one_new_file_lists_first_and_uploads_just_it(
     tmp_path: Path, s3: S3Env,
 ) -> None:
     project = tmp_path / "their-project"
     files = _images(6)
     write_tree(project / "static", files)
     args = ("--bucket", s3.bucket, "--endpoint-url", s3.endpoint, "--no-hash-cache", "--json")
-    first = deploy_py(*args, cwd=project, **s3.server.credentials.env())
-    assert first.returncode == 0, first.stderr
-    manifest = Manifest.load(project / "build" / "cdn-manifest.json")
-    key = manifest.files["img/002.png"].key
-    s3.client.delete_object(Bucket=s3.bucket, Key=key)
+    assert deploy_py(*args, cwd=project, **s3.server.credentials.env()).returncode == 0
+    (project / "static" / "img" / "new.png").write_bytes(b"\x89PNG\r\n\x1a\n a new one")
     again = deploy_py(*args, cwd=project, **s3.server.credentials.env())
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
-    assert summary["new_release"] is False and summary["uploaded"] == 1
-    assert "1 object(s) of the current release were missing" in again.stderr
-    assert s3.get(key)["Body"].read() == files["img/002.png"]
+    assert summary["uploaded"] == 1 and summary["new_release"] is True
+    key = Manifest.load(project / "build" / "cdn-manifest.json").files["img/new.png"].key
+    assert s3.get(key)["Body"].read() == b"\x89PNG\r\n\x1a\n a new one"
 
 
 # --- the feed ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 
 from ..build.assemble import is_verbatim, verbatim_entry
@@ -95,7 +95,9 @@ class EarlyUploads:
     """
 
     def __init__(self, storage: Storage, prefix: str, listing: Mapping[str, RemoteObject],
-                 *, known_etags: Mapping[str, str], on_stored: ProgressCallback) -> None:
+                 *, known_etags: Mapping[str, str], on_stored: ProgressCallback,
+                 before_first: Callable[[], None] = lambda: None) -> None:
+        self._before_first = before_first
         self._prefix = prefix
         self._listing = listing
         self._known = known_etags
@@ -111,12 +113,22 @@ class EarlyUploads:
 
     def _run(self, storage: Storage, on_stored: ProgressCallback) -> None:
         try:
-            self._outcome = storage.upload_files(self._feed, on_stored=on_stored)
+            self._outcome = storage.upload_files(self._checked_first(), on_stored=on_stored)
         except UploadsStopped:
             pass  # the deploy is failing or interrupted already: it reports that
         except BaseException as exc:  # re-raised in the deploy's thread by finish()
             self._crash = exc
             self._feed.stop()  # producers must not wait on a feed nobody reads
+
+    def _checked_first(self) -> Iterator[Upload]:
+        """The feed, with ``before_first`` run (e.g. the conditional-write probe, which
+        refuses a server) before the first upload and only if there is one."""
+        checked = False
+        for upload in self._feed:
+            if not checked:
+                self._before_first()
+                checked = True
+            yield upload
 
     def offer(self, item: LocalFile, sha256_hex: str) -> None:
         """Queue ``item`` if it is stored as it is and the listing lacks its object."""

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -191,13 +192,13 @@ def deploy(
     known = dict(current.doc.etags) if current.doc else {}
     started = time.monotonic()  # deletions after this are what confirm_release looks for
     listing: dict[str, RemoteObject] | None = None
-    if not dry_run and variants is None and stale_files(files, cache):
-        # Files must be read: list first, so each can be uploaded as soon as it is hashed
-        # (pipeline.release.early). Variants are planned from every hash before any upload,
-        # so a bad source image still stops the deploy before anything is stored.
-        store.require_conditional_writes(unsafe=unsafe_no_conditional_writes)
+    if not dry_run and variants is None and _likely_new(stale_files(files, cache), current):
+        # Files must be read and some are new: list first, so each can be uploaded as soon as
+        # it is hashed (pipeline.release.early). Variants are planned from every hash before
+        # any upload, so a bad source image still stops the deploy before anything is stored.
         listing = store.list(hints=_release_keys(current))
-    with _early_uploads(store, listing, known, observer) as early:
+    probe = partial(store.require_conditional_writes, unsafe=unsafe_no_conditional_writes)
+    with _early_uploads(store, listing, known, observer, before_first=probe) as early:
         built = build(files, prefix=store.prefix, cache=cache, strict=strict,
                       static_url_path=static_url_path,
                       on_hashed=early.offer if early is not None else None)
@@ -213,14 +214,15 @@ def deploy(
             if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
                 manifest = with_variants(manifest, vplan, recorded)
         if not relist and _is_current(current, manifest):
-            restored = _finish(early, [], cache) if early is not None else {}
+            # Never after an early listing: a file read then had a path or size the release
+            # lacks, so the manifest differs from the release's.
             same = _unchanged(current, manifest, sources, observer, cache, manifest_path,
                               key=store.manifest_key, target=store.description,
-                              dry_run=dry_run, ignored=tuple(scan.ignored), restored=restored)
+                              dry_run=dry_run, ignored=tuple(scan.ignored))
             return replace(same, hashes_from_git=from_git)
+        if not dry_run:  # publishing relies on conditional writes: know before any work
+            probe()  # (probed once per bucket; early uploads probed before their first)
         if listing is None:
-            if not dry_run:  # publishing relies on conditional writes: know before any work
-                store.require_conditional_writes(unsafe=unsafe_no_conditional_writes)
             started = time.monotonic()
             hints = [e.key for e in manifest.files.values()] + sorted(vplan.keys() if vplan else ())
             listing = store.list(hints=hints)
@@ -277,15 +279,32 @@ def deploy(
                    previous_release=previous)
 
 
+def _likely_new(stale: list[LocalFile], current: Current) -> bool:
+    """Whether files to be read include some the current release does not have with the
+    same path and size: then something will be uploaded, and listing first lets it start
+    while hashing. A fresh checkout of the released files (all to be read, all alike)
+    is hashed first instead, and needs no listing when nothing changed."""
+    if not stale:
+        return False
+    if current.doc is None:
+        return True
+    released = current.doc.manifest.files
+    for item in stale:
+        entry = released.get(item.logical_path)
+        if entry is None or entry.size != item.size:
+            return True
+    return False
+
+
 def _early_uploads(
     store: ReleaseStore, listing: dict[str, RemoteObject] | None, known: dict[str, str],
-    observer: DeployObserver,
+    observer: DeployObserver, *, before_first: Callable[[], None],
 ) -> AbstractContextManager[EarlyUploads | None]:
     """Uploads that start while hashing when the bucket was listed first, else nothing."""
     if listing is None:
         return nullcontext(None)
     return EarlyUploads(store.storage, store.prefix, listing, known_etags=known,
-                        on_stored=observer.stored)
+                        on_stored=observer.stored, before_first=before_first)
 
 
 def _release_keys(current: Current) -> list[str]:
@@ -417,22 +436,14 @@ def _is_current(current: Current, manifest: Manifest) -> bool:
 def _unchanged(
     current: Current, manifest: Manifest, sources: dict[str, str], observer: DeployObserver,
     cache: HashCache, manifest_path: Path, *, key: str, target: str, dry_run: bool,
-    ignored: tuple[Ignored, ...], restored: Mapping[str, RemoteObject],
+    ignored: tuple[Ignored, ...],
 ) -> DeployResult:
-    """Nothing changed since the current release: plan it all unchanged, write locally only.
-
-    ``restored``: objects of the current release that an early listing found missing and
-    that were uploaded again while hashing (they show in the plan as new)."""
+    """Nothing changed since the current release: plan it all unchanged, write locally only."""
     assert current.doc is not None
     # What plan_deploy answers against a listing of exactly these objects, without making
-    # that listing (100,000 RemoteObjects): every file unchanged but those restored.
-    plan = Plan(tuple(
-        PlannedFile(path, entry, sources[path],
-                    Reason.NEW if entry.key in restored else Reason.UNCHANGED)
-        for path, entry in sorted(manifest.files.items())))
-    if restored:
-        observer.warned(f"{len(restored)} object(s) of the current release were missing from "
-                        f"{target} and were uploaded again")
+    # that listing (100,000 RemoteObjects): every file unchanged.
+    plan = Plan(tuple(PlannedFile(path, entry, sources[path], Reason.UNCHANGED)
+                      for path, entry in sorted(manifest.files.items())))
     observer.planned(plan)
     result = DeployResult(manifest, plan, manifest_path, key, target, dry_run,
                           current_release=current.release_id, ignored=ignored)

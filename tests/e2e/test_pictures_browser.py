@@ -35,10 +35,29 @@ def sized_page(request: pytest.FixtureRequest, browser: Any) -> Iterator[tuple[A
         context.close()
 
 
+#: Bring every image near the viewport in turn: a lazy image is fetched only then, and
+#: ``complete`` is already true for one whose fetch is still deferred.
+SCROLL_THROUGH_IMAGES = """
+async () => {
+  for (const img of document.images) {
+    img.scrollIntoView({block: 'center'});
+    await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+  }
+  window.scrollTo(0, 0);
+}
+"""
+ALL_IMAGES_DECODED = """
+() => Array.from(document.images).every(
+  img => img.complete && (img.naturalWidth > 0 || img.currentSrc.endsWith('.svg')))
+"""
+
+
 def load(page: Any, url: str) -> None:
+    """The page with every image fetched and decoded, so the screenshot shows them all."""
     page.goto(url, wait_until="load")
-    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
-    page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+    page.evaluate(SCROLL_THROUGH_IMAGES)
+    page.wait_for_function(ALL_IMAGES_DECODED)
+    page.evaluate("Promise.all(Array.from(document.images).map(i => i.decode().catch(() => 0)))")
 
 
 def test_gallery_pictures_pick_avif_sized_for_the_screen(prod_stack: Any,
