@@ -81,9 +81,8 @@ DEFAULTS: dict[str, Any] = {
     "IMAGES_DIR": ROOT / "instance" / "images",
     "PRIVATE_DIR": ROOT / "instance" / "private",
     "CDN_MANIFEST": ROOT / "build" / "cdn-manifest.json",
-    # The deploy's variant settings (pyproject.toml), so development renders the same keys;
-    # the dev route caches its encodes where the deploy looks for them.
-    "CDN_VARIANTS": {"include": ["img/photos/*"]},
+    # Variant settings: none here, the extension reads the deploy's (pyproject.toml); the
+    # dev route caches its encodes where the deploy looks for them.
     "CDN_VARIANT_CACHE": ROOT / "build" / "variants",
     "GALLERY_DIR": "img",
     "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,

@@ -123,10 +123,12 @@ _ENCODE_LOCK = threading.Lock()
 
 
 def upload_variant_settings() -> VariantSettings:
-    """The app's variant settings (``CDN_VARIANTS``), as the static images use."""
-    from pipeline.flaskext.pictures import read_variant_settings
+    """The app's variant settings, as the static images use (the deploy's, unless the app
+    sets ``CDN_VARIANTS``)."""
+    from pipeline.flaskext.pictures import EXTENSION_KEY
 
-    return read_variant_settings(current_app.config.get("CDN_VARIANTS"))
+    settings: VariantSettings = current_app.extensions[EXTENSION_KEY].settings
+    return settings
 
 
 def make_upload_variants(folder: Path, name: str) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -177,19 +178,26 @@ def test_serve_of_a_project_that_deploys_to_a_bucket_asks_for_the_folder(project
 # --- the demo site run as `flask --app site/app.py run` from another folder --------------
 
 @contextmanager
-def site_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, list[str]]]:
+def site_server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     """The demo under Flask's dev server (no --debug) on a free port: its base URL, and a
     list that holds the server's stderr lines once the block ends."""
-    settings = user_env(FLASK_IMAGES_DIR=str(tmp_path / "uploads"),
-                        FLASK_PRIVATE_DIR=str(tmp_path / "private"),
-                        CDN_MANIFEST=str(tmp_path / "none.json"),
-                        FLASK_CDN_VARIANT_CACHE=str(tmp_path / "variants"),
-                        FLASK_SECRET_KEY="test-secret",
-                        FLASK_DEMO_USERS='{"alice": "long secret"}', **env)
+    with flask_server(str(ROOT / "site" / "app.py"), cwd=tmp_path,
+                      FLASK_IMAGES_DIR=str(tmp_path / "uploads"),
+                      FLASK_PRIVATE_DIR=str(tmp_path / "private"),
+                      CDN_MANIFEST=str(tmp_path / "none.json"),
+                      FLASK_CDN_VARIANT_CACHE=str(tmp_path / "variants"),
+                      FLASK_SECRET_KEY="test-secret",
+                      FLASK_DEMO_USERS='{"alice": "long secret"}') as running:
+        yield running
+
+
+@contextmanager
+def flask_server(app: str, *, cwd: Path, **env: str) -> Iterator[tuple[str, list[str]]]:
+    """``flask --app APP run --port 0`` in ``cwd``: the base URL, and the server's stderr
+    lines (complete once the block ends)."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", str(ROOT / "site" / "app.py"), "run",
-         "--port", "0"], cwd=tmp_path, env=settings, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "flask", "--app", app, "run", "--port", "0"], cwd=cwd,
+        env=user_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     try:
         assert server.stderr is not None
@@ -208,12 +216,17 @@ def site_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, list[str]]]:
         lines.extend(err.splitlines())
 
 
-def get_page(url: str) -> tuple[int, str]:
+def get_bytes(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.read().decode()
+            return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        return exc.code, exc.read()
+
+
+def get_page(url: str) -> tuple[int, str]:
+    status, body = get_bytes(url)
+    return status, body.decode()
 
 
 def test_the_demo_without_debug_renders_its_pages(tmp_path: Path) -> None:
@@ -243,3 +256,56 @@ def test_the_gallery_lists_the_other_uploads_when_one_name_is_not_utf8(tmp_path:
     assert skipped == ["gallery: not listing 'caf\\xe9.png': its name is not valid UTF-8; "
                        "rename the file"]  # once, and without the folder's path
     assert "Traceback" not in "\n".join(err)
+
+
+
+# --- development pictures plan what the deploy publishes ---------------------------------
+
+THEIR_APP = """\
+from flask import Flask, render_template_string
+from pipeline import CDN
+
+app = Flask(__name__)
+CDN(app)
+
+
+@app.get("/")
+def index() -> str:
+    return render_template_string("{{ picture('img/photo.jpg', 'a photo', sizes='50vw') }}")
+"""
+
+
+def test_development_pictures_use_the_variant_settings_of_the_pyproject_table(
+    project: Path
+) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (800, 600), "teal").save(project / "static" / "img" / "photo.jpg")
+    (project / "app.py").write_text(THEIR_APP)
+    (project / "pyproject.toml").write_text(
+        '[tool.flask-cdn-pipeline]\nvariants = true\nvariant-widths = [200, 400]\n'
+        'variant-formats = ["webp"]\nvariant-include = ["img/*.jpg"]\n')
+    deployed = deploy_py("--target-dir", "out", cwd=project)
+    assert deployed.returncode == 0, deployed.stderr
+    manifest = json.loads((project / "build" / "cdn-manifest.json").read_text())
+    published = {v["key"].removeprefix("static/"): v["width"]
+                 for v in manifest["files"]["img/photo.jpg"]["variants"]}
+    assert sorted(set(published.values())) == [200, 400]
+    with flask_server("app.py", cwd=project) as (base, err):
+        status, page = get_page(f"{base}/")
+        served = re.findall(r"/_variants/(\S+) (\d+)w", page)
+        fetched = get_bytes(f"{base}/_variants/{served[0][0]}") if served else None
+    assert status == 200, "\n".join(err)
+    assert served and {key: int(width) for key, width in served}.items() <= published.items()
+    assert {int(width) for _, width in served} == {200, 400}
+    assert fetched == (200, (project / "out" / "static" / served[0][0]).read_bytes())
+
+
+def test_the_variant_keys_the_extension_reads_are_the_deploys() -> None:
+    from pipeline.cli.settings import TABLE_KEYS
+    from pipeline.flaskext.pictures import VARIANT_TABLE_KEYS
+
+    for key, (_, kind) in VARIANT_TABLE_KEYS.items():
+        assert TABLE_KEYS[key][1] == kind
+    assert {k for k in TABLE_KEYS if k.startswith("variant-")} - {"variant-cache"} == set(
+        VARIANT_TABLE_KEYS)

@@ -20,7 +20,7 @@ import click
 from ..errors import ConfigError, DeployError, PipelineError
 from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
 from ..media_types import MANIFEST_MAX_AGE
-from .pyproject import load_project_config
+from ..pyproject import load_project_config
 from .settings import DEFAULT_EMBEDDED_DIR, TABLE_KEYS, DeploySettings, resolve_settings
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ from ..build.variants import VariantSettings
 from ..errors import ConfigError
 from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
 from ..pathfilter import PathFilter
+from ..pyproject import ProjectConfig
 from ..validate import (
     DEFAULT_MANIFEST_PATH,
     DEFAULT_STATIC_URL_PATH,
@@ -24,7 +25,6 @@ from ..validate import (
     validate_static_url_path,
     validate_url,
 )
-from .pyproject import ProjectConfig
 
 DEFAULT_STATIC_DIR = Path("static")
 DEFAULT_PREFIX = "static"

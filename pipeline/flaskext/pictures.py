@@ -11,8 +11,9 @@ keys and the same pixels as after a deploy, without one.
 The route only serves keys :func:`~pipeline.build.variants.parse_key` accepts for the configured
 settings and that a source in the static folder plans, so no one can ask for arbitrary sizes or
 paths. Config (read at ``init_app``): ``CDN_VARIANTS`` (a
-:class:`~pipeline.build.variants.VariantSettings` or a mapping of its fields; the defaults are
-the deploy's), ``CDN_VARIANT_CACHE`` (``build/variants``, relative to the working directory).
+:class:`~pipeline.build.variants.VariantSettings` or a mapping of its fields; unset, the
+deploy's: the ``variant-*`` keys of the project's ``pyproject.toml`` table over the defaults),
+``CDN_VARIANT_CACHE`` (``build/variants``, relative to the working directory).
 """
 
 from __future__ import annotations
@@ -162,12 +163,42 @@ def read_variant_settings(value: Any) -> VariantSettings:
     raise ConfigError(f"CDN_VARIANTS must be a mapping or VariantSettings, not {value!r}")
 
 
+#: The deploy's ``[tool.flask-cdn-pipeline]`` keys that shape variants (its ``--variant-*``
+#: options, :data:`pipeline.cli.settings.TABLE_KEYS`) -> (VariantSettings field, kind).
+VARIANT_TABLE_KEYS = {
+    "variant-widths": ("widths", "ints"),
+    "variant-formats": ("formats", "words"),
+    "variant-include": ("include", "patterns"),
+    "variant-exclude": ("exclude", "patterns"),
+}
+
+
+def app_variant_settings(app: Flask) -> VariantSettings:
+    """The variant settings of ``app``: ``CDN_VARIANTS`` when the app sets it, else the
+    deploy's, from the ``variant-*`` keys of the ``pyproject.toml`` table nearest the app's
+    folder, read and validated as the deploy reads them, so development plans the keys and
+    widths a deploy with variants publishes (whether the table or ``--variants`` turns
+    them on). No table: the defaults, as for the deploy."""
+    configured = app.config.get("CDN_VARIANTS")
+    if configured is not None:
+        return read_variant_settings(configured)
+    from ..pyproject import load_project_config
+
+    project = load_project_config(Path(app.root_path), VARIANT_TABLE_KEYS, others=True)
+    if project is None or not project.values:
+        return VariantSettings()
+    try:
+        return VariantSettings(**project.values)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (from {project.label})") from None
+
+
 def install_pictures(app: Flask, state: CDNState) -> None:
     """Register ``picture``/``srcset`` as Jinja globals and, in development, the variant route."""
     app.config.setdefault("CDN_VARIANTS", None)
     app.config.setdefault("CDN_VARIANT_CACHE", str(DEFAULT_CACHE))
     static = Path(app.static_folder).absolute() if app.static_folder else None
-    pictures = Pictures(state=state, settings=read_variant_settings(app.config["CDN_VARIANTS"]),
+    pictures = Pictures(state=state, settings=app_variant_settings(app),
                         cache_dir=Path(app.config["CDN_VARIANT_CACHE"]).absolute(),
                         static_dir=static)
     app.extensions[EXTENSION_KEY] = pictures

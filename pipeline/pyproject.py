@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 TABLE_NAME = "flask-cdn-pipeline"
 PYPROJECT = "pyproject.toml"
@@ -50,8 +50,14 @@ def find_pyproject(start: Path) -> Path | None:
     return None
 
 
-def load_project_config(start: Path, keys: KeyTable) -> ProjectConfig | None:
-    """Read the table of the nearest ``pyproject.toml``; ``None`` when there is none."""
+def load_project_config(start: Path, keys: KeyTable, *,
+                        others: bool = False) -> ProjectConfig | None:
+    """Read the table of the nearest ``pyproject.toml``; ``None`` when there is none.
+
+    ``others``: keys not in ``keys`` are left alone instead of refused, for a reader that
+    needs only some of them (the Flask extension reads the variant keys; the deploy, which
+    checks the whole table, runs with every key).
+    """
     path = find_pyproject(start)
     if path is None:
         return None
@@ -67,6 +73,8 @@ def load_project_config(start: Path, keys: KeyTable) -> ProjectConfig | None:
         return ProjectConfig(path)
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.{TABLE_NAME}] in {str(path)!r} must be a table")
+    if others:
+        table = {key: value for key, value in table.items() if key in keys}
     return ProjectConfig(path, parse_table(table, path, keys))
 
 
