@@ -176,6 +176,12 @@ def test_an_unchanged_redeploy_writes_the_published_manifest_bytes_locally(
     again = deploy(capsys, args)
     assert again["release"] == first and again["new_release"] is False
     assert (tmp_path / "m.json").read_bytes() == other_layout == published.read_bytes()
+    # A local copy damaged in place (same size) is noticed and replaced.
+    damaged = bytearray(other_layout)
+    damaged[len(damaged) // 2] ^= 1
+    (tmp_path / "m.json").write_bytes(bytes(damaged))
+    deploy(capsys, args)
+    assert (tmp_path / "m.json").read_bytes() == other_layout
 
 
 @pytest.mark.parametrize("backend", ["s3", "folder"])
