@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from pathlib import Path
 
 from ..localfs import StrPath
 from ..manifest import Entry, Manifest
@@ -87,7 +86,7 @@ def plan_deploy(
 
 def entry_upload(entry: Entry, source: StrPath, body: bytes | None = None) -> Upload:
     """The upload that stores a manifest entry's object (deploys and repairs alike)."""
-    return Upload(key=entry.key, source=Path(source), size=entry.size,
+    return Upload(key=entry.key, source=source, size=entry.size,
                   content_type=entry.content_type, cache_control=IMMUTABLE_CACHE_CONTROL,
                   body=body, sha256=entry.hash)
 
