@@ -25,8 +25,10 @@ from ..localfs import LocalFile
 from ..storage.base import ProgressCallback, RemoteObject, Storage, Upload, UploadOutcome
 from .plan import already_stored, entry_upload
 
-#: Uploads waiting in the feed at most; the hashing blocks while it is full.
-FEED_LIMIT = 64
+#: Uploads waiting in the feed at most; the hashing blocks while it is full. An upload
+#: waiting is a key and a path (~300 bytes), so hashing may run well ahead of the uploads
+#: (fewer hand-offs between threads) while memory stays bounded.
+FEED_LIMIT = 1024
 
 
 class UploadsStopped(Exception):
@@ -38,51 +40,56 @@ class UploadFeed:
     another thread while the deploy still fills it.
 
     :meth:`end` says nothing more comes (iteration ends once the queue is empty);
-    :meth:`stop` ends it at once, dropping what waits and refusing further puts.
+    :meth:`stop` ends it at once, dropping what waits and refusing further puts. Two
+    conditions on one lock (as in :class:`queue.Queue`): a put wakes the reader only,
+    a take wakes one waiting writer only, so no thread is woken for nothing.
     """
 
     def __init__(self, limit: int = FEED_LIMIT) -> None:
         self._items: deque[Upload] = deque()
         self._limit = limit
-        self._changed = threading.Condition()
+        lock = threading.Lock()
+        self._not_full = threading.Condition(lock)
+        self._not_empty = threading.Condition(lock)
         self._ended = False
         self._stopped = False
 
     def put(self, upload: Upload) -> bool:
         """Queue ``upload``, waiting while the feed is full; ``False`` once stopped."""
-        with self._changed:
+        with self._not_full:
             while len(self._items) >= self._limit and not self._stopped:
-                self._changed.wait()
+                self._not_full.wait()
             if self._stopped:
                 return False
             self._items.append(upload)
-            self._changed.notify_all()
+            self._not_empty.notify()
             return True
 
     def end(self) -> None:
-        with self._changed:
+        with self._not_empty:
             self._ended = True
-            self._changed.notify_all()
+            self._not_empty.notify_all()
 
     def stop(self) -> None:
-        with self._changed:
+        with self._not_empty:
             self._stopped = True
             self._items.clear()
-            self._changed.notify_all()
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
 
     def __iter__(self) -> Iterator[Upload]:
         """Uploads in order until :meth:`end`; raises :class:`UploadsStopped` after
         :meth:`stop`, so the storage drops what it has not started (a Ctrl-C)."""
         while True:
-            with self._changed:
+            with self._not_empty:
                 while not self._items and not (self._ended or self._stopped):
-                    self._changed.wait()
+                    self._not_empty.wait()
                 if self._stopped:
                     raise UploadsStopped("the deploy stopped its uploads")
                 if not self._items:
                     return
                 upload = self._items.popleft()
-                self._changed.notify_all()
+                self._not_full.notify()
             yield upload
 
 
