@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import S3Env, s3_client, write_tree
+from tests.helpers import FOREIGN_FILES, S3Env, s3_client, write_tree
 from tests.s3servers import (
     BACKENDS,
     DEFAULT_BACKENDS,
@@ -168,3 +168,12 @@ def static_tree(tmp_path: Path) -> Path:
             "LICENSE": b"MIT\n",
         },
     )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """Another project: its own static/ (:data:`tests.helpers.FOREIGN_FILES`) and no
+    pyproject.toml table of ours."""
+    project = tmp_path / "their-project"
+    write_tree(project / "static", FOREIGN_FILES)
+    return project

@@ -16,6 +16,18 @@ from tests.s3servers import REGION, S3Server
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Another project's static folder: an image, CSS that uses it, JS, something to leave
+#: out by pattern, and junk the walk skips (the foreign-project tests' `project`).
+FOREIGN_FILES = {
+    "css/site.css": b"body { background: url(../img/cat.png); }\n",
+    "img/cat.png": b"\x89PNG\r\n\x1a\n cat",
+    "img/raw/cat.psd": b"8BPS layers",
+    "js/app.js": b"console.log(1);\n",
+    ".DS_Store": b"junk",
+    "notes.txt~": b"backup",
+}
+
+
 @dataclass
 class S3Env:
     """One empty bucket on the session's S3 server, and a client for it."""

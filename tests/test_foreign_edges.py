@@ -19,17 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from tests.helpers import S3Env, write_tree
-from tests.test_foreign_project import DEPLOY, FILES, ROOT, assert_clean_error, deploy_py, user_env
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    project = tmp_path / "their-project"
-    write_tree(project / "static", FILES)
-    return project
+from tests.helpers import S3Env
+from tests.test_foreign_project import DEPLOY, ROOT, assert_clean_error, deploy_py, user_env
 
 
 def tree(folder: Path) -> set[str]:
@@ -174,7 +165,6 @@ def test_serve_of_a_project_that_deploys_to_a_bucket_asks_for_the_folder(project
     assert_clean_error(result, 2, "deploys to bucket 'assets'", "--dir")
 
 
-
 # --- the demo site run as `flask --app site/app.py run` from another folder --------------
 
 @contextmanager
@@ -256,7 +246,6 @@ def test_the_gallery_lists_the_other_uploads_when_one_name_is_not_utf8(tmp_path:
     assert skipped == ["gallery: not listing 'caf\\xe9.png': its name is not valid UTF-8; "
                        "rename the file"]  # once, and without the folder's path
     assert "Traceback" not in "\n".join(err)
-
 
 
 # --- development pictures plan what the deploy publishes ---------------------------------

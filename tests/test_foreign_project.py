@@ -14,19 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import S3Env, write_tree
+from tests.helpers import FOREIGN_FILES, S3Env, write_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = str(ROOT / "deploy.py")
-
-FILES = {
-    "css/site.css": b"body { background: url(../img/cat.png); }\n",
-    "img/cat.png": b"\x89PNG\r\n\x1a\n cat",
-    "img/raw/cat.psd": b"8BPS layers",
-    "js/app.js": b"console.log(1);\n",
-    ".DS_Store": b"junk",
-    "notes.txt~": b"backup",
-}
 
 
 def user_env(**extra: str) -> dict[str, str]:
@@ -40,14 +31,6 @@ def user_env(**extra: str) -> dict[str, str]:
 def deploy_py(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, DEPLOY, *args], cwd=cwd, env=user_env(**env),
                           capture_output=True, text=True, timeout=120, check=False)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """Another project: its own static/ and no pyproject.toml table of ours."""
-    project = tmp_path / "their-project"
-    write_tree(project / "static", FILES)
-    return project
 
 
 def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
@@ -237,7 +220,7 @@ def test_static_url_path_flag_rewrites_root_absolute_references(tmp_path: Path) 
     """An app serving static/ at /assets: ``url(/assets/img/cat.png)`` is its file."""
     project = tmp_path / "assets-project"
     write_tree(project / "static", {"css/site.css": b"a{background:url(/assets/img/cat.png)}",
-                                    "img/cat.png": FILES["img/cat.png"]})
+                                    "img/cat.png": FOREIGN_FILES["img/cat.png"]})
     result = deploy_py("--static-url-path", "/assets", "--target-dir", "out", cwd=project)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((project / "build" / "cdn-manifest.json").read_text())["files"]

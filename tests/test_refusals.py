@@ -14,17 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import S3Env, write_tree
-from tests.test_foreign_project import FILES, assert_clean_error, deploy_py, user_env
+from tests.helpers import FOREIGN_FILES, S3Env, write_tree
+from tests.test_foreign_project import assert_clean_error, deploy_py, user_env
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    project = tmp_path / "proj"
-    write_tree(project / "static", FILES)
-    return project
 
 
 def stored_files(folder: Path) -> list[Path]:
@@ -119,7 +112,7 @@ def test_flask_cdn_prints_a_config_error_as_one_line(tmp_path: Path) -> None:
 
 
 def test_flask_cdn_deploy_reads_the_pyproject_table(tmp_path: Path) -> None:
-    write_tree(tmp_path / "static", FILES)
+    write_tree(tmp_path / "static", FOREIGN_FILES)
     (tmp_path / "pyproject.toml").write_text(
         '[tool.flask-cdn-pipeline]\ntarget-dir = "cdn-out"\nexclude = ["*.psd"]\n')
     (tmp_path / "app.py").write_text(
