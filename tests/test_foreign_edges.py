@@ -291,8 +291,8 @@ def test_development_pictures_use_the_variant_settings_of_the_pyproject_table(
 
 
 def test_the_variant_keys_the_extension_reads_are_the_deploys() -> None:
+    from pipeline.build.variants import VARIANT_TABLE_KEYS
     from pipeline.cli.settings import TABLE_KEYS
-    from pipeline.flaskext.pictures import VARIANT_TABLE_KEYS
 
     for key, (_, kind) in VARIANT_TABLE_KEYS.items():
         assert TABLE_KEYS[key][1] == kind

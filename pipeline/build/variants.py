@@ -84,6 +84,18 @@ _KEY_RE = re.compile(
 )
 
 
+#: How the deploy's ``[tool.flask-cdn-pipeline]`` table and its ``--variant-*`` flags spell
+#: each :class:`VariantSettings` field, and the kind of value each takes (as
+#: :mod:`pipeline.pyproject` parses it). The CLI's options and the Flask extension's
+#: development route are both made from this one table, so they cannot drift apart.
+VARIANT_TABLE_KEYS: dict[str, tuple[str, str]] = {
+    "variant-widths": ("widths", "ints"),
+    "variant-formats": ("formats", "words"),
+    "variant-include": ("include", "patterns"),
+    "variant-exclude": ("exclude", "patterns"),
+}
+
+
 @dataclass(frozen=True)
 class VariantSettings:
     """How variants are made. Validated on construction; every field that changes the pixels is

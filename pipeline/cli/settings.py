@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..build.variants import VariantSettings
+from ..build.variants import VARIANT_TABLE_KEYS, VariantSettings
 from ..errors import ConfigError
 from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
 from ..pathfilter import PathFilter
@@ -57,6 +57,11 @@ class Option:
         return self.flag.removeprefix("--").removeprefix("no-")
 
 
+def _option_name(table_key: str) -> str:
+    """``variant-widths`` -> ``variant_widths``: an option's name from its table key."""
+    return table_key.replace("-", "_")
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("static_dir", "--static-dir", ("CDN_STATIC_DIR",), "path", DEFAULT_STATIC_DIR),
     Option("static_url_path", "--static-url-path", ("CDN_STATIC_URL_PATH",),
@@ -77,10 +82,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("exclude", "--exclude", (), "patterns", ()),
     # Responsive image variants (off unless asked for; see pipeline.build.variants).
     Option("variants", "--variants", (), "bool", False),
-    Option("variant_widths", "--variant-widths", (), "ints"),
-    Option("variant_formats", "--variant-formats", (), "words"),
-    Option("variant_include", "--variant-include", (), "patterns", ()),
-    Option("variant_exclude", "--variant-exclude", (), "patterns", ()),
+    *(Option(_option_name(key), f"--{key}", (), kind, () if kind == "patterns" else None)
+      for key, (_, kind) in VARIANT_TABLE_KEYS.items()),
     #: Encoded variants by key; the Flask extension's dev route caches into the same folder.
     Option("variant_cache", "--variant-cache", ("CDN_VARIANT_CACHE",), "path",
            DEFAULT_VARIANT_CACHE),
@@ -304,9 +307,8 @@ def _variant_settings(picked: dict[str, tuple[Any, str]]) -> VariantSettings | N
     if not picked["variants"][0]:
         return None
     fields: dict[str, Any] = {}
-    for name, field_name in (("variant_widths", "widths"), ("variant_formats", "formats"),
-                             ("variant_include", "include"), ("variant_exclude", "exclude")):
-        value, source = picked[name]
+    for key, (field_name, _) in VARIANT_TABLE_KEYS.items():
+        value, source = picked[_option_name(key)]
         if value:
             fields[field_name] = (value, source)
     try:

@@ -32,6 +32,7 @@ from ..build.fingerprint import hash_file
 from ..build.variants import (
     FORMATS,
     MODERN_FORMATS,
+    VARIANT_TABLE_KEYS,
     VariantSettings,
     has_dimensions,
     is_candidate,
@@ -161,16 +162,6 @@ def read_variant_settings(value: Any) -> VariantSettings:
         except TypeError as exc:
             raise ConfigError(f"CDN_VARIANTS: {exc}") from exc
     raise ConfigError(f"CDN_VARIANTS must be a mapping or VariantSettings, not {value!r}")
-
-
-#: The deploy's ``[tool.flask-cdn-pipeline]`` keys that shape variants (its ``--variant-*``
-#: options, :data:`pipeline.cli.settings.TABLE_KEYS`) -> (VariantSettings field, kind).
-VARIANT_TABLE_KEYS = {
-    "variant-widths": ("widths", "ints"),
-    "variant-formats": ("formats", "words"),
-    "variant-include": ("include", "patterns"),
-    "variant-exclude": ("exclude", "patterns"),
-}
 
 
 def app_variant_settings(app: Flask) -> VariantSettings:
