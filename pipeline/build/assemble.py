@@ -182,9 +182,9 @@ def _wants_integrity(logical_path: str) -> bool:
     return logical_path.lower().endswith(SRI_SUFFIXES)
 
 
-def stale_files(files: Iterable[LocalFile], cache: HashCache) -> list[LocalFile]:
-    """The files whose hash the cache does not hold for their current size and mtime."""
-    return [item for item in files if not cache.has(item.fspath, _stamp(item))]
+def needs_hashing(item: LocalFile, cache: HashCache) -> bool:
+    """Whether the cache lacks the file's hash for its current size and mtime."""
+    return not cache.has(item.fspath, _stamp(item))
 
 
 def _stamp(item: LocalFile) -> FileStamp:

@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from ..build.assemble import build, check_before_hashing, stale_files
+from ..build.assemble import build, check_before_hashing, needs_hashing
 from ..build.css import is_css
 from ..build.fingerprint import FileStamp, HashCache
 from ..build.gitindex import clean_blob_ids
@@ -163,8 +163,9 @@ def deploy(
 ) -> DeployResult:
     """Publish ``static_dir`` to ``store``; see the module docstring.
 
-    When files must be read (their hashes are neither cached nor vouched for by git), the
-    prefix is listed first and uploads start while hashing (:mod:`pipeline.release.early`).
+    When files must be read (their hashes are neither cached nor vouched for by git) and
+    some are new to the current release (path or size), the prefix is listed first and
+    uploads start while hashing (:mod:`pipeline.release.early`).
     When every hash is known without reading and the files equal the current release,
     nothing is listed or written remotely: a release is only published once all its objects
     were confirmed, so there is nothing to upload. Objects deleted behind the deploy's back
@@ -192,7 +193,7 @@ def deploy(
     known = dict(current.doc.etags) if current.doc else {}
     started = time.monotonic()  # deletions after this are what confirm_release looks for
     listing: dict[str, RemoteObject] | None = None
-    if not dry_run and variants is None and _likely_new(stale_files(files, cache), current):
+    if not dry_run and variants is None and _likely_new(files, cache, current):
         # Files must be read and some are new: list first, so each can be uploaded as soon as
         # it is hashed (pipeline.release.early). Variants are planned from every hash before
         # any upload, so a bad source image still stops the deploy before anything is stored.
@@ -279,19 +280,16 @@ def deploy(
                    previous_release=previous)
 
 
-def _likely_new(stale: list[LocalFile], current: Current) -> bool:
-    """Whether files to be read include some the current release does not have with the
-    same path and size: then something will be uploaded, and listing first lets it start
-    while hashing. A fresh checkout of the released files (all to be read, all alike)
-    is hashed first instead, and needs no listing when nothing changed."""
-    if not stale:
-        return False
-    if current.doc is None:
-        return True
-    released = current.doc.manifest.files
-    for item in stale:
+def _likely_new(files: list[LocalFile], cache: HashCache, current: Current) -> bool:
+    """Whether a file to be read (its hash not cached) has a path or size the current release
+    lacks: then something will be uploaded, and listing first lets it start while hashing.
+    A fresh checkout of the released files (all to be read, all alike) is hashed first
+    instead, and needs no listing when nothing changed. The release is asked first: on a
+    warm re-run no file is new to it, so the cache is not consulted twice."""
+    released = current.doc.manifest.files if current.doc is not None else {}
+    for item in files:
         entry = released.get(item.logical_path)
-        if entry is None or entry.size != item.size:
+        if (entry is None or entry.size != item.size) and needs_hashing(item, cache):
             return True
     return False
 
