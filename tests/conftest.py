@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import FOREIGN_FILES, S3Env, s3_client, write_tree
+from tests.installed import InstalledTool, install_tool
 from tests.s3servers import (
     BACKENDS,
     DEFAULT_BACKENDS,
@@ -177,3 +178,11 @@ def project(tmp_path: Path) -> Path:
     project = tmp_path / "their-project"
     write_tree(project / "static", FOREIGN_FILES)
     return project
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> InstalledTool:
+    """flask-cdn-pipeline installed as a user installs it: a wheel, non-editable, fresh venv.
+
+    Run its commands with ``installed.run("cdn-deploy", ..., cwd=project)``."""
+    return install_tool(tmp_path_factory.mktemp("installed"))
