@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import corpus
 
-from pipeline import publish
+from pipeline.release import publish
 from pipeline.release.store import ReleaseStore
 from pipeline.storage.s3 import S3Settings, S3Storage
 

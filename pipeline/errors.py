@@ -12,13 +12,16 @@ before any of our commands: ``flask --app app.py cdn ...`` creates the app (and 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import click
 
 
 class PipelineError(click.ClickException):
     """Base class: something the operator should read, never a traceback."""
 
-    exit_code: int = 1
+    # A class variable, as click declares it: each class of error has one exit code.
+    exit_code: ClassVar[int] = 1
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

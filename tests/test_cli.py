@@ -112,9 +112,12 @@ def test_missing_bucket_names_the_bucket(s3: S3Env, static_tree: Path, tmp_path:
 def test_secrets_never_reach_the_output(s3: S3Env, static_tree: Path, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     endpoint = s3.endpoint.replace("http://", "http://user:topsecret@")
-    main(["--bucket", s3.bucket, "--endpoint-url", endpoint, "--static-dir", str(static_tree),
-          "--manifest", str(tmp_path / "m.json")])
+    code = main(["--bucket", s3.bucket, "--endpoint-url", endpoint,
+                 "--static-dir", str(static_tree), "--manifest", str(tmp_path / "m.json")])
     captured = capsys.readouterr()
+    # The deploy really ran (a refusal before connecting would print no endpoint at all).
+    assert code == 0, captured.err
+    assert "uploaded" in captured.out + captured.err
     assert "topsecret" not in captured.out + captured.err
     assert s3.server.credentials.secret_key not in captured.out + captured.err
 

@@ -288,13 +288,3 @@ def test_development_pictures_use_the_variant_settings_of_the_pyproject_table(
     assert served and {key: int(width) for key, width in served}.items() <= published.items()
     assert {int(width) for _, width in served} == {200, 400}
     assert fetched == (200, (project / "out" / "static" / served[0][0]).read_bytes())
-
-
-def test_the_variant_keys_the_extension_reads_are_the_deploys() -> None:
-    from pipeline.build.variants import VARIANT_TABLE_KEYS
-    from pipeline.cli.settings import TABLE_KEYS
-
-    for key, (_, kind) in VARIANT_TABLE_KEYS.items():
-        assert TABLE_KEYS[key][1] == kind
-    assert {k for k in TABLE_KEYS if k.startswith("variant-")} - {"variant-cache"} == set(
-        VARIANT_TABLE_KEYS)

@@ -29,7 +29,7 @@ Deploy planner, per file the fingerprint step already hashed::
 ``--dry-run`` lists the jobs without calling ``encode_many``. A modern variant that came out no
 smaller than the fallback is still stored, so every planned key exists once encoded and "absent
 from the listing" means missing, per key; pages skip such variants by their recorded sizes
-(:func:`usable`). The deploy's integration lives in :mod:`pipeline.release.variants`.
+(:func:`usable`). The deploy's integration lives in :mod:`pipeline.release.variant_step`.
 
 Dev on-demand route ``/_variants/<key>``: ``parse_key(key)`` gives (source hash, width, format) and
 rejects anything not produced by :func:`plan_variants` for the configured ladder, so no one can ask

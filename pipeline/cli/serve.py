@@ -14,6 +14,7 @@ absolute paths; dotfiles such as the deploy's lock are hidden) and lists no fold
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +102,7 @@ def serve_command(ctx: click.Context, folder: str | None, port: int, host: str) 
 
     def announce(url: str) -> None:
         click.echo(f"Serving {root} at {url}; run the site with CDN_URL={url} (Ctrl-C stops)")
-        click.get_text_stream("stdout").flush()
+        sys.stdout.flush()  # a parent reading the pipe sees the URL before the first request
 
     try:
         run_server(root, host=host, port=port, announce=announce)

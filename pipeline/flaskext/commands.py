@@ -37,14 +37,6 @@ CLI_COMMANDS = {
 }
 
 
-class PipelineCommandError(click.ClickException):
-    """A :class:`PipelineError` shown as ``Error: ...`` with the package's exit code (1 or 2)."""
-
-    def __init__(self, error: PipelineError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
-
-
 class CDNGroup(AppGroup):
     """Maps the package's errors to their exit codes instead of a traceback, and loads the
     CLI's commands only when one of them is used."""
@@ -69,7 +61,7 @@ class CDNGroup(AppGroup):
                 from ..cli.main import report_failure
 
                 raise click.exceptions.Exit(report_failure(True, str(exc), exc.exit_code)) from exc
-            raise PipelineCommandError(exc) from exc
+            raise  # a ClickException: click shows ``Error: ...`` and exits with its code
 
 
 @click.group("cdn", cls=CDNGroup)
