@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import ConfigError, UnsafePathError
+from .keys import key_problem
 from .pathfilter import PathFilter
 
 #: A file's location as ``open`` takes it (the walk keeps plain strings, see LocalFile).
@@ -83,20 +84,12 @@ def printable_name(name: str) -> str:
 
 
 def name_problem(name: str) -> str | None:
-    """Why a file name cannot become an object key, or ``None`` when it can.
+    """Why a file or folder name cannot go into an object key, or ``None`` when it can.
 
-    S3 keys are UTF-8; control characters (newline, CR, ...) break listings, XML
-    responses and every log line that shows the name.
+    The one rule the manifest reader applies to keys (:func:`pipeline.keys.key_problem`):
+    what an app would refuse to load is refused here, before anything is uploaded.
     """
-    if name.isascii():  # the common case, two C calls: ASCII encodes, only C0 and DEL remain
-        return None if name.isprintable() else "contains a control character"
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid UTF-8"
-    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name):
-        return "contains a control character"
-    return None
+    return key_problem(name)
 
 
 def collect_files(root: Path) -> list[LocalFile]:

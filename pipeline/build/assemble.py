@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..keys import object_key
+from ..keys import key_problem, object_key
 from ..localfs import LocalFile, display_name
 from ..manifest import Entry, Manifest
 from ..media_types import content_type_for
@@ -126,7 +126,7 @@ def check_before_hashing(files: Iterable[LocalFile], *, prefix: str, strict: boo
     before it uploads anything, even files it uploads while still hashing others."""
     files = list(files)
     for item in files:
-        check_key_length(prefix, item.logical_path)
+        check_key(prefix, item.logical_path)
     if strict:
         by_path = {item.logical_path: item for item in files}
         check_references(set(by_path), read=_reader(by_path), static_url_path=static_url_path)
@@ -136,10 +136,14 @@ def check_before_hashing(files: Iterable[LocalFile], *, prefix: str, strict: boo
 MAX_KEY_BYTES = 1024
 
 
-def check_key_length(prefix: str, logical_path: str) -> None:
-    """Refuse a file whose object key S3 would reject (its length does not depend on the
-    hash: every fingerprint has the same length)."""
+def check_key(prefix: str, logical_path: str) -> None:
+    """Refuse a file whose object key S3 would reject or an app would refuse to load (the
+    manifest reader's rule, :func:`pipeline.keys.key_problem`). Neither depends on the hash:
+    every fingerprint has the same length and characters."""
     key = object_key(prefix, hashed_name(logical_path, "0" * 64))
+    if (problem := key_problem(key)) is not None:
+        raise ConfigError(f"the object key of {display_name(logical_path)} {problem}: rename "
+                          "the file or --exclude it")
     size = len(key.encode("utf-8"))
     if size > MAX_KEY_BYTES:
         raise ConfigError(
