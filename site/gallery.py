@@ -4,7 +4,7 @@ Demo policy, not library code: a real application decides its own storage layout
 listing (a database, pagination). Built on the library's public pieces: the image
 views' settings and private bucket (:func:`pipeline.images.views.images_state`),
 upload validation (:mod:`pipeline.images.uploads`) and the path rule
-(:func:`pipeline.images.views.safe_relative_path`).
+(:func:`pipeline.images.responder.safe_relative_path`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from pipeline.build.fingerprint import hash_file
 from pipeline.build.variants import VariantSettings, VariantSpec, plan_variants
 from pipeline.errors import ConfigError
 from pipeline.flaskext.pictures import ImageFacts, picture_markup
+from pipeline.images.responder import safe_relative_path
 from pipeline.images.uploads import detect_image, generated_name, store_image
-from pipeline.images.views import images_state, safe_relative_path
+from pipeline.images.views import images_state
 from pipeline.manifest import Variant
 from pipeline.media_types import content_type_for
 

@@ -35,12 +35,9 @@ from pipeline.images.private import (
     upload_private,
     validate_expires_in,
 )
+from pipeline.images.responder import safe_relative_path
 from pipeline.images.uploads import UploadRejected, detect_image, store_image
-from pipeline.images.views import (
-    images_blueprint,
-    images_state,
-    safe_relative_path,
-)
+from pipeline.images.views import images_blueprint, images_state
 from pipeline.storage.s3 import S3Settings, S3Storage
 
 if TYPE_CHECKING:  # the fixture's type; only annotations use it
@@ -781,3 +778,16 @@ def test_private_command_refuses_a_folder_target(tmp_path: Path,
     captured = capsys.readouterr().err
     assert "needs a bucket" in captured and "Using the embedded default" not in captured
     assert not (tmp_path / "cdn").exists()
+
+
+def test_the_responder_needs_no_web_framework() -> None:
+    """How an image is answered is Werkzeug's HTTP and our checks, not Flask: the views are
+    the only Flask part, so another WSGI framework could use the responder."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.images.responder; "
+            "print('flask' in sys.modules, 'werkzeug' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=60)
+    assert result.stdout.split() == ["False", "True"]
