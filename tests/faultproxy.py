@@ -3,8 +3,9 @@
 Faults are drawn from a seeded RNG, so a failing run can be replayed. Kinds:
 ``500`` (InternalError), ``503`` (SlowDown), ``403`` (AccessDenied, not retryable),
 ``reset`` (connection dropped before forwarding), ``lost`` (forwarded, then the response
-is dropped: the server has the object but the client does not know it) and ``slow`` (a
-short delay).
+is dropped: the server has the object but the client does not know it), ``slow`` (a
+short delay) and ``stall`` (no answer at all until the proxy stops, then the connection
+is dropped without forwarding: a hung link).
 
 Besides faults it can play a server that ignores conditional writes
 (``ignore_conditions``: ``If-Match``/``If-None-Match`` are dropped before forwarding,
@@ -77,6 +78,8 @@ class FaultProxy:
         self.faults: Counter[str] = Counter()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        #: Set when the proxy stops: stalled requests are then dropped, never forwarded.
+        self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -91,6 +94,7 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -137,6 +141,10 @@ class FaultProxy:
                     code = ERROR_CODES[fault]
                     self._reply(int(fault), {"Content-Type": "application/xml"},
                                 ERROR_BODY.format(code=code).encode())
+                    return
+                if fault == "stall":
+                    proxy._stopping.wait()
+                    self._reset()
                     return
                 if fault == "slow":
                     time.sleep(proxy.slow_seconds)

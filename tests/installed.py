@@ -57,11 +57,20 @@ class InstalledTool:
     def run(self, name: str, *args: str, cwd: Path, timeout: float = 180,
             **env: str) -> subprocess.CompletedProcess[str]:
         """Run ``name`` from the venv in ``cwd`` as a user would: their environment, no stdin."""
-        path_env = {"PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
-                    "VIRTUAL_ENV": str(self.venv)}
         return subprocess.run([self.command(name), *args], cwd=cwd,
-                              env=user_env(**path_env, **env), stdin=subprocess.DEVNULL,
+                              env=user_env(**self._path_env(), **env), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout, check=False)
+
+    def popen(self, name: str, *args: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
+        """:meth:`run` without waiting: a test that signals the process (Ctrl-C) while it
+        works; stdout and stderr are pipes, read with ``communicate``."""
+        return subprocess.Popen([self.command(name), *args], cwd=cwd,
+                                env=user_env(**self._path_env(), **env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def _path_env(self) -> dict[str, str]:
+        return {"PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+                "VIRTUAL_ENV": str(self.venv)}
 
     def check(self) -> None:
         """``pipeline`` is imported from the venv's site-packages, not from this checkout."""

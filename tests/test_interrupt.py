@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from pipeline.cli.interrupt import InterruptGuard
+from pipeline.cli.reporting import ProgressReporter
+from pipeline.manifest import Entry
+from pipeline.release.plan import Plan, PlannedFile, Reason
+from pipeline.storage.base import Upload
 from tests.faultproxy import fault_proxy
 from tests.helpers import S3Env, write_tree
+from tests.installed import InstalledTool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,3 +48,97 @@ def test_ctrl_c_mid_upload_stops_with_130_and_publishes_nothing(s3: S3Env, tmp_p
     assert proxy.count("PUT") < 40
     assert "static/manifest.json" not in s3.keys()
     assert not (tmp_path / "m.json").exists()
+
+
+def _release_documents(s3: S3Env) -> list[str]:
+    """Release objects under the default prefix (the conditional-write probe deletes its own)."""
+    return [key for key in s3.keys("static/") if key.startswith("static/releases/")
+            and "/probe-" not in key]
+
+
+def test_ctrl_c_with_uploads_stalled_ends_at_once_with_one_line_and_publishes_nothing(
+    s3: S3Env, project: Path, installed: InstalledTool
+) -> None:
+    write_tree(project / "static", {f"img/{i:02d}.png": f"image {i}".encode() for i in range(20)})
+    # Every image PUT hangs (the link stalls): nothing the client waits for will ever come.
+    with fault_proxy(s3.endpoint, fail_rate=1.0, kinds=("stall",),
+                     path_filter="/static/img/") as proxy:
+        process = installed.popen("cdn-deploy", "--bucket", s3.bucket, "--endpoint-url",
+                                  proxy.url, "--workers", "2", cwd=project,
+                                  **s3.server.credentials.env())
+        deadline = time.monotonic() + 60
+        while proxy.count("PUT", "/static/img/") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the proxy for both uploads to be in flight
+        assert process.poll() is None and proxy.count("PUT", "/static/img/") >= 2
+        process.send_signal(signal.SIGINT)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # an impatient second Ctrl-C
+        try:
+            # A bound, not a timing assertion: before the fix it waited for the stalled
+            # uploads, i.e. until the proxy stopped.
+            _, err = process.communicate(timeout=10)
+        finally:
+            if process.poll() is None:  # only after a failed bound: do not leave it running
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.splitlines()[-1] == ("error: interrupted: nothing was published; uploaded "
+                                    "objects will be reused by the next run")
+    assert err.count("interrupted") == 1
+    assert "static/manifest.json" not in s3.keys()
+    assert _release_documents(s3) == []
+    assert not (project / "build" / "cdn-manifest.json").exists()
+
+
+def test_after_the_first_ctrl_c_later_ones_are_ignored_and_the_process_ends_in_bounded_time(
+) -> None:
+    """The guard in process (a stand-in ends the "process"): the first SIGINT stops the
+    progress and unwinds; a second one raises nothing; a main thread that cannot unwind is
+    cut short by the watchdog, which says why once."""
+    ended: list[int] = []
+    said: list[str] = []
+    done = threading.Event()
+
+    def end_process(code: int) -> None:
+        ended.append(code)
+        done.set()
+
+    guard = InterruptGuard(grace=0.2, end_process=end_process)
+    stopped = threading.Event()
+    guard.when_interrupted(stopped.set)
+    guard.report_with(lambda: said.append("interrupted"))
+    previous = signal.getsignal(signal.SIGINT)
+    guard.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert stopped.is_set()
+        signal.raise_signal(signal.SIGINT)  # no exception: already stopping
+        assert done.wait(timeout=10)  # the watchdog: this "main thread" never unwound
+        guard.report_once(lambda: said.append("again"))  # the command's own report, late
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert ended == [130]
+    assert said == ["interrupted"]
+
+
+def test_a_stopped_progress_bar_ends_its_line_and_draws_nothing_more() -> None:
+    err, now = io.StringIO(), [100.0]
+    reporter = ProgressReporter(out=io.StringIO(), err=err, tty=True, verbose_plan=False,
+                                clock=lambda: now[0])
+    uploads = [Upload(key=f"static/{i}.h.png", source=f"{i}.png", size=10,
+                      content_type="image/png", cache_control="x") for i in range(3)]
+    files = tuple(PlannedFile(f"{i}.png", Entry(f"static/{i}.h.png", "h", 10, "image/png"),
+                              Path(f"{i}.png"), Reason.NEW) for i in range(3))
+    reporter.planned(Plan(files))
+    now[0] += 1
+    reporter.stored(uploads[0])
+    assert err.getvalue().split("\r")[-1].startswith("[")  # a bar, still on its line
+    reporter.stop()
+    drawn = err.getvalue()
+    assert drawn.endswith("\n")
+    now[0] += 1
+    reporter.stored(uploads[1])  # a worker finishing its request after Ctrl-C
+    reporter.warned("late")
+    assert err.getvalue() == drawn

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ from .common import (
     resolve_for,
     start_run,
 )
+from .interrupt import EXIT_INTERRUPTED, GUARD
 from .settings import DeploySettings
 
 if TYPE_CHECKING:
@@ -168,6 +170,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         out=run.out, err=sys.stderr, quiet=quiet,
         tty=sys.stderr.isatty(), verbose_plan=settings.dry_run and not quiet, verbose=verbose,
     )
+    GUARD.when_interrupted(reporter.stop)  # workers still finishing must not redraw the bar
     result = deploy(
         static_dir=settings.static_dir, store=ReleaseStore(storage, settings.prefix),
         manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
@@ -177,14 +180,17 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
         static_url_path=settings.static_url_path,
     )
+    # Past this point "nothing was published" would be false, also for the watchdog.
+    published = Interrupted(f"interrupted after release {result.release_id} was published; "
+                            "the CloudFront invalidation may not have been sent")
+    if not result.dry_run:
+        GUARD.report_with(partial(report_failure, as_json, str(published), published.exit_code))
     try:
         invalidation = None if result.dry_run else invalidate_after_publish(
             options.get("distribution_id"), [result.manifest_key], release_id=result.release_id,
             max_attempts=settings.max_attempts)
     except KeyboardInterrupt:
-        # Past this point "nothing was published" would be false.
-        raise Interrupted(f"interrupted after release {result.release_id} was published; "
-                          "the CloudFront invalidation may not have been sent") from None
+        raise published from None
     try:
         if as_json:
             run.emit(_summary(result, invalidation))
@@ -364,6 +370,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     as_json = "--json" in args
     is_deploy = not args or args[0] not in COMMAND_NAMES or args[0] == "deploy"
     command: click.Command = cli if args and args[0] in COMMAND_NAMES else deploy_command
+    interrupted = INTERRUPTED_DEPLOY if is_deploy else "interrupted"
+    GUARD.report_with(partial(report_failure, as_json, interrupted, EXIT_INTERRUPTED))
     try:
         # Not standalone, click returns the code of ctx.exit() (--help, "problems found").
         code = command.main(args=args, prog_name="deploy.py", standalone_mode=False,
@@ -372,14 +380,19 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
         return int(exc.exit_code)
     except click.UsageError as exc:
         return report_failure(as_json, f"{exc.format_message()} (see --help)", 2)
-    except click.Abort:
-        return report_failure(as_json, INTERRUPTED_DEPLOY if is_deploy else "interrupted", 130)
+    except (click.Abort, KeyboardInterrupt):
+        return _said_once(as_json, interrupted, EXIT_INTERRUPTED)
     except PipelineError as exc:
-        return report_failure(as_json, str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return report_failure(as_json, INTERRUPTED_DEPLOY if is_deploy else "interrupted", 130)
+        return _said_once(as_json, str(exc), exc.exit_code)
 
     return code if isinstance(code, int) else 0
+
+
+def _said_once(as_json: bool, message: str, code: int) -> int:
+    """:func:`report_failure`, unless the interrupt watchdog already said why the process
+    ends (it may, while this thread was still unwinding)."""
+    GUARD.report_once(partial(report_failure, as_json, message, code))
+    return code
 
 
 def report_failure(as_json: bool, message: str, code: int) -> int:
@@ -400,6 +413,8 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 def run() -> None:
     """Process entry point (the console script and ``deploy.py``): the process is ours, so
-    the garbage collector is tuned for it here, not in :func:`main` (tests call that)."""
+    the garbage collector is tuned and Ctrl-C handled (:mod:`pipeline.cli.interrupt`) here,
+    not in :func:`main` (tests call that)."""
     gc.set_threshold(*GC_THRESHOLDS)
-    sys.exit(main())
+    GUARD.install()
+    GUARD.finish(main())

@@ -66,6 +66,12 @@ class ProgressReporter:
         self._last_line_done = 0
         #: Uploads may start before the plan (while hashing): until then the totals are unknown.
         self._planned = False
+        #: Held while writing; re-entrant because :meth:`stop` runs in a signal handler, which
+        #: may interrupt the main thread in the middle of a write of its own.
+        self._write_lock = threading.RLock()
+        self._stopped = False
+        #: A bar was drawn without its newline: the next text must start on a line of its own.
+        self._mid_line = False
 
     def planned(self, plan: Plan) -> None:
         with self._lock:
@@ -105,14 +111,25 @@ class ProgressReporter:
         if not self.quiet:
             self._write(text)
 
+    def stop(self) -> None:
+        """Write nothing more (Ctrl-C: uploads still in flight must not redraw the bar under
+        the message that follows); end a half-drawn bar's line."""
+        with self._write_lock:
+            if self._mid_line:
+                self._write("\n")
+            self._stopped = True
+
     def _write(self, text: str) -> None:
-        if self.err is None:
-            return
-        try:
-            self.err.write(text)
-            self.err.flush()
-        except OSError:  # the reader went away: stop reporting, keep deploying
-            self.err = None
+        with self._write_lock:
+            if self.err is None or self._stopped:
+                return
+            try:
+                self.err.write(text)
+                self.err.flush()
+            except OSError:  # the reader went away: stop reporting, keep deploying
+                self.err = None
+                return
+            self._mid_line = not text.endswith("\n")
 
     def stored(self, upload: Upload) -> None:
         if self.err is None or self.quiet:

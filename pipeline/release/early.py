@@ -94,8 +94,8 @@ class UploadFeed:
 
 
 class EarlyUploads:
-    """Uploads of one deploy, begun while it hashes; a context manager that always waits
-    for its uploads to end (on an error, only those already in flight finish).
+    """Uploads of one deploy, begun while it hashes; a context manager that waits for its
+    uploads to end (on an error, only those already in flight finish; on Ctrl-C, none).
 
     ``offer`` is the build's ``on_hashed`` callback; ``finish`` queues what the plan adds
     and returns the outcome of every upload.
@@ -173,4 +173,6 @@ class EarlyUploads:
         if kind is not None:
             self._feed.stop()
         self._feed.end()
+        if kind is not None and not issubclass(kind, Exception):
+            return  # Ctrl-C: the process is ending; wait for no request (the thread is a daemon)
         self._thread.join()

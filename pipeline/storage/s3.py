@@ -482,14 +482,22 @@ class S3Storage:
             if on_stored:
                 on_stored(upload)
 
-        with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
-            try:
-                for upload in uploads:
-                    slots.acquire()
-                    pool.submit(run, upload)
-            except BaseException:
-                stop.set()  # waiting uploads return at once; only those in flight finish
-                raise
+        pool = ThreadPoolExecutor(max_workers=self.settings.workers)
+        try:
+            for upload in uploads:
+                slots.acquire()
+                pool.submit(run, upload)
+            pool.shutdown(wait=True)
+        except KeyboardInterrupt:
+            # Ctrl-C: the process is ending, so wait for nothing; a request in flight on a
+            # stalled link could hold it for minutes (the entry point exits without joining).
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        except BaseException:
+            stop.set()  # waiting uploads return at once; only those in flight finish
+            pool.shutdown(wait=True)
+            raise
         if crashed:
             raise crashed[0]
         return outcome

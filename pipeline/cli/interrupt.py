@@ -1,0 +1,115 @@
+"""Ctrl-C in a ``deploy.py`` process: one line, exit 130, within seconds, never a traceback.
+
+Python turns SIGINT into ``KeyboardInterrupt`` in the main thread, which unwinds the
+command: nothing after the interrupt runs there, so nothing is published. Two things made
+that slow and noisy: worker threads in a request on a stalled link keep the process
+alive (``concurrent.futures`` joins its threads at exit, for the length of a read
+timeout and its retries), and they kept redrawing the progress bar meanwhile; a second
+Ctrl-C during that wait raised ``KeyboardInterrupt`` inside the join, a traceback.
+
+:class:`InterruptGuard`, installed by the process entry point (:func:`pipeline.cli.main.run`),
+silences progress at the first SIGINT before unwinding, ignores every later SIGINT, and
+bounds the unwinding: the entry point ends the process without joining threads, and if
+the main thread is itself stuck in a wait, a watchdog says what the command would have
+said and ends the process :data:`GRACE_SECONDS` after the interrupt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import NoReturn
+
+from ..errors import Interrupted
+
+#: How long the main thread may take to unwind after Ctrl-C before the process is ended
+#: anyway (it normally takes milliseconds; this bounds a wait nobody can interrupt).
+GRACE_SECONDS = 1.5
+
+EXIT_INTERRUPTED = Interrupted.exit_code
+
+
+class InterruptGuard:
+    """The process's SIGINT handling; see the module docstring.
+
+    Not installed (tests calling :func:`~pipeline.cli.main.main` in process), it changes
+    nothing: :meth:`report_once` just reports and the callbacks are never called.
+    """
+
+    def __init__(self, *, grace: float = GRACE_SECONDS,
+                 end_process: Callable[[int], object] = os._exit) -> None:
+        self.grace = grace
+        self._end_process = end_process
+        self.interrupted = threading.Event()
+        self._finished = threading.Event()
+        self._lock = threading.Lock()
+        self._reported = False
+        self._installed = False
+        self._on_interrupt: Callable[[], object] = _nothing
+        self._report: Callable[[], object] = _nothing
+
+    def install(self) -> None:
+        """Handle SIGINT from now on (main thread only, as :func:`signal.signal` requires)."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        self._installed = True
+
+    def when_interrupted(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` at the first Ctrl-C, before unwinding (stop the progress bar)."""
+        self._on_interrupt = callback
+
+    def report_with(self, report: Callable[[], object]) -> None:
+        """What to say if the process must be ended before the command could say it."""
+        self._report = report
+
+    def report_once(self, report: Callable[[], object]) -> None:
+        """Run ``report`` unless the watchdog (or an earlier call) already reported."""
+        with self._lock:
+            if self._installed and self._reported:
+                return
+            self._reported = True
+        report()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.interrupted.is_set():
+            return  # a second Ctrl-C: the command is already stopping
+        self.interrupted.set()
+        self._on_interrupt()
+        threading.Thread(target=self._watchdog, name="interrupt-watchdog", daemon=True).start()
+        raise KeyboardInterrupt
+
+    def _watchdog(self) -> None:
+        if self._finished.wait(self.grace):
+            return
+        self.report_once(self._report)
+        self.end(EXIT_INTERRUPTED)
+
+    def finish(self, code: int) -> NoReturn:
+        """End the process with ``code``: after an interrupt without joining threads that
+        may be stuck in a request (nothing of theirs is needed any more), otherwise as
+        usual, with later Ctrl-Cs ignored so interpreter shutdown cannot print a traceback."""
+        self._finished.set()
+        if self.interrupted.is_set():
+            self.end(code)
+        elif self._installed:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.exit(code)  # reached only when ``end_process`` is a test's stand-in, or normally
+
+    def end(self, code: int) -> None:
+        """Flush what was said, then end the process at once."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to say
+                stream.flush()
+        self._end_process(code)
+
+
+def _nothing() -> None:
+    return None
+
+
+#: The one guard of this process.
+GUARD = InterruptGuard()
