@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -31,6 +31,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
 
 from ..errors import ConfigError, ConflictError, DeployError
@@ -68,6 +69,12 @@ PENDING_PER_WORKER = 2
 DOWNLOAD_CHUNK = 1024 * 1024
 
 CHECKSUM_ALGORITHM = "CRC32"
+
+#: The pre-flight HEAD of the bucket is every command's first request: short timeouts and
+#: two tries, so an endpoint that accepts connections and never answers fails in seconds
+#: (with the transfer client's 60 s reads and its retries it was minutes of silence).
+PREFLIGHT_TIMEOUT = 5.0
+PREFLIGHT_ATTEMPTS = 2
 
 #: DeleteObjects takes at most 1,000 keys per request.
 DELETE_BATCH = 1000
@@ -186,8 +193,11 @@ class S3Storage:
         # botocore's service models, which costs more than building a client from it.
         self._session = boto3.session.Session()
         self.client = client if client is not None else make_client(settings, session=self._session)
-        endpoint = redact_url(settings.endpoint_url) or "AWS"
-        self.description = f"s3://{settings.bucket} ({endpoint})"
+        #: The endpoint the client really uses: ``endpoint_url`` of the settings, else what
+        #: botocore found (``endpoint_url`` in the AWS config file, ``AWS_ENDPOINT_URL_S3``)
+        #: or AWS's own for the region.
+        self.endpoint_url = str(self.client.meta.endpoint_url)
+        self.description = f"s3://{settings.bucket} ({redact_url(self.endpoint_url)})"
 
     # -- preflight ---------------------------------------------------------------------------
 
@@ -195,9 +205,12 @@ class S3Storage:
         """HEAD the bucket so a typo or missing credentials fail before any work.
 
         ``upload_file`` would hide the error code of a missing bucket, so ask first.
-        A client with few retries keeps a wrong endpoint from hanging for a minute.
+        A client with short timeouts and few retries keeps a wrong endpoint from hanging.
         """
-        probe = make_client(self.settings, max_attempts=2, session=self._session)
+        quick = replace(self.settings,
+                        connect_timeout=min(self.settings.connect_timeout, PREFLIGHT_TIMEOUT),
+                        read_timeout=min(self.settings.read_timeout, PREFLIGHT_TIMEOUT))
+        probe = make_client(quick, max_attempts=PREFLIGHT_ATTEMPTS, session=self._session)
         try:
             probe.head_bucket(Bucket=self.bucket)
         except (NoCredentialsError, PartialCredentialsError) as exc:
@@ -213,13 +226,20 @@ class S3Storage:
             ) from exc
         except ClientError as exc:
             raise self._preflight_error(exc) from exc
+        except ReadTimeoutError as exc:
+            raise ConfigError(
+                f"the S3 endpoint {self._endpoint()!r} accepted the connection but did not "
+                f"answer within {quick.read_timeout:g} s ({PREFLIGHT_ATTEMPTS} tries) for "
+                f"bucket {self.bucket!r}: is it an S3 server? check --endpoint-url / "
+                "AWS_ENDPOINT_URL"
+            ) from exc
         except BotoCoreError as exc:
             raise ConfigError(
                 f"cannot use bucket {self.bucket!r} at {self._endpoint()!r}: {exc}"
             ) from exc
 
     def _endpoint(self) -> str:
-        return redact_url(self.settings.endpoint_url) or "AWS default endpoint"
+        return redact_url(self.endpoint_url)
 
     def _preflight_error(self, exc: ClientError) -> ConfigError:
         code = error_code(exc)
@@ -403,7 +423,7 @@ class S3Storage:
         probe writes a fresh key twice with ``If-None-Match: *``: the second write must
         be refused (412). The probe key is deleted again.
         """
-        where = (self.settings.endpoint_url or "aws", self.bucket)
+        where = (self.endpoint_url, self.bucket)
         with _PROBE_LOCK:  # concurrent deploys in one process probe once
             if where not in _CONDITIONAL_WRITES:
                 _CONDITIONAL_WRITES[where] = self._probe_conditional_writes(prefix)
