@@ -788,6 +788,7 @@ def test_the_responder_needs_no_web_framework() -> None:
 
     code = ("import sys, pipeline.images.responder; "
             "print('flask' in sys.modules, 'werkzeug' in sys.modules)")
+    root = str(Path(__file__).resolve().parent.parent)  # this checkout's pipeline
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, timeout=60)
+                            check=True, timeout=60, env={**os.environ, "PYTHONPATH": root})
     assert result.stdout.split() == ["False", "True"]
