@@ -111,6 +111,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
+        if "installed" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)  # builds a wheel and a venv once per session
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("s3_server") if callspec else None
         if backend is None:
