@@ -97,8 +97,11 @@ def collect_files(root: Path) -> list[LocalFile]:
     return scan_files(root).files
 
 
-def scan_files(root: Path, filters: PathFilter | None = None) -> Scan:
+def scan_files(root: Path, filters: PathFilter | None = None, *, prefix: str = "") -> Scan:
     """Walk ``root``: the deployable files sorted by logical path, and what was left out.
+
+    ``prefix`` starts every logical path (a blueprint's folder deployed beside the
+    app's, :mod:`pipeline.build.mounts`); filters see the whole logical path.
 
     Symlinks are followed only while they resolve inside ``root``; one that
     points outside raises :class:`UnsafePathError` naming it, as does anything that is
@@ -110,7 +113,7 @@ def scan_files(root: Path, filters: PathFilter | None = None) -> Scan:
         raise ConfigError(f"static folder {str(root)!r} does not exist or is not a folder")
     real_root = root.resolve()
     scan = Scan()
-    _walk(root, "", real_root, scan, filters or PathFilter(), visited={real_root})
+    _walk(root, prefix, real_root, scan, filters or PathFilter(), visited={real_root})
     if scan.bad_names:
         shown = ", ".join(scan.bad_names[:5]) + (" ..." if len(scan.bad_names) > 5 else "")
         raise ConfigError(

@@ -74,18 +74,21 @@ class InstalledTool:
 
     def check(self) -> None:
         """``pipeline`` is imported from the venv's site-packages, not from this checkout."""
-        result = self.run("python", "-c", "import pipeline; print(pipeline.__file__)",
+        # Every sub-package: a machine's editable install can supply one the wheel lacks.
+        result = self.run("python", "-c", "import pipeline, pipeline.build, pipeline.cli; "
+                          "[print(m.__file__) for m in (pipeline, pipeline.build, pipeline.cli)]",
                           cwd=self.venv)
-        where = Path(result.stdout.strip())
         assert result.returncode == 0, result.stderr
-        assert self.venv in where.parents, f"pipeline came from {where}, not the venv"
+        for line in result.stdout.split():
+            where = Path(line)
+            assert self.venv in where.parents, f"{where} is not in the venv"
 
 
 def install_tool(work: Path) -> InstalledTool:
     """Build a wheel of this checkout and install it (non-editable) into a new venv in ``work``."""
     # Built from a copy: setuptools writes build/ and *.egg-info beside the sources.
     source = work / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))
+    shutil.copytree(ROOT, source, ignore=_not_sources)
     wheels = work / "wheels"
     _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
           "--wheel-dir", str(wheels), str(source)], cwd=work)
@@ -99,6 +102,15 @@ def install_tool(work: Path) -> InstalledTool:
     tool = InstalledTool(venv=target)
     tool.check()
     return tool
+
+
+def _not_sources(folder: str, names: list[str]) -> set[str]:
+    """:data:`NOT_SOURCES`, but ``build`` only at the root: ``pipeline/build`` is a package
+    (left out, the wheel lacked it and the machine's editable install supplied it)."""
+    ignored = set(shutil.ignore_patterns(*NOT_SOURCES)(folder, names))
+    if Path(folder) != ROOT:
+        ignored.discard("build")
+    return ignored
 
 
 def _run(args: list[str], *, cwd: Path) -> None:

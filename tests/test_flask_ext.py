@@ -16,7 +16,7 @@ from pipeline import CDN, ConfigError, ManifestError, MissingAssetError
 from pipeline.build.assemble import build_manifest
 from pipeline.build.fingerprint import HashCache
 from pipeline.flaskext.state import BUILTIN_PLACEHOLDER_SVG, LOGGER_NAME, get_state
-from pipeline.localfs import collect_files
+from pipeline.localfs import collect_files, scan_files
 from pipeline.manifest import Manifest
 from tests.helpers import write_tree
 
@@ -182,23 +182,56 @@ def test_blueprint_static_inside_app_static_is_on_the_cdn(
     assert app.test_client().get("/shop/").text == key_url(manifest, "img/cat.jpg")
 
 
-def test_blueprint_static_outside_app_static_is_served_locally(
+def test_blueprint_static_outside_app_static_not_deployed_is_local_with_a_warning(
     static_tree: Path, manifest_path: Path, manifest: Manifest, tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A folder deploy does not hold the blueprint's files: local URL, one WARNING naming the
+    file (it used to be silent, issue 20), and strict mode raises."""
     own = write_tree(tmp_path / "admin-static", {"admin.css": b"body{}"})
-    admin = Blueprint("admin", __name__, static_folder=str(own), static_url_path="/static",
-                      url_prefix="/admin")
-    app = Flask(__name__, static_folder=str(static_tree))
-    app.register_blueprint(admin)
-    app.config.update(CDN_URL=BASE, CDN_MANIFEST=str(manifest_path))
-    CDN(app)
+
+    def make(**config: Any) -> Flask:
+        admin = Blueprint("admin", __name__, static_folder=str(own), static_url_path="/static",
+                          url_prefix="/admin")
+        app = Flask(__name__, static_folder=str(static_tree))
+        app.register_blueprint(admin)
+        app.config.update(CDN_URL=BASE, CDN_MANIFEST=str(manifest_path), **config)
+        CDN(app)
+        return app
+
+    app = make()
     caplog.set_level(logging.WARNING, logger=LOGGER)
     with app.test_request_context("/"):
         assert url_for("admin.static", filename="admin.css") == "/admin/static/admin.css"
     with app.test_client().get("/admin/static/admin.css") as response:
         assert response.data == b"body{}"
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "'admin/static/admin.css'" in warned[0]
+    strict = make(CDN_STRICT=True)
+    with strict.test_request_context("/"), pytest.raises(MissingAssetError):
+        url_for("admin.static", filename="admin.css")
+
+
+def test_blueprint_static_outside_app_static_deployed_is_on_the_cdn(
+    static_tree: Path, tmp_path: Path,
+) -> None:
+    """Deployed with the app (its URL path as the manifest prefix), url_for('bp.static')
+    returns the CDN URL, with url_prefix applied as Flask registered the rule."""
+    own = write_tree(tmp_path / "gallery-static", {"g.css": b"body{}"})
+    gallery = Blueprint("gallery", __name__, static_folder=str(own),
+                        static_url_path="/gallery-static", url_prefix="/gallery")
+    app = Flask(__name__, static_folder=str(static_tree))
+    app.register_blueprint(gallery)
+    files = collect_files(static_tree) + scan_files(own, prefix="gallery/gallery-static/").files
+    manifest = build_manifest(files, prefix="static", cache=HashCache(None))
+    path = tmp_path / "m.json"
+    manifest.save(path)
+    app.config.update(CDN_URL=BASE, CDN_MANIFEST=str(path), CDN_STRICT=True)
+    CDN(app)
+    with app.test_request_context("/"):
+        assert url_for("gallery.static", filename="g.css") == (
+            key_url(manifest, "gallery/gallery-static/g.css"))
+        assert url_for("static", filename="img/cat.jpg") == key_url(manifest, "img/cat.jpg")
 
 
 def test_nested_blueprint_static(static_tree: Path, manifest_path: Path,

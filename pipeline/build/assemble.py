@@ -20,6 +20,7 @@ from ..media_types import content_type_for
 from ..validate import DEFAULT_STATIC_URL_PATH
 from .css import build_css, check_references, is_css, sri_hash
 from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
+from .mounts import UrlRoots
 from .sourcemaps import has_comment, is_js, is_map, link_maps, rewrite_comment
 
 #: Files that get a Subresource Integrity value (``<script>``/``<link>`` targets).
@@ -53,7 +54,7 @@ def build(
     prefix: str,
     cache: HashCache,
     strict: bool = True,
-    static_url_path: str | None = DEFAULT_STATIC_URL_PATH,
+    static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH,
     on_hashed: HashedCallback | None = None,
 ) -> Build:
     """Hash every file, rewrite CSS references to fingerprinted names, name every object.
@@ -120,7 +121,7 @@ def build(
 
 
 def check_before_hashing(files: Iterable[LocalFile], *, prefix: str, strict: bool,
-                         static_url_path: str | None = DEFAULT_STATIC_URL_PATH) -> None:
+                         static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH) -> None:
     """Refuse what :func:`build` would refuse that needs no hash: an object key S3 would
     reject and, when ``strict``, a CSS reference to a missing file. A deploy runs this
     before it uploads anything, even files it uploads while still hashing others."""

@@ -11,8 +11,10 @@ callable and the hashes of the other files, which keeps every rule testable.
 
 Root-absolute references: a reference starting with ``static_url_path``
 (``/static/`` by default, Flask's ``static_url_path``) is resolved from the static
-root; any other ``/path`` belongs to something else the site serves and is left
-alone, as are ``data:``/``http(s):``/other schemes, ``//host/x`` and ``#fragment``.
+root, or with several folders (:class:`pipeline.build.mounts.UrlRoots`) from the
+folder served at the longest matching URL path; any other ``/path`` belongs to
+something else the site serves and is left alone, as are ``data:``/``http(s):``/other
+schemes, ``//host/x`` and ``#fragment``.
 
 Cycles (``a.css`` imports ``b.css`` imports ``a.css``): a file's name cannot cover
 a hash that covers its own name, so the files of one cycle share a *group hash*
@@ -34,8 +36,9 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from ..errors import ConfigError
-from ..validate import DEFAULT_STATIC_URL_PATH, validate_static_url_path
+from ..validate import DEFAULT_STATIC_URL_PATH
 from .fingerprint import hashed_name
+from .mounts import UrlRoots
 
 #: Marks the group-hash input format; change it and every cycle member is renamed.
 _GROUP_HASH_TAG = b"pipeline.build.css cycle group v1\0"
@@ -224,27 +227,33 @@ def split_url(url: str) -> tuple[str, str]:
     return url[:cut], url[cut:]
 
 
-def resolve(url: str, css_path: str, *, static_url_path: str | None) -> str | None:
+def resolve(url: str, css_path: str, *, static_url_path: str | UrlRoots | None) -> str | None:
     """The logical path ``url`` names from ``css_path``, or ``None`` if it is not ours.
 
     ``None`` means leave it alone: empty, fragment-only, any scheme (``data:``,
     ``https:``, ``blob:``...), ``//host/x``, or a root-absolute path outside
-    ``static_url_path``. Percent-escapes are decoded per segment after splitting on
-    ``/``, and ``%2e%2e`` counts as ``..`` as in browsers (WHATWG URL).
+    ``static_url_path`` (or every folder's URL path, :class:`UrlRoots`). A reference
+    never climbs above the folder it resolves in (the static root, or a blueprint's
+    folder). Percent-escapes are decoded per segment after splitting on ``/``, and
+    ``%2e%2e`` counts as ``..`` as in browsers (WHATWG URL).
     """
+    roots = UrlRoots.of(static_url_path)
     path = split_url(url.strip(_ASCII_WS))[0]
     if not path or path.startswith("//") or _SCHEME.match(path):
         return None
     if path.startswith("/"):
-        if not static_url_path or not path.startswith(static_url_path):
+        found = roots.for_url(path)
+        if found is None:
             return None
-        parts: list[str] = []
-        path = path[len(static_url_path) :]
+        base, path = found
+        parts = base.split("/")[:-1]
     else:
+        base = roots.base_of(css_path)
         parts = css_path.split("/")[:-1]
+    floor = base.count("/")  # the folder's own segments: ".." may not pop them
     for segment in (unquote(s) for s in path.split("/")):
         if segment == "..":
-            if not parts:
+            if len(parts) <= floor:
                 raise _EscapesRoot(url)
             parts.pop()
         elif segment not in ("", "."):
@@ -291,7 +300,7 @@ class _ParsedCSS:
 
 
 def _parse(
-    path: str, text: str, *, exists: Collection[str], static_url_path: str | None
+    path: str, text: str, *, exists: Collection[str], static_url_path: UrlRoots
 ) -> tuple[_ParsedCSS, list[str]]:
     """Resolve each reference of one file; problems come back as ``file:line: ...``."""
     links: list[_Link] = []
@@ -341,7 +350,7 @@ def build_css(
     read: Callable[[str], bytes],
     hashes: Mapping[str, str],
     strict: bool = True,
-    static_url_path: str | None = DEFAULT_STATIC_URL_PATH,
+    static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH,
 ) -> CSSBuild:
     """Rewrite every ``.css`` file among ``logical_paths``, dependencies first.
 
@@ -368,7 +377,7 @@ def check_references(
     logical_paths: Collection[str],
     *,
     read: Callable[[str], bytes],
-    static_url_path: str | None = DEFAULT_STATIC_URL_PATH,
+    static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH,
 ) -> None:
     """Raise the :class:`MissingReferenceError` a strict :func:`build_css` would, without
     needing any hash: a deploy that uploads while it hashes refuses a broken reference
@@ -379,10 +388,11 @@ def check_references(
 
 
 def _parse_all(
-    logical_paths: Collection[str], read: Callable[[str], bytes], static_url_path: str | None,
+    logical_paths: Collection[str], read: Callable[[str], bytes],
+    static_url_path: str | UrlRoots | None,
 ) -> tuple[dict[str, _ParsedCSS], list[str]]:
     """Every CSS file among ``logical_paths`` parsed, with every reference problem found."""
-    url_path = _normalise_url_path(static_url_path)
+    url_path = UrlRoots.of(static_url_path)
     exists = frozenset(logical_paths)
     parsed: dict[str, _ParsedCSS] = {}
     problems: list[str] = []
@@ -392,14 +402,6 @@ def _parse_all(
         parsed[path], found = _parse(path, text, exists=exists, static_url_path=url_path)
         problems += found
     return parsed, problems
-
-
-def _normalise_url_path(value: str | None) -> str | None:
-    """``/static`` -> ``/static/``, the prefix a root-absolute reference must start with;
-    None: no root-absolute reference is ours."""
-    if value is None:
-        return None
-    return validate_static_url_path(value).rstrip("/") + "/"
 
 
 def _read(read: Callable[[str], bytes], path: str) -> bytes:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .css import _EscapesRoot, is_css, relative_url, resolve
 from .fingerprint import hashed_name
+from .mounts import UrlRoots
 
 #: ``/*# sourceMappingURL=x.css.map */`` (``@`` is the old spelling).
 _CSS_COMMENT = re.compile(r"/\*[#@][ \t]*sourceMappingURL=(?P<url>[^\s*]*)[ \t]*\*/")
@@ -70,7 +71,7 @@ def link_maps(
     read: Callable[[str], bytes],
     hashes: Mapping[str, str],
     commented: Collection[str],
-    static_url_path: str | None,
+    static_url_path: str | UrlRoots | None,
 ) -> LinkedBodies:
     """Rewrite maps, then the JS files in ``commented`` (see the module docstring).
 
@@ -135,7 +136,7 @@ def rewrite_comment(
     *,
     exists: Collection[str],
     hashes: Mapping[str, str],
-    static_url_path: str | None,
+    static_url_path: str | UrlRoots | None,
 ) -> tuple[str, str | None]:
     """``text`` with its last ``sourceMappingURL`` comment pointed at the fingerprinted map.
 
@@ -166,7 +167,7 @@ def rewrite_comment(
     return text[:start] + keep + text[end:], warning
 
 
-def _resolve(url: str, from_path: str, *, static_url_path: str | None) -> str | None:
+def _resolve(url: str, from_path: str, *, static_url_path: str | UrlRoots | None) -> str | None:
     try:
         return resolve(url, from_path, static_url_path=static_url_path)
     except _EscapesRoot:

@@ -11,17 +11,25 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
+from ..build.mounts import Mount, Mounts
 from ..errors import ConfigError, DeployError, PipelineError
 from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
 from ..media_types import MANIFEST_MAX_AGE
 from ..pyproject import load_project_config
-from .settings import DEFAULT_EMBEDDED_DIR, TABLE_KEYS, DeploySettings, resolve_settings
+from ..validate import validate_static_url_path
+from .settings import (
+    DEFAULT_EMBEDDED_DIR,
+    TABLE_KEYS,
+    DeploySettings,
+    check_no_overlap,
+    resolve_settings,
+)
 
 if TYPE_CHECKING:
     from ..storage import Storage
@@ -132,17 +140,50 @@ class Run:
         click.echo(json.dumps(document, sort_keys=True))
 
 
-#: ``ctx.meta`` key under which ``flask cdn`` passes the app's settings layers.
+#: ``ctx.meta`` keys under which ``flask cdn`` passes the app's settings layers and the
+#: blueprint folders to deploy beside the app's.
 APP_LAYERS = "flask_cdn_pipeline.app_layers"
+APP_MOUNTS = "flask_cdn_pipeline.app_mounts"
 
 
-def resolve_for(ctx: click.Context, options: Mapping[str, Any]) -> DeploySettings:
-    """The command's settings: flags, environment, the project's pyproject table, defaults."""
+def resolve_for(ctx: click.Context, options: Mapping[str, Any], *,
+                load_app: bool = False) -> DeploySettings:
+    """The command's settings: flags, environment, the project's pyproject table, defaults.
+
+    With ``load_app`` (the deploy) and an app (``--app`` or the table's ``app``), the app
+    is loaded for its settings and folders, as ``flask cdn deploy`` has them."""
     obj = ctx.obj
     env: Mapping[str, str] = obj.get("env", os.environ) if isinstance(obj, dict) else os.environ
+    project = load_project_config(Path.cwd(), TABLE_KEYS)
     above, below = ctx.meta.get(APP_LAYERS, (None, None))
-    return resolve_settings(options, env, project=load_project_config(Path.cwd(), TABLE_KEYS),
-                            above_env=above, below_project=below)
+    settings = resolve_settings(options, env, project=project, above_env=above,
+                                below_project=below)
+    extra: tuple[Mount, ...] = ctx.meta.get(APP_MOUNTS, ())
+    if load_app and APP_MOUNTS not in ctx.meta and settings.app is not None:
+        # Flask only now: a folder deploy never imports it.
+        from ..flaskext.appsettings import app_deploy_context
+
+        from_table = project is not None and settings.sources.get("app") == project.label
+        base = project.path.parent if from_table and project is not None else None
+        above, below, extra = app_deploy_context(settings.app, base=base)
+        settings = resolve_settings(options, env, project=project, above_env=above,
+                                    below_project=below)
+    return with_mounts(settings, extra)
+
+
+def with_mounts(settings: DeploySettings, extra: tuple[Mount, ...]) -> DeploySettings:
+    """``settings`` deploying the blueprint folders ``extra`` beside the static folder;
+    two folders served at one URL path, or one overlapping a target folder, are refused
+    here, before anything is read or uploaded."""
+    if not extra:
+        return settings
+    main = Mount(settings.static_dir, validate_static_url_path(settings.static_url_path), "",
+                 f"the app's static folder ({settings.static_dir})")
+    mounts = Mounts.of(main, extra)
+    if settings.bucket is None:
+        for mount in mounts.items[1:]:
+            check_no_overlap(mount.folder, settings.target_dir or DEFAULT_EMBEDDED_DIR)
+    return replace(settings, mounts=mounts if len(mounts.items) > 1 else None)
 
 
 def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, quiet: bool,

@@ -103,6 +103,9 @@ DISTRIBUTION = "flask-cdn-pipeline"
                       "[tool.flask-cdn-pipeline] table of pyproject.toml: see --show-config.")
 @common_options(WORKERS_OPTION, STATIC_DIR_OPTION, STATIC_URL_PATH_OPTION, MANIFEST_OPTION,
                 CDN_URL_OPTION)
+@click.option("--app", metavar="MODULE:FACTORY",
+              help="Deploy this Flask app's static folder and every blueprint's, each under the "
+                   "URL path Flask serves it at (as flask --app loads it).")
 @click.option("--hash-cache", type=click.Path(dir_okay=False),
               help="Hash cache file [default: build/.cdn-hash-cache.json].")
 @click.option("--no-hash-cache", is_flag=True, help="Re-hash every file.")
@@ -157,7 +160,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
 
     if quiet and verbose:
         raise click.UsageError("-q and -v contradict each other: choose one")
-    settings = resolve_for(ctx, options)
+    settings = resolve_for(ctx, options, load_app=True)
     if show_config:
         _show_config(settings, as_json)
         return
@@ -178,7 +181,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         observer=reporter, filters=settings.filters, variants=settings.variant_settings,
         variant_cache=settings.variant_cache,
         unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
-        static_url_path=settings.static_url_path,
+        static_url_path=settings.static_url_path, mounts=settings.mounts,
     )
     # Past this point "nothing was published" would be false, also for the watchdog.
     published = Interrupted(f"interrupted after release {result.release_id} was published; "
@@ -225,7 +228,7 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
 
 
 #: Settings shown by --show-config, by option name; some fields are named differently.
-_SHOWN = ("static_dir", "static_url_path", "bucket", "target_dir", "prefix", "endpoint_url",
+_SHOWN = ("app", "static_dir", "static_url_path", "bucket", "target_dir", "prefix", "endpoint_url",
           "region", "cdn_url", "manifest", "hash_cache", "assets", "workers", "max_attempts",
           "strict", "include", "exclude", "variants", "variant_widths", "variant_formats",
           "variant_include", "variant_exclude", "variant_cache")

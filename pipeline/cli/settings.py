@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..build.mounts import Mounts
 from ..build.variants import VARIANT_TABLE_KEYS, VariantSettings
 from ..errors import ConfigError
 from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
@@ -66,6 +67,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("static_dir", "--static-dir", ("CDN_STATIC_DIR",), "path", DEFAULT_STATIC_DIR),
     Option("static_url_path", "--static-url-path", ("CDN_STATIC_URL_PATH",),
            default=DEFAULT_STATIC_URL_PATH),
+    #: A Flask app (``module:factory``): deploy its static folder and every blueprint's.
+    Option("app", "--app"),
     Option("bucket", "--bucket", ("CDN_BUCKET",)),
     Option("target_dir", "--target-dir", ("CDN_TARGET_DIR",), "path"),
     Option("prefix", "--prefix", ("CDN_PREFIX",), default=DEFAULT_PREFIX),
@@ -137,6 +140,11 @@ class DeploySettings:
     #: Make responsive variants of raster images (``None``: off), validated up front.
     variant_settings: VariantSettings | None = None
     variant_cache: Path | None = None
+    #: The Flask app whose folders are deployed (``module:factory``), if any.
+    app: str | None = None
+    #: The app's static folder plus each blueprint's, when an app is deployed and has
+    #: blueprint folders (:mod:`pipeline.build.mounts`); ``None``: ``static_dir`` alone.
+    mounts: Mounts | None = None
 
     @property
     def variants(self) -> bool:
@@ -296,6 +304,7 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         config_file=project.path if project is not None else None,
         variant_settings=_variant_settings(picked),
         variant_cache=value("variant_cache"),
+        app=value("app"),
     )
     if settings.bucket is None:  # a folder target, given or the embedded default
         check_no_overlap(settings.static_dir, settings.target_dir or DEFAULT_EMBEDDED_DIR)

@@ -12,22 +12,19 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from ..errors import PipelineError
 from ..manifest import Manifest
-from ..serving.source import bucket_location
 from ..urls import cdn_url
+from .appsettings import app_layers
+from .mounts import blueprint_mounts
 from .state import CDNState, get_state
 from .status import status_command
-
-if TYPE_CHECKING:
-    from ..cli.settings import Layer
 
 #: ``flask cdn`` subcommands that are the deploy CLI's own commands: imported when run or
 #: listed, so registering the extension never loads the deploy machinery.
@@ -70,37 +67,10 @@ def cdn_group() -> None:
     """Deploy static files to the CDN and inspect the manifest this app reads."""
     ctx = click.get_current_context()
     if ctx.invoked_subcommand == "deploy":  # the deploy takes the app's settings as defaults
-        from ..cli.common import APP_LAYERS
+        from ..cli.common import APP_LAYERS, APP_MOUNTS
 
         ctx.meta[APP_LAYERS] = app_layers(current_app)
-
-
-def app_layers(app: Flask) -> tuple[Layer, Layer]:
-    """The app's settings for ``flask cdn deploy``, as two layers of the precedence.
-
-    Above the environment: the manifest path and CDN URL the app itself reads, and the
-    bucket and prefix of an ``s3://`` CDN_MANIFEST, so the deploy publishes where this
-    app looks for it. Below the project's ``pyproject.toml``: the app's static folder,
-    the default folder to deploy, and the URL path it is served at (``/`` for Flask's
-    ``""``), which root-absolute CSS references start with.
-    """
-    from ..cli.settings import Layer
-
-    settings = get_state(app).settings
-    reads: dict[str, Any] = {"manifest": settings.manifest_path}
-    if settings.cdn_url is not None:
-        reads["cdn_url"] = settings.cdn_url
-    source = settings.source
-    location = bucket_location(source) if source is not None else None
-    if source is not None and location is not None:  # publish where the app reads
-        reads.update(bucket=location[0], prefix=location[1])
-        if source.endpoint_url is not None:
-            reads["endpoint_url"] = source.endpoint_url
-    static: dict[str, Any] = {}
-    if app.static_folder:
-        static["static_dir"] = Path(app.static_folder)
-        static["static_url_path"] = app.static_url_path or "/"
-    return Layer("the app's CDN_* config", reads), Layer("the app's static folder", static)
+        ctx.meta[APP_MOUNTS] = blueprint_mounts(current_app)
 
 
 cdn_group.add_command(status_command, "status")

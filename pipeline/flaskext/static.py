@@ -12,7 +12,6 @@ Two Flask-facing pieces, installed by :meth:`pipeline.flaskext.extension.CDN.ini
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -24,7 +23,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..media_types import content_type_for
 from ..urls import cdn_url
-from .state import CDNState, Placeholder, log
+from .mounts import blueprint_prefix
+from .state import CDNState, Placeholder
 
 UrlFor = Callable[..., str]
 
@@ -114,25 +114,6 @@ class StaticUrlBuilder:
         if name not in prefixes:
             prefixes[name] = blueprint_prefix(self.app, name)
         return prefixes[name]
-
-
-def blueprint_prefix(app: Flask, name: str) -> str | None:
-    """Where a blueprint's static files sit in the app's static folder, e.g. ``"admin/"``.
-
-    None when the blueprint's static folder is outside the app's: the deploy never
-    uploads it, so Flask keeps serving it (logged once at INFO, not as a missing asset).
-    """
-    blueprint = app.blueprints.get(name)
-    if blueprint is None or blueprint.static_folder is None or app.static_folder is None:
-        return None
-    folder = Path(blueprint.static_folder).resolve()
-    try:
-        relative = folder.relative_to(Path(app.static_folder).resolve())
-    except ValueError:
-        log.info("blueprint %r has its static folder outside the app's static folder: "
-                 "Flask serves its files, not the CDN", name)
-        return None
-    return "" if relative == Path(".") else relative.as_posix() + "/"
 
 
 def absolute_endpoint(endpoint: str) -> str:

@@ -35,10 +35,10 @@ from typing import Protocol
 from ..build.assemble import build, check_before_hashing, needs_hashing
 from ..build.css import is_css
 from ..build.fingerprint import FileStamp, HashCache
-from ..build.gitindex import clean_blob_ids
+from ..build.mounts import Mounts, git_blob_ids
 from ..build.variants import VariantSettings
 from ..errors import ConflictError, DeployError, ManifestError
-from ..localfs import Ignored, LocalFile, check_writable, scan_files, write_atomic
+from ..localfs import Ignored, LocalFile, check_writable, write_atomic
 from ..manifest import Manifest
 from ..pathfilter import PathFilter
 from ..storage.base import RemoteObject, Storage, Upload, UploadOutcome
@@ -160,8 +160,12 @@ def deploy(
     variants: VariantSettings | None = None,
     variant_cache: Path | None = None,
     static_url_path: str = DEFAULT_STATIC_URL_PATH,
+    mounts: Mounts | None = None,
 ) -> DeployResult:
     """Publish ``static_dir`` to ``store``; see the module docstring.
+
+    ``mounts`` deploys several folders as one (an app's and its blueprints',
+    :mod:`pipeline.build.mounts`) instead of ``static_dir`` served at ``static_url_path``.
 
     When files must be read (their hashes are neither cached nor vouched for by git) and
     some are new to the current release (path or size), the prefix is listed first and
@@ -179,17 +183,18 @@ def deploy(
     observer = observer or _Silent()
     store.require_prefix()
     storage = store.storage
-    scan = scan_files(static_dir, filters)
+    folders = mounts or Mounts.single(static_dir, static_url_path)
+    roots = folders.url_roots
+    scan = folders.scan(filters)
     files = scan.files
     if not dry_run:
         check_writable(manifest_path, "the local manifest")
     storage.check()
     current = store.read_current()
     cache = HashCache(hash_cache_path)
-    blobs = clean_blob_ids(static_dir)
+    blobs = git_blob_ids(folders)
     from_git = reuse_git_hashes(files, blobs, current.doc, cache)
-    check_before_hashing(files, prefix=store.prefix, strict=strict,
-                         static_url_path=static_url_path)
+    check_before_hashing(files, prefix=store.prefix, strict=strict, static_url_path=roots)
     known = dict(current.doc.etags) if current.doc else {}
     started = time.monotonic()  # deletions after this are what confirm_release looks for
     listing: dict[str, RemoteObject] | None = None
@@ -201,7 +206,7 @@ def deploy(
     probe = partial(store.require_conditional_writes, unsafe=unsafe_no_conditional_writes)
     with _early_uploads(store, listing, known, observer, before_first=probe) as early:
         built = build(files, prefix=store.prefix, cache=cache, strict=strict,
-                      static_url_path=static_url_path,
+                      static_url_path=roots,
                       on_hashed=early.offer if early is not None else None)
         for warning in built.warnings:
             observer.warned(warning)
@@ -265,7 +270,7 @@ def deploy(
             f"{len(missing)} object(s) could not be confirmed in {store.description}, "
             f"first: {missing[0]}; the manifest was not published"
         )
-    blobs_kept = git_blobs_to_record(static_dir, files, blobs, built.bodies)
+    blobs_kept = git_blobs_to_record(folders, files, blobs, built.bodies)
     doc, new = _release_for(store, manifest, current, existing, confirmed, blobs_kept)
     # A failure here leaves the release object stored but not current. It is not deleted:
     # a concurrent deploy of the same files may be publishing this very release.
@@ -466,7 +471,7 @@ def _release_for(
     return store.store_release(make_release(manifest, etags, git_blobs)), True
 
 
-def git_blobs_to_record(static_dir: Path, files: list[LocalFile], blobs: dict[str, str],
+def git_blobs_to_record(folders: Mounts, files: list[LocalFile], blobs: dict[str, str],
                         bodies: Mapping[str, bytes]) -> dict[str, str]:
     """Blob ids to record beside the hashes: files uploaded as they are, unchanged throughout.
 
@@ -478,7 +483,7 @@ def git_blobs_to_record(static_dir: Path, files: list[LocalFile], blobs: dict[st
                   if path not in bodies and not is_css(path)}
     if not candidates:
         return {}
-    after = clean_blob_ids(static_dir)
+    after = git_blob_ids(folders)
     recorded: dict[str, str] = {}
     for item in files:
         blob = candidates.get(item.logical_path)
