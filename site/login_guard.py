@@ -14,6 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 class LoginThrottle:
@@ -31,9 +32,15 @@ class LoginThrottle:
     first failure is counted. (The check is two SHA-256 digests: serialising it costs
     microseconds.)
 
-    In memory, per process: every worker process counts on its own and a restart
-    forgets everything. At most ``max_entries`` keys are kept (least recently failed
-    dropped first), so a flood of names or addresses cannot exhaust memory.
+    Memory is bounded without letting a flood buy guesses: accounts and addresses are
+    kept in two tables of their own (``max_accounts``, ``max_addresses``), so names
+    cannot push addresses out or the other way round, and a key that has used up its
+    free failures (in backoff) is never evicted, only forgotten once quiet: flushing a
+    blocked account with failures under other names does not reset it. When a table
+    holds only such keys, a try with a new key is refused like a blocked one (fail
+    closed) until the oldest is forgotten: a flood can delay newcomers' logins, never
+    reopen guessing. In memory, per process: every worker process counts on its own and
+    a restart forgets everything.
     """
 
     def __init__(
@@ -44,15 +51,18 @@ class LoginThrottle:
         base_delay: float = 1.0,
         max_delay: float = 900.0,
         forget_after: float = 3600.0,
-        max_entries: int = 10_000,
+        max_accounts: int = 10_000,
+        max_addresses: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.free = {"account": free_per_account, "address": free_per_address}
-        self.base_delay, self.max_delay, self.forget_after = base_delay, max_delay, forget_after
-        self.max_entries = max_entries
+        self.base_delay, self.max_delay = base_delay, max_delay
         self.clock = clock
-        #: (kind, value) -> (failures, blocked until, last failure)
-        self._entries: OrderedDict[tuple[str, str], tuple[int, float, float]] = OrderedDict()
+        self._tables = {
+            "account": FailureTable(free=free_per_account, capacity=max_accounts,
+                                    forget_after=forget_after),
+            "address": FailureTable(free=free_per_address, capacity=max_addresses,
+                                    forget_after=forget_after),
+        }
         self._lock = threading.Lock()
 
     @staticmethod
@@ -60,37 +70,97 @@ class LoginThrottle:
         return [("account", username.casefold()[:256]), ("address", client_network(address))]
 
     def attempt(self, keys: list[tuple[str, str]], verify: Callable[[], bool]) -> tuple[bool, int]:
-        """``(verified, retry_after)``: when any key is blocked, ``verify`` is not called
-        and ``retry_after`` is the whole seconds to wait; otherwise it is 0 and the
+        """``(verified, retry_after)``: when any key is blocked, or a failure could not be
+        counted because its table is full of keys in backoff, ``verify`` is not called and
+        ``retry_after`` is the whole seconds to wait (at least 1); otherwise it is 0 and the
         outcome is counted. A success clears the account; the address keeps its count,
         or one valid account would let its owner guess others' passwords without limit.
         """
         with self._lock:
             now = self.clock()
-            wait = max(self._entry(key, now)[1] - now for key in keys)
+            wait = max(max(self._tables[kind].blocked_for(value, now),
+                           self._tables[kind].full_for(value, now)) for kind, value in keys)
             if wait > 0:
-                return False, math.ceil(wait)
+                return False, max(1, math.ceil(wait))
             if verify():
-                self._entries.pop(keys[0], None)
+                self._tables[keys[0][0]].clear(keys[0][1])
                 return True, 0
-            for key in keys:
-                self._count_failure(key, now)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            for kind, value in keys:
+                self._tables[kind].fail(value, now, self._delay)
             return False, 0
 
-    def _count_failure(self, key: tuple[str, str], now: float) -> None:
-        failures = self._entry(key, now)[0] + 1
-        over = failures - self.free[key[0]]  # 0 at the last free failure: base_delay
-        delay = min(self.max_delay, self.base_delay * 2 ** over) if over >= 0 else 0
-        self._entries[key] = (failures, now + delay, now)
-        self._entries.move_to_end(key)
+    def _delay(self, over: int) -> float:
+        """The block after a failure ``over`` past the free ones (0: the first block)."""
+        return min(self.max_delay, self.base_delay * 2 ** over) if over >= 0 else 0.0
 
-    def _entry(self, key: tuple[str, str], now: float) -> tuple[int, float, float]:
-        entry = self._entries.get(key)
-        if entry is None or now - entry[2] > self.forget_after:
-            return (0, 0.0, now)
-        return entry
+    def __len__(self) -> int:
+        """How many keys are kept (both tables)."""
+        return sum(len(table) for table in self._tables.values())
+
+
+@dataclass(frozen=True)
+class Failures:
+    """One key's record: failures counted, blocked until, last failure (clock seconds)."""
+
+    count: int
+    blocked_until: float
+    last: float
+
+
+class FailureTable:
+    """Failure records of one kind of key, at most ``capacity`` of them.
+
+    Two queues, each ordered by last failure: *open* keys (still within their free
+    failures), which may be evicted (least recently failed first) to make room, and
+    *held* keys (in backoff), which are never evicted and leave only when quiet for
+    ``forget_after``. Since both are ordered by last failure, the forgotten ones are
+    always at the front: every operation costs O(1), amortised, however full the table.
+    """
+
+    def __init__(self, *, free: int, capacity: int, forget_after: float) -> None:
+        self.free, self.capacity, self.forget_after = free, capacity, forget_after
+        self._open: OrderedDict[str, Failures] = OrderedDict()
+        self._held: OrderedDict[str, Failures] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._open) + len(self._held)
+
+    def blocked_for(self, key: str, now: float) -> float:
+        """Seconds ``key`` is still blocked (0 or less: not blocked)."""
+        self._forget(now)
+        record = self._held.get(key)
+        return record.blocked_until - now if record is not None else 0.0
+
+    def full_for(self, key: str, now: float) -> float:
+        """Seconds until a failure of ``key`` could be counted (0: now). Positive only for
+        a new key while every kept key is held: the oldest is forgotten first."""
+        self._forget(now)
+        if key in self._open or key in self._held or len(self) < self.capacity or self._open:
+            return 0.0
+        oldest = next(iter(self._held.values()))
+        return oldest.last + self.forget_after - now
+
+    def fail(self, key: str, now: float, delay: Callable[[int], float]) -> None:
+        """Count a failure of ``key`` (``delay(over)`` gives its block); evicts the least
+        recently failed open key when the table is full (:meth:`full_for` said there is one)."""
+        self._forget(now)
+        previous = self._open.pop(key, None) or self._held.pop(key, None)
+        count = (previous.count if previous is not None else 0) + 1
+        while len(self) >= self.capacity and self._open:
+            self._open.popitem(last=False)
+        over = count - self.free  # 0 at the last free failure: the first block
+        queue = self._held if over >= 0 else self._open
+        queue[key] = Failures(count, now + delay(over), now)
+
+    def clear(self, key: str) -> None:
+        """Forget ``key`` (a correct password for an account)."""
+        self._open.pop(key, None)
+        self._held.pop(key, None)
+
+    def _forget(self, now: float) -> None:
+        for queue in (self._open, self._held):
+            while queue and now - next(iter(queue.values())).last > self.forget_after:
+                queue.popitem(last=False)
 
 
 class SessionGenerations:

@@ -348,7 +348,8 @@ def test_a_blocked_account_is_blocked_from_every_address(make_app: Any) -> None:
 def test_throttle_backoff_is_capped_forgotten_and_bounded_in_memory(site: ModuleType) -> None:
     clock = FakeClock()
     throttle = site.LoginThrottle(free_per_account=1, free_per_address=1, max_delay=60,
-                                  forget_after=600, max_entries=4, clock=clock)
+                                  forget_after=600, max_accounts=4, max_addresses=3,
+                                  clock=clock)
     keys = throttle.keys("alice", "192.0.2.1")
     for _ in range(8):
         clock.now += 61  # past any earlier block
@@ -356,9 +357,77 @@ def test_throttle_backoff_is_capped_forgotten_and_bounded_in_memory(site: Module
     assert throttle.attempt(keys, lambda: True) == (False, 60)  # capped, password unchecked
     clock.now += 601
     assert throttle.attempt(keys, lambda: True) == (True, 0)  # a quiet key starts afresh
-    for n in range(10):
-        throttle.attempt(throttle.keys(f"user{n}", f"198.51.100.{n}"), lambda: False)
-    assert len(throttle._entries) == 4
+    clock.now += 601
+    lenient = site.LoginThrottle(free_per_account=5, free_per_address=5, max_accounts=4,
+                                 max_addresses=3, clock=clock)
+    for n in range(10):  # within their free failures: the least recently failed make room
+        assert lenient.attempt(lenient.keys(f"user{n}", f"198.51.100.{n}"),
+                               lambda: False) == (False, 0)
+    assert len(lenient) == 4 + 3
+
+
+def flood(throttle: Any, clock: FakeClock, *, names: int, per_network: int = 19) -> None:
+    """Wrong passwords under ``names`` fresh names, ``per_network`` from each IPv6 /64 (one
+    short of the address limit), all at one instant: the attacker never waits."""
+    for n in range(names):
+        network = n // per_network
+        address = f"2001:db8:{network >> 16:x}:{network & 0xFFFF:x}::1"
+        throttle.attempt(throttle.keys(f"flood{n}", address), lambda: False)
+
+
+def test_a_flood_of_other_names_does_not_unblock_an_account(make_app: Any) -> None:
+    """The flush attack: 12,000 failures under other names from 632 IPv6 /64s used to push
+    the blocked account out of the 10,000-key table, and with it its count (5 fresh guesses
+    after every flood). Keys in backoff are never evicted: still blocked, and once the block
+    is over one guess buys the next, doubled block."""
+    app, clock = throttled_app(make_app)
+    throttle = app.extensions["demo.login_throttle"]
+    guesser = app.test_client()
+    assert [log_in(guesser, password=f"guess {n}").status_code
+            for n in range(6)] == [401] * 5 + [429]
+    flood(throttle, clock, names=12_000)
+    assert len(throttle) <= 20_000  # both tables stay bounded
+    fresh = app.test_client()  # another address: the account itself is what is blocked
+    response = fresh.post("/login", data={"username": "alice", "password": USERS["alice"]},
+                          environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    assert (response.status_code, response.headers["Retry-After"]) == (429, "1")
+    clock.now += 1
+    flood(throttle, clock, names=12_000)
+    statuses = [fresh.post("/login", data={"username": "alice", "password": f"again {n}"},
+                           environ_base={"REMOTE_ADDR": "198.51.100.9"}).status_code
+                for n in range(5)]
+    assert statuses == [401, 429, 429, 429, 429]  # one guess, not five
+    assert log_in(fresh).headers["Retry-After"] == "2"
+
+
+def test_a_table_of_blocked_keys_fails_closed(site: ModuleType) -> None:
+    """When every kept key is in backoff, a new name is refused (429) without its password
+    being checked, until the oldest is forgotten; known keys go on as before."""
+    clock = FakeClock()
+    throttle = site.LoginThrottle(free_per_account=1, free_per_address=100, max_accounts=3,
+                                  forget_after=600, clock=clock)
+    for n in range(3):
+        throttle.attempt(throttle.keys(f"held{n}", "192.0.2.1"), lambda: False)
+        clock.now += 10
+    checked: list[str] = []
+    newcomer = throttle.keys("carol", "192.0.2.2")
+    assert throttle.attempt(newcomer, lambda: checked.append("carol") or True) == (False, 570)
+    assert checked == [] and len(throttle) == 3 + 1  # nothing counted for carol
+    clock.now += 64  # held0 unblocked (not forgotten): its owner may try again
+    assert throttle.attempt(throttle.keys("held0", "192.0.2.1"), lambda: True) == (True, 0)
+    assert throttle.attempt(newcomer, lambda: True) == (True, 0)  # a slot is free again
+
+
+def test_a_full_address_table_fails_closed_for_new_addresses(site: ModuleType) -> None:
+    clock = FakeClock()
+    throttle = site.LoginThrottle(free_per_account=100, free_per_address=1, max_addresses=2,
+                                  forget_after=600, clock=clock)
+    for n in range(2):
+        throttle.attempt(throttle.keys(f"user{n}", f"2001:db8:{n}::1"), lambda: False)
+    assert throttle.attempt(throttle.keys("alice", "2001:db8:9::1"), lambda: True) == (
+        False, 600)
+    clock.now += 601  # both forgotten
+    assert throttle.attempt(throttle.keys("alice", "2001:db8:9::1"), lambda: True) == (True, 0)
 
 
 def test_parallel_guesses_cannot_slip_past_the_limit(
