@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.cli.serve import cache_control_for
 from tests.helpers import write_tree
+from tests.installed import InstalledTool, user_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,3 +129,57 @@ def test_flask_cdn_serve_serves_the_folder_with_cors(tmp_path: Path) -> None:
         server.wait(timeout=20)
         if server.stdout is not None:
             server.stdout.close()
+
+
+@pytest.fixture
+def served_by_installed(installed: InstalledTool, project: Path) -> Iterator[tuple[str, Path]]:
+    """A foreign project deployed and served by the installed ``cdn-deploy``, as a user runs it."""
+    deployed = installed.run("cdn-deploy", "--no-assets", "-q", cwd=project)
+    assert deployed.returncode == 0, deployed.stderr
+    env = user_env(PATH=f"{installed.bin}{os.pathsep}{os.environ.get('PATH', '')}")
+    server = subprocess.Popen([installed.command("cdn-deploy"), "serve", "--port", "0"],
+                              cwd=project, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("Serving build/cdn at http://127.0.0.1:"), line
+        yield line.split(" at ")[1].split(";")[0], project / "build" / "cdn"
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=20)
+        assert "Traceback" not in errors
+
+
+def test_symlinks_out_of_the_folder_are_not_followed(
+        served_by_installed: tuple[str, Path], tmp_path: Path) -> None:
+    """A link in the served folder to a file (or folder) outside it is a 404, as is a link to
+    a hidden file inside; a link to a file inside the folder is served as that file."""
+    base, folder = served_by_installed
+    secret = tmp_path / "secret.env"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=do-not-serve\n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "notes.txt").write_text("private notes")
+    inside = next(p for p in (folder / "static").rglob("*.css") if p.is_file())
+    links = {"static/leak.css": secret, "static/outside": tmp_path / "outside",
+             "static/lock.css": folder / ".cdn-lock", "static/alias.css": inside}
+    for name, target in links.items():
+        (folder / name).symlink_to(target)
+    for path in ("/static/leak.css", "/static/outside/notes.txt", "/static/lock.css"):
+        response = request(base, path)
+        assert response.status == 404, path
+    alias = request(base, "/static/alias.css")
+    assert alias.status == 200 and alias.headers["Content-Type"] == "text/css; charset=utf-8"
+
+
+def test_one_date_header_per_response(served_by_installed: tuple[str, Path]) -> None:
+    """RFC 9110 allows one Date; the server's own and Werkzeug's used to both be sent."""
+    base, folder = served_by_installed
+    key = "/" + next(p for p in (folder / "static").rglob("*.css")).relative_to(
+        folder).as_posix()
+    first = request(base, key)
+    again = request(base, key, {"If-None-Match": first.headers["ETag"]})
+    missing = request(base, "/static/nothing.css")
+    for response, status in ((first, 200), (again, 304), (missing, 404)):
+        assert response.status == status
+        assert len(response.headers.get_all("Date") or []) == 1, response.headers.items()

@@ -9,11 +9,13 @@ the Content-Type from our own table and the Cache-Control a bucket deploy sets.
 
 It is a development tool: it binds 127.0.0.1 unless told otherwise, serves only
 regular files below the folder (Werkzeug's ``safe_join`` refuses ``..`` and
-absolute paths; dotfiles such as the deploy's lock are hidden) and lists no folder.
+absolute paths; dotfiles such as the deploy's lock are hidden; a symlink is followed
+only when the file it resolves to is inside the folder too) and lists no folder.
 """
 
 from __future__ import annotations
 
+import stat
 import sys
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,22 @@ def cache_control_for(key: str) -> str:
     return IMMUTABLE_CACHE_CONTROL
 
 
+def resolved_inside(folder: Path, key: str) -> Path | None:
+    """The real file ``key`` names below ``folder`` (itself resolved), or ``None`` when it is
+    missing, not a regular file, hidden, or resolves outside the folder: ``safe_join`` only
+    looks at the name, and a symlink in the folder would serve any file the user can read."""
+    try:
+        target = (folder / key).resolve(strict=True)
+        info = target.stat()
+    except (OSError, RuntimeError):  # missing, unreadable, or a symlink loop
+        return None
+    if target == folder or not target.is_relative_to(folder) or not stat.S_ISREG(info.st_mode):
+        return None
+    if any(part.startswith(".") for part in target.relative_to(folder).parts):
+        return None  # a link to the lock file or an upload in flight: hidden like them
+    return target
+
+
 def create_app(root: Path) -> Flask:
     """A WSGI app serving ``root`` like the bucket it mirrors, readable from any origin."""
     from flask import Flask, abort, send_from_directory
@@ -50,7 +68,12 @@ def create_app(root: Path) -> Flask:
     def serve_object(key: str) -> Response:
         if any(part.startswith(".") for part in key.split("/")):
             abort(404)  # the lock file, temporary uploads, and any "..": never served
-        response = send_from_directory(folder, key, conditional=True, etag=True)
+        target = resolved_inside(folder, key)
+        if target is None:
+            abort(404)
+        # The file that was checked, by its real name (the type still follows the key).
+        response = send_from_directory(folder, target.relative_to(folder).as_posix(),
+                                       conditional=True, etag=True)
         # Set after send_file, which would append a second charset to text/* types.
         response.headers["Content-Type"] = content_type_for(key)
         response.headers["Cache-Control"] = cache_control_for(key)
@@ -62,6 +85,9 @@ def create_app(root: Path) -> Flask:
         # Public assets only: any page may read them, which SRI's CORS fetch requires.
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        # The server writes its own Date (http.server's send_response); the one Werkzeug's
+        # make_conditional adds would be a second, which RFC 9110 does not allow.
+        del response.headers["Date"]
         return response
 
     return app
