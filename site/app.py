@@ -51,17 +51,32 @@ from PIL import Image
 from pipeline import CDN
 from pipeline.errors import ConfigError
 from pipeline.flaskext.bundles import init_bundles
+from pipeline.images.encode_queue import EncodeRefused
 from pipeline.images.uploads import UploadRejected
 from pipeline.images.views import images_blueprint, images_state
 from pipeline.localfs import collect_files
 from pipeline.media_types import content_type_for
 
 try:
-    from gallery import list_images, list_private_images, store_upload, upload_picture
+    from gallery import (
+        encode_worker,
+        init_upload_encoding,
+        list_images,
+        list_private_images,
+        store_upload,
+        upload_picture,
+    )
     from login_guard import LoginThrottle, SessionGenerations
 except ModuleNotFoundError:  # loaded from its file (tests, stack.py): site/ is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from gallery import list_images, list_private_images, store_upload, upload_picture
+    from gallery import (
+        encode_worker,
+        init_upload_encoding,
+        list_images,
+        list_private_images,
+        store_upload,
+        upload_picture,
+    )
     from login_guard import LoginThrottle, SessionGenerations
 
 log = logging.getLogger(__name__)
@@ -86,6 +101,14 @@ DEFAULTS: dict[str, Any] = {
     "CDN_VARIANT_CACHE": ROOT / "build" / "variants",
     "GALLERY_DIR": "img",
     "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
+    # Variants of public uploads are encoded in the background (site/gallery.py): threads,
+    # uploads waiting (more: 503), uploads waiting or encoding per user (more: 429), the
+    # Retry-After of those answers; or a callable (job, owner) handing them to a job queue.
+    "UPLOAD_ENCODE_WORKERS": 1,
+    "UPLOAD_ENCODE_QUEUE": 8,
+    "UPLOAD_ENCODE_PER_USER": 2,
+    "UPLOAD_ENCODE_RETRY_AFTER": 30,
+    "UPLOAD_ENCODE_SCHEDULER": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     # None: Secure (HTTPS only) unless in debug mode; False for plain HTTP on loopback.
@@ -114,6 +137,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[THROTTLE_KEY] = LoginThrottle()
     app.extensions[GENERATIONS_KEY] = SessionGenerations()
     CDN(app)
+    init_upload_encoding(app)
     init_bundles(app, _load_bundles())
     app.register_blueprint(
         images_blueprint(current_user=current_user, may_read_private=_may_read_private)
@@ -128,6 +152,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.add_url_rule("/logout", "logout", logout, methods=["POST"])
     app.add_url_rule("/upload", "upload", upload, methods=["GET", "POST"])
     return app
+
+
+def shutdown_app(app: Flask) -> None:
+    """Stop the app's background work once it serves no more requests: uploads waiting for
+    their variants are dropped (their originals stay shown), a running encode finishes."""
+    worker = encode_worker(app)
+    if worker is not None:
+        worker.shutdown(cancel_pending=True)
 
 
 def _load_bundles() -> dict[str, Any]:
@@ -328,9 +360,15 @@ def logout() -> Response:
     return redirect(url_for("gallery"), code=303)
 
 
-def upload() -> Response | str | tuple[str, int]:
-    """Logged-in users upload an image; it is checked by content and stored under a new name."""
-    if current_user() is None:
+def upload() -> Response | str | tuple[str, int] | tuple[str, int, dict[str, str]]:
+    """Logged-in users upload an image; it is checked by content and stored under a new name.
+
+    The answer does not wait for the variants: they are encoded in the background and the
+    gallery shows the original until they exist. When the encoder takes no more work (too
+    many uploads waiting: 503; this user's budget used: 429) nothing is stored and the
+    answer says when to try again."""
+    user = current_user()
+    if user is None:
         if request.method == "GET":
             return redirect(url_for("login", next=url_for("upload")))
         abort(401)
@@ -341,10 +379,15 @@ def upload() -> Response | str | tuple[str, int]:
         return render_template("upload.html", error="Choose an image file."), 400
     private = request.form.get("visibility") == "private"
     try:
-        name = store_upload(file.read(), private=private)
+        name = store_upload(file.read(), owner=user, private=private)
     except UploadRejected as exc:
         return render_template("upload.html", error=f"Not accepted: {exc}."), 400
-    log.info("%s uploaded %s image %s", current_user(), "a private" if private else "an", name)
+    except EncodeRefused as exc:
+        log.warning("upload by %s refused: %s", user, exc)
+        error = f"Not now: {exc}. Try again in {exc.retry_after} seconds."
+        return render_template("upload.html", error=error), exc.status, {
+            "Retry-After": str(exc.retry_after)}
+    log.info("%s uploaded %s image %s", user, "a private" if private else "an", name)
     return redirect(url_for("gallery"), code=303)  # where the new image is listed first
 
 

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,7 +210,8 @@ def nginx_cdn(s3_endpoint: str, workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def serve(app: Flask) -> Iterator[str]:
+def serve(app: Flask, *, on_stop: Callable[[Flask], None] | None = None) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port; ``on_stop(app)`` once it takes no requests."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -219,6 +220,8 @@ def serve(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        if on_stop is not None:
+            on_stop(app)  # e.g. the upload encoder: no encode is cut off half-way
 
 
 def load_site_module() -> Any:
@@ -276,7 +279,7 @@ def running_stack(workdir: Path, *, cdn_enabled: bool = True,
             _upload_private(endpoint, private_dir)
         config.update(extra_config or {})
         app = site.create_app(config)
-        site_url = stack.enter_context(serve(app))
+        site_url = stack.enter_context(serve(app, on_stop=site.shutdown_app))
         yield Stack(endpoint, cdn_url, site_url, manifest_path, workdir, app)
 
 

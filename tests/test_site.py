@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # the fixture's type; only annotations use it
 ROOT = Path(__file__).resolve().parent.parent
 SITE_APP = ROOT / "site" / "app.py"
 USERS = {"alice": "correct horse", "bob": "p\u00e4ssw\u00f6rd"}
+#: For `flask` subprocesses: this checkout's pipeline, not whichever checkout is installed
+#: (editable) on the machine, which may lack what this site imports.
+THIS_CHECKOUT = {"PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture(scope="module")
@@ -527,7 +530,7 @@ def test_production_refusal_from_the_flask_command(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", str(SITE_APP), "routes"],
         check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "FLASK_SECRET_KEY": "x"},
+        env={**os.environ, **THIS_CHECKOUT, "FLASK_SECRET_KEY": "x"},
     )
     assert result.returncode != 0
     assert "FLASK_DEMO_USERS" in result.stderr and "demo/demo" in result.stderr
@@ -674,7 +677,8 @@ def test_flask_command_loads_the_site(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", str(SITE_APP), "routes"],
         check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "FLASK_SECRET_KEY": "x", "FLASK_DEMO_USERS": '{"al": "pw"}'},
+        env={**os.environ, **THIS_CHECKOUT, "FLASK_SECRET_KEY": "x",
+             "FLASK_DEMO_USERS": '{"al": "pw"}'},
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -690,6 +694,7 @@ def test_public_upload_gets_variants_shown_with_picture(client: FlaskClient,
     photo.save(buffer, "JPEG", quality=90)
     response = upload(client, buffer.getvalue(), "big.jpg")
     assert response.status_code == 303
+    assert client.application.extensions["demo.encode_worker"].wait_idle(60)  # background
     html = client.get("/").get_data(as_text=True)
     uploads = html.split("<h2>Uploaded images</h2>", 1)[1].split("</div>", 1)[0]
     avif = re.search(r'<source type="image/avif" srcset="([^"]+)"', uploads)
