@@ -29,3 +29,14 @@ def test_the_installed_version_is_this_checkouts(installed: InstalledTool, proje
 
     assert result.returncode == 0, result.stderr
     assert version("flask-cdn-pipeline") in result.stdout
+
+
+def test_a_deploy_of_one_file_says_file_not_files(installed: InstalledTool, tmp_path: Path) -> None:
+    project = tmp_path / "one"
+    (project / "static").mkdir(parents=True)
+    (project / "static" / "robots.txt").write_bytes(b"User-agent: *\n")
+    result = installed.run("cdn-deploy", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "Deployed 1 file to local folder 'build/cdn': 1 uploaded (14 B), 0 unchanged" in (
+        result.stdout)
+    assert "1 file: 1 to upload (14 B), 0 unchanged" in result.stderr

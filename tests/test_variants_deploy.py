@@ -193,3 +193,24 @@ def test_verify_reports_a_missing_variant(capsys: Any, s3: S3Env, tmp_path: Path
         variants[0]["key"] in output.out + output.err
         and "variant missing" in output.out + output.err
     )
+
+
+def test_summaries_count_files_and_variants_apart(capsys: Any, tmp_path: Path) -> None:
+    static = make_static(tmp_path)  # 4 files, 12 variants of two of them
+    common = ["--static-dir", str(static), "--no-assets", *WIDTHS,
+              "--variant-cache", str(tmp_path / "variants")]
+    code, out = run_json(capsys, [*common, "--target-dir", str(tmp_path / "a"),
+                                  "--manifest", str(tmp_path / "a.json")])
+    assert code == 0, out
+    files = sum(path.stat().st_size for path in static.rglob("*") if path.is_file())
+    assert (out["files"], out["files_uploaded"], out["file_bytes_uploaded"]) == (4, 4, files)
+    assert (out["variant_uploads"], out["uploaded"]) == (12, 16)  # "uploaded": every object
+    assert out["bytes_uploaded"] == files + out["variant_bytes_uploaded"]
+
+    from pipeline.cli.main import main
+
+    assert main([*common, "--target-dir", str(tmp_path / "b"),
+                 "--manifest", str(tmp_path / "b.json")]) == 0
+    text = capsys.readouterr().out
+    assert f"Deployed 4 files to local folder {str(tmp_path / 'b')!r}: 4 uploaded (" in text
+    assert "Image variants: 0 encoded, 12 uploaded (" in text  # encoded once, by the first run

@@ -50,11 +50,20 @@ __all__ = ["cli", "deploy_command", "main", "open_storage", "run"]
 
 
 def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
+    """The ``--json`` object. ``uploaded``/``bytes_uploaded`` count every object (files and
+    image variants, as they always did); ``files_uploaded``/``variant_uploads`` and their
+    bytes count each kind apart."""
+    from .reporting import UploadCounts
+
+    counts = UploadCounts.of(result)
     return {
         "files": len(result.plan.files),
         "uploaded": result.uploaded,
+        "files_uploaded": counts.files,
         "skipped": result.plan.skipped,
         "bytes_uploaded": result.bytes_uploaded,
+        "file_bytes_uploaded": counts.file_bytes,
+        "variant_bytes_uploaded": counts.variant_bytes,
         "bytes_total": result.manifest.total_bytes,
         "manifest": str(result.manifest_path),
         "manifest_key": result.manifest_key,
@@ -73,7 +82,7 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
         "hashes_from_git": result.hashes_from_git,
         "invalidation": invalidation,
         "encoded": result.encoded,
-        "variant_uploads": 0 if result.dry_run else result.variant_uploads,
+        "variant_uploads": counts.variants,
     }
 
 
@@ -282,24 +291,27 @@ def _build_bundles(settings: DeploySettings, run: Run, storage: Storage) -> None
 
 def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
                    invalidation: str | None) -> None:
-    from .reporting import format_size
+    from .reporting import UploadCounts, format_size, plural
 
     if result.dry_run:
         for item in result.ignored:
             click.echo(f"{'left out':<10} {printable_name(item.logical_path)} ({item.reason})")
-        click.echo(f"Dry run: would upload {len(result.plan.uploads)} of {len(result.plan.files)} "
-                   f"files ({format_size(result.plan.bytes_to_upload)}) to {result.target}; "
+        click.echo(f"Dry run: would upload {len(result.plan.uploads)} of "
+                   f"{plural(len(result.plan.files), 'file')} "
+                   f"({format_size(result.plan.bytes_to_upload)}) to {result.target}; "
                    f"{len(result.ignored)} left out; {_live_change(result)}; "
                    "nothing was uploaded or written")
         if settings.variants:
-            click.echo(f"Dry run: would encode {result.encoded} image variant(s)")
+            click.echo(f"Dry run: would encode {plural(result.encoded, 'image variant')}")
         return
-    click.echo(f"Deployed {len(result.plan.files)} files to {result.target}: "
-               f"{result.uploaded} uploaded ({format_size(result.bytes_uploaded)}), "
+    # Files and variants apart: variants are not files of the user's folder.
+    counts = UploadCounts.of(result)
+    click.echo(f"Deployed {plural(len(result.plan.files), 'file')} to {result.target}: "
+               f"{counts.files} uploaded ({format_size(counts.file_bytes)}), "
                f"{result.plan.skipped} unchanged")
     if settings.variants:
-        click.echo(f"Image variants: {result.encoded} encoded, {result.variant_uploads} "
-                   f"uploaded ({format_size(result.variant_bytes)})")
+        click.echo(f"Image variants: {result.encoded} encoded, {counts.variants} "
+                   f"uploaded ({format_size(counts.variant_bytes)})")
     click.echo(f"Manifest: {result.manifest_path} (published as {result.manifest_key})")
     if result.new_release or result.previous_release:
         click.echo(f"Release: {result.release_id} (new release; previous: "

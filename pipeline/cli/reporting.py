@@ -5,10 +5,38 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
 
 from ..release.plan import Plan
 from ..storage.base import Upload
+
+if TYPE_CHECKING:
+    from ..release.publish import DeployResult
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``: a count with its noun in the right number (``-s`` nouns only)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+@dataclass(frozen=True)
+class UploadCounts:
+    """What a deploy uploaded, the user's files and the image variants made from them apart:
+    "15 uploaded" for 3 files and 12 variants read as 15 of the user's files."""
+
+    files: int
+    file_bytes: int
+    variants: int
+    variant_bytes: int
+
+    @classmethod
+    def of(cls, result: DeployResult) -> UploadCounts:
+        """The counts of ``result`` (all zero for a dry run: nothing was uploaded)."""
+        if result.dry_run:
+            return cls(0, 0, 0, 0)
+        return cls(files=len(result.plan.uploads), file_bytes=result.plan.bytes_to_upload,
+                   variants=result.variant_uploads, variant_bytes=result.variant_bytes)
 
 
 def format_size(size: float) -> str:
@@ -66,6 +94,8 @@ class ProgressReporter:
         self._last_line_done = 0
         #: Uploads may start before the plan (while hashing): until then the totals are unknown.
         self._planned = False
+        #: What the progress counts: files, or objects once image variants join them.
+        self._unit = "files"
         #: Held while writing; re-entrant because :meth:`stop` runs in a signal handler, which
         #: may interrupt the main thread in the middle of a write of its own.
         self._write_lock = threading.RLock()
@@ -85,7 +115,7 @@ class ProgressReporter:
             for item in plan.files:
                 print(f"{item.reason.value:<10} {item.logical_path} -> {item.entry.key} "
                       f"({format_size(item.entry.size)})", file=self.out)
-        self._progress(f"{len(plan.files)} files: {self._total} to upload "
+        self._progress(f"{plural(len(plan.files), 'file')}: {self._total} to upload "
                        f"({format_size(self._total_bytes)}), {plan.skipped} unchanged\n")
 
     def warned(self, message: str) -> None:
@@ -96,13 +126,17 @@ class ProgressReporter:
             self._progress("image variants: 0 to encode\n")
             return
         verb = "would encode" if dry_run else "encoding"
-        self._progress(f"image variants: {verb} {variants} of {sources} image(s)\n")
+        self._progress(f"image variants: {verb} {plural(variants, 'variant')} of "
+                       f"{plural(sources, 'image')}\n")
 
     def variants_ready(self, uploads: int, size: int) -> None:
-        """Variant uploads join the totals the progress counts against."""
+        """Variant uploads join the totals the progress counts against, which then count
+        objects, not the user's files."""
         with self._lock:
             self._total += uploads
             self._total_bytes += size
+            if uploads:
+                self._unit = "objects"
 
     def encoded(self, logical_path: str, done: int, total: int) -> None:
         self._progress(f"[{done}/{total}] encoded variants of {logical_path}\n")
@@ -157,7 +191,7 @@ class ProgressReporter:
         rate = format_size(self._rate(now))
         if not self._planned:
             return f"{self._done} files, {format_size(self._bytes)} while hashing, {rate}/s"
-        return (f"{self._done}/{self._total} files, {format_size(self._bytes)}/"
+        return (f"{self._done}/{self._total} {self._unit}, {format_size(self._bytes)}/"
                 f"{format_size(self._total_bytes)}, {rate}/s")
 
     def _line(self) -> None:
