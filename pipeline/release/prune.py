@@ -29,25 +29,26 @@ Racing a deploy, why no release can name a deleted object:
   it starts no delete request later than :data:`PRUNE_SEND_DEADLINE` after writing
   it, and when done writes a record ``pruned-*.json`` and then removes the marker;
 * the final check (right before deleting) reads the releases again and spares
-  every key a release written meanwhile names;
+  every key a release written meanwhile names, the target of a rollback under way
+  (its intent object), and what the current manifest names if it moved;
 * a deploy writes its release object, then lists ``releases/``: if a prune may have
-  deleted since the deploy started (:func:`pruned_since`), it waits while a marker
-  younger than :data:`PRUNE_WINDOW` is listed, lists the whole prefix, and
-  re-uploads whatever is missing before the release becomes current.
+  deleted since the deploy started (:func:`~.markers.pruned_since`), it waits while a
+  marker younger than :data:`~.markers.PRUNE_WINDOW` is listed, lists the whole
+  prefix, and re-uploads whatever is missing before the release becomes current;
+* a rollback writes its intent, waits out live markers the same way, and checks the
+  target against a listing taken after that, before switching (:mod:`.markers`).
 
-Either the prune's final check comes after the release object was written (and
-spares its keys), or its marker was written before the release object and the
-deploy's listing sees it (and waits until the deletes are done, then confirms).
+Either the prune's final check comes after the release object (or rollback intent)
+was written and spares its keys, or its marker was written before it and the
+deploy's or rollback's listing sees it (and waits until the deletes are done, then
+confirms).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -59,6 +60,7 @@ from .documents import (
     Current,
     ReleaseDoc,
 )
+from .markers import announced, rollback_targets, stale_records
 from .store import ReleaseStore, require_prefix
 
 #: Without ``--max-deletes``, refuse to delete more than this share of the objects.
@@ -69,21 +71,13 @@ DEFAULT_LIMIT_SHARE = 0.25
 #: never a candidate; and HTML cached for less than this still finds its assets.
 MIN_GRACE = timedelta(hours=1)
 
-#: Prune starts no delete request later than this after writing its marker ...
+#: Prune starts no delete request later than this after writing its marker (a deploy
+#: or rollback waits while one younger than :data:`~.markers.PRUNE_WINDOW` is listed).
 PRUNE_SEND_DEADLINE = timedelta(minutes=2)
-#: ... and a deploy waits while a marker younger than this is listed. The gap covers a
-#: request that botocore is still retrying, and clock skew between client and server.
-PRUNE_WINDOW = timedelta(minutes=10)
 
 #: Keys per delete call from prune (the S3 maximum per DeleteObjects request).
 DELETE_CHUNK = 1000
 
-#: Done records older than this are removed by the next prune (deploys look back
-#: no further than their own duration plus the window).
-DONE_TTL = timedelta(days=1)
-
-_MARKER_HEAD = "pruning-"
-_DONE_HEAD = "pruned-"
 
 
 @dataclass(frozen=True)
@@ -184,10 +178,10 @@ def prune(
             f"than the safety limit of {plan.limit}; check --prefix and --keep with --dry-run, "
             "then raise --max-deletes or pass --force"
         )
-    stale = _stale_done_records(listing, store.prefix, now or datetime.now(UTC))
+    stale = stale_records(listing, store.prefix, now or datetime.now(UTC))
     with announced(store, stale=stale) as started:
         # The final check comes after the marker is stored: see the module docstring.
-        spared = _named_by_new_releases(store, set(ids), current)
+        spared = _spared_at_final_check(store, set(ids), current)
         keys = [key for key in plan.candidates if key not in spared]
         outcome = _delete_in_time(store.storage, keys, started)
     return PruneResult(plan, outcome, dry_run)
@@ -204,65 +198,6 @@ def check_grace(grace: timedelta, *, force: bool) -> None:
 
 def _hours(period: timedelta) -> str:
     return f"{period.total_seconds() / 3600:g}h"
-
-
-@contextmanager
-def announced(store: ReleaseStore, *, stale: Sequence[str] = ()) -> Iterator[float]:
-    """Store a prune marker for the duration of the block; yield when it was written
-    (``time.monotonic()`` just before the PUT, so the deadline errs early).
-
-    When the block ends, a "done" record is written *before* the marker is removed, so
-    a deploy always finds one of the two for any prune that deleted since it started.
-    ``stale`` (old done records) are removed with the marker.
-    """
-    name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}.json"
-    key = f"{store.releases_prefix}/{_MARKER_HEAD}{name}"
-    body = json.dumps({"pruning": True, "window_seconds": PRUNE_WINDOW.total_seconds()})
-    started = time.monotonic()
-    storage = store.storage
-    storage.put_bytes(key, body.encode(), content_type="application/json",
-                      cache_control="no-store")
-    try:
-        yield started
-    finally:
-        storage.put_bytes(f"{store.releases_prefix}/{_DONE_HEAD}{name}", b"{}",
-                          content_type="application/json", cache_control="no-store")
-        storage.delete_keys([key, *stale])
-
-
-def live_markers(listing: Mapping[str, RemoteObject], prefix: str, now: datetime) -> list[str]:
-    """Prune markers in ``listing`` younger than :data:`PRUNE_WINDOW` at ``now``.
-
-    A marker without a date counts as live; one from a prune killed by SIGKILL stops
-    counting once the window has passed.
-    """
-    head = f"{releases_prefix(prefix)}/{_MARKER_HEAD}"
-    return sorted(key for key, remote in listing.items() if key.startswith(head)
-                  and (remote.last_modified is None or remote.last_modified > now - PRUNE_WINDOW))
-
-
-def pruned_since(listing: Mapping[str, RemoteObject], prefix: str, since: datetime) -> bool:
-    """Whether a prune may have deleted anything after ``since`` (server time).
-
-    Its deletes land within :data:`PRUNE_WINDOW` of its marker, and it writes a done
-    record after them: so a marker younger than ``since - PRUNE_WINDOW`` or a done
-    record younger than ``since`` is listed for every such prune.
-    """
-    marker, done = (f"{releases_prefix(prefix)}/{head}" for head in (_MARKER_HEAD, _DONE_HEAD))
-    for key, remote in listing.items():
-        stamp = remote.last_modified
-        if key.startswith(marker) and (stamp is None or stamp > since - PRUNE_WINDOW):
-            return True
-        if key.startswith(done) and (stamp is None or stamp > since):
-            return True
-    return False
-
-
-def _stale_done_records(listing: Mapping[str, RemoteObject], prefix: str, now: datetime
-                        ) -> list[str]:
-    head = f"{releases_prefix(prefix)}/{_DONE_HEAD}"
-    return [key for key, remote in listing.items() if key.startswith(head)
-            and remote.last_modified is not None and remote.last_modified < now - DONE_TTL]
 
 
 def _delete_in_time(storage: Storage, keys: Sequence[str], started: float) -> DeleteOutcome:
@@ -292,13 +227,21 @@ def kept_releases(
     return store.read_releases(wanted)
 
 
-def _named_by_new_releases(
+def _spared_at_final_check(
     store: ReleaseStore, known: set[str], current: Current
 ) -> set[str]:
-    """Keys named by releases (or a current manifest) that appeared since the listing."""
-    fresh = set(store.release_ids(store.list_releases())) - known
+    """Keys that became needed since the listing: named by releases written meanwhile, by
+    the target of a rollback under way (and its release object), or by the current
+    manifest if it moved. ``releases/`` is listed before the current manifest is read, so
+    a rollback whose intent is already gone has already switched (see :mod:`.markers`)."""
+    listing = store.list_releases()
+    ids = set(store.release_ids(listing))
+    targets = rollback_targets(listing, store.prefix) & ids
     now = store.read_current()
-    docs = list(store.read_releases(fresh).values())
+    docs = list(store.read_releases((ids - known) | targets).values())
+    spared = {store.release_key(rid) for rid in targets}
     if now.data != current.data and now.doc is not None:
         docs.append(now.doc)
-    return referenced_keys(docs)
+        if now.release_id:
+            spared.add(store.release_key(now.release_id))
+    return spared | referenced_keys(docs)

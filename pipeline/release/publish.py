@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -37,7 +37,7 @@ from ..build.css import is_css
 from ..build.fingerprint import FileStamp, HashCache
 from ..build.mounts import Mounts, git_blob_ids
 from ..build.variants import VariantSettings
-from ..errors import ConflictError, DeployError, ManifestError
+from ..errors import DeployError, ManifestError
 from ..localfs import Ignored, LocalFile, check_writable, write_atomic
 from ..manifest import Manifest
 from ..pathfilter import PathFilter
@@ -45,8 +45,8 @@ from ..storage.base import RemoteObject, Storage, Upload, UploadOutcome
 from ..validate import DEFAULT_STATIC_URL_PATH
 from .documents import Current, ReleaseDoc, make_release
 from .early import EarlyUploads
+from .markers import listing_after_prunes, pruned_since, server_now
 from .plan import Plan, PlannedFile, Reason, entry_upload, missing_keys, plan_deploy
-from .prune import PRUNE_WINDOW, live_markers, pruned_since
 from .store import ReleaseStore
 from .variant_step import (
     VariantPlan,
@@ -58,11 +58,6 @@ from .variant_step import (
     with_variants,
 )
 
-#: Seconds between listings while waiting for a live prune marker to go.
-MARKER_POLL_SECONDS = 0.5
-#: How far the local clock may run ahead of the server's when no server time is at hand
-#: (SigV4 refuses requests from clocks more than 15 minutes off).
-CLOCK_SKEW = timedelta(minutes=15)
 #: ``LastModified`` has a resolution of one second.
 STAMP_SLACK = timedelta(seconds=2)
 
@@ -381,10 +376,10 @@ def confirm_release(
     again. Raises :class:`DeployError` if something is still missing.
     """
     recent = store.list_releases()
-    since = _server_now(recent, store) - _seconds(time.monotonic() - started) - STAMP_SLACK
+    since = server_now(recent, store) - _seconds(time.monotonic() - started) - STAMP_SLACK
     if not pruned_since(recent, store.prefix, since):
         return
-    listing = _listing_after_prunes(store, list(by_key))
+    listing = listing_after_prunes(store, list(by_key))
     missing = missing_keys(manifest, listing)
     if not missing:
         return
@@ -392,7 +387,7 @@ def confirm_release(
                     f"prune?), first: {missing[0]}; uploading them again")
     # A variant this run did not upload has no local source here: the check below reports it.
     _upload(store.storage, [by_key[key] for key in missing if key in by_key], observer)
-    still = missing_keys(manifest, _listing_after_prunes(store, list(by_key)))
+    still = missing_keys(manifest, listing_after_prunes(store, list(by_key)))
     if still:
         raise DeployError(
             f"{len(still)} object(s) of the new release keep disappearing from "
@@ -400,31 +395,6 @@ def confirm_release(
             f"manifest is still current (release {release_id} was recorded but not made "
             "current; is a prune with --force running?)"
         )
-
-
-def _listing_after_prunes(store: ReleaseStore, hints: list[str]) -> dict[str, RemoteObject]:
-    """One listing of the prefix taken when no prune marker is live (bounded wait)."""
-    started = time.monotonic()
-    while True:
-        listing = store.list(hints=hints)
-        waited = time.monotonic() - started
-        live = live_markers(listing, store.prefix, _server_now(listing, store) + _seconds(waited))
-        if not live:
-            return listing
-        if waited > PRUNE_WINDOW.total_seconds():
-            raise ConflictError(f"a prune marker ({live[0]}) did not go away in "
-                                f"{PRUNE_WINDOW}; nothing was published")
-        time.sleep(MARKER_POLL_SECONDS)
-
-
-def _server_now(listing: Mapping[str, RemoteObject], store: ReleaseStore) -> datetime:
-    """The newest release object's ``LastModified``: usually ours, just written, so the
-    server's clock, which also dates the markers. Without one, the local clock minus
-    :data:`CLOCK_SKEW`, erring towards waiting."""
-    head = store.releases_prefix + "/"
-    stamps = [remote.last_modified for key, remote in listing.items()
-              if key.startswith(head) and remote.last_modified is not None]
-    return max([*stamps, datetime.now(UTC) - CLOCK_SKEW])
 
 
 def _seconds(value: float) -> timedelta:
