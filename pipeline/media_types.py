@@ -48,6 +48,18 @@ CONTENT_TYPES: dict[str, str] = {
     # documents and media
     ".html": "text/html" + _TEXT,
     ".txt": "text/plain" + _TEXT,
+    # text formats a static folder often ships; without them they went out as
+    # octet-stream (a download, not a page) and servers that derive a type from the
+    # name (SeaweedFS) served something else than the deploy stored
+    ".md": "text/markdown" + _TEXT,
+    ".csv": "text/csv" + _TEXT,
+    ".tsv": "text/tab-separated-values" + _TEXT,
+    ".yaml": "application/yaml" + _TEXT,
+    ".yml": "application/yaml" + _TEXT,
+    ".toml": "application/toml" + _TEXT,
+    ".ics": "text/calendar" + _TEXT,
+    ".vtt": "text/vtt" + _TEXT,
+    ".webmanifest": "application/manifest+json" + _TEXT,
     ".xml": "application/xml",
     ".pdf": "application/pdf",
     ".mp4": "video/mp4",

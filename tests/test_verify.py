@@ -146,3 +146,58 @@ def test_verify_with_nothing_published_is_a_usage_error(
     code, report = run_json(capsys, ["verify", *target_args(s3, tmp_path, static_tree)])
     assert code == 2 and "no manifest at 'static/manifest.json'" in report["error"]
     assert "nothing is deployed under this prefix" in report["error"]
+
+
+TEXT_FILES = {"docs/notes.md": b"# Notes\n", "data/table.csv": b"a,b\n1,2\n",
+              "config/site.yaml": b"title: x\n", "config/app.toml": b"a = 1\n"}
+
+
+def test_common_text_types_are_stored_with_their_own_type_and_verify_cleanly(
+    s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``.md`` and friends were stored as octet-stream; SeaweedFS then served its own type
+    and verify reported a false problem."""
+    static = tmp_path / "static"
+    for name, data in TEXT_FILES.items():
+        (static / name).parent.mkdir(parents=True, exist_ok=True)
+        (static / name).write_bytes(data)
+    args = target_args(s3, tmp_path, static)
+    assert run_json(capsys, [*args, "-q"])[0] == 0
+    manifest = Manifest.load(tmp_path / "out" / "manifest.json")
+    expected = {"docs/notes.md": "text/markdown; charset=utf-8",
+                "data/table.csv": "text/csv; charset=utf-8",
+                "config/site.yaml": "application/yaml; charset=utf-8",
+                "config/app.toml": "application/toml; charset=utf-8"}
+    for name, content_type in expected.items():
+        head = s3.client.head_object(Bucket=s3.bucket, Key=manifest.files[name].key)
+        assert head["ContentType"] == content_type, name
+    code, report = run_json(capsys, ["verify", "--full", *args])
+    assert code == 0 and report["ok"], report["problems"]
+    assert report["server_types"] == {}
+
+
+@pytest.mark.real_s3("SeaweedFS serves an octet-stream object with a type derived from its "
+                     "name; moto serves what was stored")
+def test_verify_accepts_a_type_the_server_chose_for_an_octet_stream_object_and_says_so(
+    s3: S3Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    static = tmp_path / "static"
+    (static / "raw").mkdir(parents=True)
+    (static / "raw" / "cat.psd").write_bytes(b"8BPS layered cat")
+    (static / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n logo")
+    args = target_args(s3, tmp_path, static)
+    assert run_json(capsys, [*args, "-q"])[0] == 0
+    key = Manifest.load(tmp_path / "out" / "manifest.json").files["raw/cat.psd"].key
+    served = s3.client.head_object(Bucket=s3.bucket, Key=key)["ContentType"]
+    assert served not in ("application/octet-stream", "")  # the server's own choice
+
+    code, report = run_json(capsys, ["verify", "--full", *args])
+    assert code == 0 and report["ok"], report["problems"]
+    assert report["server_types"] == {key: served}
+    from pipeline.cli.main import main
+
+    assert main(["verify", *args]) == 0
+    out = capsys.readouterr().out
+    assert f"note: 1 object(s) stored as application/octet-stream are served with a type the " \
+           f"server derives from the name (first: {key}: {served!r})" in out
+    assert out.rstrip().endswith(": OK")

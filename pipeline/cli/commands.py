@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..images.private import UnreadablePolicy, public_grants, upload_private
 from ..keys import manifest_key
 from ..localfs import check_writable
+from ..media_types import DEFAULT_CONTENT_TYPE
 from ..release.documents import validate_release_id
 from ..release.prune import PruneResult, prune
 from ..release.publish import write_published_manifest
@@ -118,6 +119,7 @@ def _verify_json(report: VerifyReport, fixed: RepairResult | None) -> dict[str, 
         "problems": [{"key": p.key, "path": p.path, "problem": p.kind, "expected": p.expected,
                       "actual": p.actual} for p in report.problems],
         "repaired": list(fixed.uploaded) if fixed else None,
+        "server_types": dict(report.server_types),
     }
 
 
@@ -127,6 +129,11 @@ def _print_verify(report: VerifyReport, fixed: RepairResult | None) -> None:
     label = f"{report.release_id or '(no release id)'}{' (current)' if report.is_current else ''}"
     for problem in report.problems:
         click.echo(f"problem: {problem.describe()}")
+    if report.server_types:
+        key, served = report.server_types[0]
+        click.echo(f"note: {len(report.server_types)} object(s) stored as "
+                   f"{DEFAULT_CONTENT_TYPE} are served with a type the server derives from "
+                   f"the name (first: {key}: {served!r}); accepted, not a problem")
     verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
     click.echo(f"Release {label}: {report.checked} objects checked, {report.inspected} "
                f"inspected in detail: {verdict}")

@@ -19,6 +19,13 @@ What each check costs and why it is enough:
   one its release recorded.
 * A folder target has no ETags in its listing and stores no headers: every file is
   read and its SHA-256 compared with the manifest's hash instead.
+
+Some servers (SeaweedFS) replace a stored ``application/octet-stream`` with a type
+they derive from the name (``.psd`` -> ``image/vnd.adobe.photoshop``). For objects
+the deploy stored as octet-stream (our table does not know the extension) another
+type is accepted and listed in the report's ``server_types``, not counted as a
+problem: the bytes are right, and the server, not the deploy, chose the header. Any
+other type mismatch is a problem.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from datetime import datetime
 
 from ..errors import ConfigError
 from ..manifest import Entry
-from ..media_types import IMMUTABLE_CACHE_CONTROL
+from ..media_types import DEFAULT_CONTENT_TYPE, IMMUTABLE_CACHE_CONTROL
 from ..storage.base import ObjectInfo, RemoteObject
 from .documents import ReleaseDoc
 from .plan import is_present
@@ -66,6 +73,9 @@ class VerifyReport:
     checked: int
     inspected: int
     problems: tuple[Problem, ...]
+    #: (key, type served) of objects stored as octet-stream that the server serves with
+    #: a type of its own choosing (accepted: see the module docstring).
+    server_types: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -108,6 +118,7 @@ def verify(
         release_id=doc.release_id, is_current=doc.release_id == current.release_id,
         doc=doc, checked=len(entries), inspected=len(to_inspect),
         problems=tuple(sorted(set(problems), key=lambda p: (p.key, p.kind))),
+        server_types=tuple(sorted(server_typed(entries, found))),
     )
 
 
@@ -201,8 +212,19 @@ def inspection_problems(
                 yield Problem(key, path, "wrong content (SHA-256)", entry.hash, info.sha256)
         elif info.etag and etags.get(key) and info.etag != etags[key]:
             yield Problem(key, path, ETAG_MISMATCH, etags[key], info.etag)
-        if info.content_type is not None and info.content_type != entry.content_type:
+        if info.content_type is not None and info.content_type != entry.content_type \
+                and entry.content_type != DEFAULT_CONTENT_TYPE:
             yield Problem(key, path, "wrong Content-Type", entry.content_type, info.content_type)
         if info.cache_control is not None and info.cache_control != IMMUTABLE_CACHE_CONTROL:
             yield Problem(key, path, "wrong Cache-Control", IMMUTABLE_CACHE_CONTROL,
                           info.cache_control)
+
+
+def server_typed(entries: Mapping[str, tuple[str, Entry]],
+                 found: Mapping[str, ObjectInfo | None]) -> Iterable[tuple[str, str]]:
+    """(key, served type) for objects stored as octet-stream but served as another type."""
+    for key, info in found.items():
+        if info is not None and info.content_type is not None \
+                and entries[key][1].content_type == DEFAULT_CONTENT_TYPE \
+                and info.content_type != DEFAULT_CONTENT_TYPE:
+            yield key, info.content_type
