@@ -277,6 +277,8 @@ def running_stack(workdir: Path, *, cdn_enabled: bool = True,
         if cdn_enabled:
             config.update({"PRIVATE_BUCKET": PRIVATE_BUCKET, "PRIVATE_ENDPOINT_URL": endpoint})
             _upload_private(endpoint, private_dir)
+        else:  # the development view, on loopback: variants encoded on request, as in debug
+            config["CDN_VARIANT_ROUTE"] = True
         config.update(extra_config or {})
         app = site.create_app(config)
         site_url = stack.enter_context(serve(app, on_stop=site.shutdown_app))

@@ -280,7 +280,10 @@ def test_development_pictures_use_the_variant_settings_of_the_pyproject_table(
     published = {v["key"].removeprefix("static/"): v["width"]
                  for v in manifest["files"]["img/photo.jpg"]["variants"]}
     assert sorted(set(published.values())) == [200, 400]
-    with flask_server("app.py", cwd=project) as (base, err):
+    # `flask --debug run`, as in development (the variant route exists only there), without
+    # the reloader's second process
+    with flask_server("app.py", cwd=project, FLASK_DEBUG="1", FLASK_RUN_RELOAD="false",
+                      FLASK_RUN_DEBUGGER="false") as (base, err):
         status, page = get_page(f"{base}/")
         served = re.findall(r"/_variants/(\S+) (\d+)w", page)
         fetched = get_bytes(f"{base}/_variants/{served[0][0]}") if served else None

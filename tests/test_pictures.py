@@ -13,9 +13,10 @@ from PIL import Image
 
 from pipeline import CDN
 from pipeline.build.variants import VariantSettings, variant_key
-from pipeline.errors import MissingAssetError
+from pipeline.errors import ConfigError, MissingAssetError
 from pipeline.flaskext.pictures import picture, srcset
 from pipeline.manifest import Entry, Manifest, Variant
+from tests.installed import InstalledTool
 
 SETTINGS = {"widths": [16, 32, 64], "formats": ["avif", "webp"]}
 SMALL = VariantSettings(widths=(16, 32, 64))
@@ -57,8 +58,9 @@ def dev_app(tmp_path: Path, **config: object) -> Flask:
     photo(static / "img" / "a b.jpg")
     (static / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
     app = Flask(__name__, static_folder=str(static))
-    app.config.update(CDN_VARIANTS=SETTINGS, CDN_VARIANT_CACHE=str(tmp_path / "build" / "v"),
-                      **config)
+    app.config.update({"CDN_VARIANTS": SETTINGS,
+                       "CDN_VARIANT_CACHE": str(tmp_path / "build" / "v"), "DEBUG": True,
+                       **config})
     CDN(app)
     return app
 
@@ -233,3 +235,96 @@ def test_svg_in_development_is_a_plain_img(tmp_path: Path) -> None:
         doc = parse(str(picture("logo.svg", alt="logo")))
     assert doc.tags == [("img", {"src": "/static/logo.svg", "alt": "logo", "loading": "lazy",
                                  "decoding": "async"})]
+
+
+# -- the development route: only in development, and bounded work per request -----------------
+
+
+def test_the_variant_route_is_not_offered_outside_development(tmp_path: Path) -> None:
+    """A production app with the CDN off (no manifest yet, say) used to register
+    ``/_variants/``, which encodes on request for anyone; it now renders plain ``<img>``."""
+    key = variant_key(("0" * 64), 16, "avif", SMALL)
+    production = dev_app(tmp_path, DEBUG=False)
+    assert production.test_client().get(f"/_variants/{key}").status_code == 404
+    assert "cdn_variant" not in production.view_functions
+    with production.test_request_context():
+        doc = parse(str(picture("img/a b.jpg", alt="a")))
+    assert doc.tags == [("img", {"src": "/static/img/a%20b.jpg", "width": "100",
+                                 "height": "60", "alt": "a", "loading": "lazy",
+                                 "decoding": "async"})]
+    for config in ({"DEBUG": True}, {"DEBUG": False, "TESTING": True},
+                   {"DEBUG": False, "CDN_VARIANT_ROUTE": True}):
+        app = dev_app(tmp_path, **config)
+        _, urls = _dev_urls(app)
+        assert urls, config
+        with app.test_client().get(urls[0]) as response:
+            assert response.status_code == 200, config
+    never = dev_app(tmp_path, CDN_VARIANT_ROUTE=False)
+    assert "cdn_variant" not in never.view_functions and not _dev_urls(never)[1]
+    with pytest.raises(ConfigError, match="CDN_VARIANT_ROUTE"):
+        dev_app(tmp_path, CDN_VARIANT_ROUTE="yes")
+
+
+def test_unknown_keys_hash_the_static_folder_once(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request for a well-formed key of no known source used to hash every candidate in
+    the static folder again: a loop of such requests kept a core busy reading the folder."""
+    import pipeline.flaskext.pictures as pictures_module
+
+    for n in range(5):
+        photo(tmp_path / "static" / "img" / f"p{n}.jpg", (40 + n, 30))
+    hashed: list[Path] = []
+    real = pictures_module.hash_file
+
+    def counting(path: Path) -> str:
+        hashed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(pictures_module, "hash_file", counting)
+    client = dev_app(tmp_path).test_client()  # a fresh process: no page rendered yet
+    for n in range(20):
+        key = variant_key(f"{n:02d}" * 32, 16, "avif", SMALL)
+        assert client.get(f"/_variants/{key}").status_code == 404
+    assert len(hashed) == 6  # the six candidates, once
+    _, urls = _dev_urls(client.application)
+    with client.get(urls[0]) as response:
+        assert response.status_code == 200  # known sources are still found
+
+
+def test_variants_off_in_the_table_or_config_give_plain_img(tmp_path: Path) -> None:
+    """``variants = false`` in the pyproject table (no deploy publishes variants) or
+    ``CDN_VARIANTS = False``: development renders what production will, a plain ``<img>``."""
+    project = tmp_path / "project"
+    photo(project / "static" / "img" / "a.jpg")
+    (project / "pyproject.toml").write_text(
+        "[tool.flask-cdn-pipeline]\nvariants = false\nvariant-widths = [16]\n")
+    from_table = Flask("their_app", root_path=str(project),
+                       static_folder=str(project / "static"))
+    from_table.config.update(DEBUG=True)
+    CDN(from_table)
+    from_config = dev_app(tmp_path, CDN_VARIANTS=False)
+    for app, name in ((from_table, "img/a.jpg"), (from_config, "img/a b.jpg")):
+        with app.test_request_context():
+            doc = parse(str(picture(name, alt="a")))
+        assert [tag for tag, _ in doc.tags] == ["img"]
+        assert (doc.tags[0][1]["width"], doc.tags[0][1]["height"]) == ("100", "60")
+        assert "cdn_variant" not in app.view_functions
+
+
+def test_installed_flask_offers_the_variant_route_only_with_debug(
+        installed: InstalledTool, project: Path) -> None:
+    """What a user sees from their own project: ``flask routes`` lists ``/_variants/`` under
+    ``--debug`` only, and not at all when their table turns variants off."""
+    (project / "app.py").write_text("from flask import Flask\nfrom pipeline import CDN\n"
+                                    "app = Flask(__name__)\nCDN(app)\n")
+    listed = {flags: installed.run("python", "-m", "flask", "--app", "app.py", *flags,
+                                   "routes", cwd=project)
+              for flags in ((), ("--debug",))}
+    for result in listed.values():
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "/_variants/" not in listed[()].stdout
+    assert "/_variants/<path:key>" in listed[("--debug",)].stdout
+    (project / "pyproject.toml").write_text("[tool.flask-cdn-pipeline]\nvariants = false\n")
+    off = installed.run("python", "-m", "flask", "--app", "app.py", "--debug", "routes",
+                        cwd=project)
+    assert off.returncode == 0 and "/_variants/" not in off.stdout, off.stderr

@@ -10,10 +10,17 @@ keys and the same pixels as after a deploy, without one.
 
 The route only serves keys :func:`~pipeline.build.variants.parse_key` accepts for the configured
 settings and that a source in the static folder plans, so no one can ask for arbitrary sizes or
-paths. Config (read at ``init_app``): ``CDN_VARIANTS`` (a
-:class:`~pipeline.build.variants.VariantSettings` or a mapping of its fields; unset, the
-deploy's: the ``variant-*`` keys of the project's ``pyproject.toml`` table over the defaults),
-``CDN_VARIANT_CACHE`` (``build/variants``, relative to the working directory).
+paths. It encodes on request, so it exists only where that is wanted: with the CDN off, in debug
+or testing mode, or when ``CDN_VARIANT_ROUTE`` is ``True`` (``False``: never); without it, and
+with variants turned off, development pages get a plain ``<img>``. A key whose source is not
+known yet makes the static folder be hashed once per process, never again: later misses are
+dictionary look-ups (a page rendered since names its new sources itself).
+
+Config (read at ``init_app``): ``CDN_VARIANTS`` (a
+:class:`~pipeline.build.variants.VariantSettings`, a mapping of its fields, or ``False`` for
+none; unset, the deploy's: the ``variant-*`` keys of the project's ``pyproject.toml`` table over
+the defaults, and none when that table says ``variants = false``), ``CDN_VARIANT_CACHE``
+(``build/variants``, relative to the working directory), ``CDN_VARIANT_ROUTE`` (above).
 """
 
 from __future__ import annotations
@@ -75,9 +82,13 @@ class Pictures:
     settings: VariantSettings
     cache_dir: Path
     static_dir: Path | None
+    #: Development variants (``/_variants/`` URLs): variants on and the route registered.
+    dev_variants: bool = True
+    _indexed: bool = False
     _dev: dict[str, tuple[tuple[int, int], ImageFacts, str, Path]] = field(default_factory=dict)
     _by_hash: dict[str, Path] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _index_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def facts(self, filename: str) -> ImageFacts | None:
         """The image's facts, or ``None`` when it is not known (missing from the manifest)."""
@@ -124,7 +135,7 @@ class Pictures:
         except ImageSourceError as exc:
             log.warning("%s: serving it without variants", exc)
             return ImageFacts(src=src, width=None, height=None), digest
-        if not is_candidate(filename, self.settings):
+        if not self.dev_variants or not is_candidate(filename, self.settings):
             return ImageFacts(src=src, width=info.width, height=info.height), digest
         variants = tuple(
             (url_for(ENDPOINT, key=spec.key),
@@ -134,22 +145,31 @@ class Pictures:
                           variants=variants), digest
 
     def source_for(self, hash16: str) -> Path | None:
-        """The static file whose content hash starts with ``hash16`` (planned by a page, or
-        found by hashing the candidates once, after a restart)."""
+        """The static file whose content hash starts with ``hash16``: planned by a page, or
+        found in the index of the candidates, made on the first miss of the process (after a
+        restart). Never re-hashed on a miss: requests for unknown keys must not make the
+        server read the whole static folder each time."""
         found = self._by_hash.get(hash16)
-        if found is not None or self.static_dir is None:
+        if found is not None or self.static_dir is None or self._indexed:
             return found
-        for path in sorted(self.static_dir.rglob("*")):
-            logical = path.relative_to(self.static_dir).as_posix()
+        with self._index_lock:
+            if not self._indexed:
+                self._index(self.static_dir)
+                self._indexed = True
+        return self._by_hash.get(hash16)
+
+    def _index(self, static_dir: Path) -> None:
+        for path in sorted(static_dir.rglob("*")):
+            logical = path.relative_to(static_dir).as_posix()
             if path.is_file() and is_candidate(logical, self.settings):
                 digest = hash_file(path)
                 with self._lock:
                     self._by_hash.setdefault(digest[:16], path)
-        return self._by_hash.get(hash16)
 
 
 def read_variant_settings(value: Any) -> VariantSettings:
-    """``CDN_VARIANTS``: ``None`` (the defaults), a ``VariantSettings``, or a mapping of fields."""
+    """``CDN_VARIANTS``: ``None`` (the defaults), a ``VariantSettings``, or a mapping of fields
+    (``False``, no variants, is handled by :func:`app_variant_settings`)."""
     if value is None:
         return VariantSettings()
     if isinstance(value, VariantSettings):
@@ -164,38 +184,63 @@ def read_variant_settings(value: Any) -> VariantSettings:
     raise ConfigError(f"CDN_VARIANTS must be a mapping or VariantSettings, not {value!r}")
 
 
-def app_variant_settings(app: Flask) -> VariantSettings:
-    """The variant settings of ``app``: ``CDN_VARIANTS`` when the app sets it, else the
-    deploy's, from the ``variant-*`` keys of the ``pyproject.toml`` table nearest the app's
-    folder, read and validated as the deploy reads them, so development plans the keys and
-    widths a deploy with variants publishes (whether the table or ``--variants`` turns
-    them on). No table: the defaults, as for the deploy."""
+#: The table's on/off switch, read beside the ``variant-*`` keys.
+_SWITCH = {"variants": ("variants", "bool")}
+
+
+def app_variant_settings(app: Flask) -> tuple[VariantSettings, bool]:
+    """The variant settings of ``app`` and whether variants are on: ``CDN_VARIANTS`` when the
+    app sets it (``False``: off), else the deploy's, from the ``variant-*`` keys of the
+    ``pyproject.toml`` table nearest the app's folder, read and validated as the deploy reads
+    them, so development plans the keys and widths a deploy with variants publishes (whether
+    the table or ``--variants`` turns them on); off when the table says ``variants = false``,
+    as no deploy of it publishes any. No table: the defaults, on."""
     configured = app.config.get("CDN_VARIANTS")
+    if configured is False:
+        return VariantSettings(), False
     if configured is not None:
-        return read_variant_settings(configured)
+        return read_variant_settings(configured), True
     from ..pyproject import load_project_config
 
-    project = load_project_config(Path(app.root_path), VARIANT_TABLE_KEYS, others=True)
-    if project is None or not project.values:
-        return VariantSettings()
+    project = load_project_config(Path(app.root_path), {**VARIANT_TABLE_KEYS, **_SWITCH},
+                                  others=True)
+    values = dict(project.values) if project is not None else {}
+    enabled = values.pop("variants", True)
+    if not values:
+        return VariantSettings(), enabled
     try:
-        return VariantSettings(**project.values)
+        return VariantSettings(**values), enabled
     except ConfigError as exc:
-        raise ConfigError(f"{exc} (from {project.label})") from None
+        label = project.label if project is not None else "pyproject.toml"
+        raise ConfigError(f"{exc} (from {label})") from None
+
+
+def variant_route_wanted(app: Flask) -> bool:
+    """``CDN_VARIANT_ROUTE`` if set, else debug or testing mode: the route encodes on
+    request, which a production server must not offer to every client."""
+    configured = app.config.get("CDN_VARIANT_ROUTE")
+    if configured is not None:
+        if not isinstance(configured, bool):
+            raise ConfigError(f"CDN_VARIANT_ROUTE must be True or False, not {configured!r}")
+        return configured
+    return app.debug or app.testing
 
 
 def install_pictures(app: Flask, state: CDNState) -> None:
     """Register ``picture``/``srcset`` as Jinja globals and, in development, the variant route."""
     app.config.setdefault("CDN_VARIANTS", None)
     app.config.setdefault("CDN_VARIANT_CACHE", str(DEFAULT_CACHE))
+    app.config.setdefault("CDN_VARIANT_ROUTE", None)
     static = Path(app.static_folder).absolute() if app.static_folder else None
-    pictures = Pictures(state=state, settings=app_variant_settings(app),
+    settings, enabled = app_variant_settings(app)
+    route = variant_route_wanted(app) and enabled and not state.enabled
+    pictures = Pictures(state=state, settings=settings,
                         cache_dir=Path(app.config["CDN_VARIANT_CACHE"]).absolute(),
-                        static_dir=static)
+                        static_dir=static, dev_variants=route)
     app.extensions[EXTENSION_KEY] = pictures
     app.add_template_global(picture)
     app.add_template_global(srcset)
-    if not state.enabled:
+    if route:
         app.add_url_rule(ROUTE, endpoint=ENDPOINT, view_func=variant_view)
 
 
