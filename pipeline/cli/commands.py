@@ -33,6 +33,7 @@ from .common import (
     UNSAFE_WRITES_OPTION,
     WORKERS_OPTION,
     Run,
+    command_hint,
     common_options,
     invalidate_after_publish,
     open_storage,
@@ -162,8 +163,8 @@ def rollback_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_
     key = manifest_key(settings.prefix)
     write_published_manifest(
         settings.manifest_path, result.doc, manifest_key=key,
-        redo=f"run `deploy.py rollback {result.doc.release_id}` (it changes nothing remotely "
-             "and writes the manifest)")
+        redo=f"run `{command_hint(ctx, 'rollback', result.doc.release_id or '')}` (it changes "
+             "nothing remotely and writes the manifest)")
     invalidation = invalidate_after_publish(
         options.get("distribution_id"), [key], release_id=result.doc.release_id,
         max_attempts=settings.max_attempts) if result.changed else None

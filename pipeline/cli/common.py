@@ -140,6 +140,18 @@ class Run:
         click.echo(json.dumps(document, sort_keys=True))
 
 
+def program(ctx: click.Context) -> str:
+    """The program as invoked (``cdn-deploy``, ``python -m pipeline``, ``deploy.py``, ``flask
+    cdn``), for help texts and the commands a message tells the user to run."""
+    return ctx.parent.command_path if ctx.parent is not None else ctx.command_path
+
+
+def command_hint(ctx: click.Context, *args: str) -> str:
+    """A command line to run again, as the user would type it (``python deploy.py ...``)."""
+    name = program(ctx)
+    return " ".join(["python " + name if name.endswith(".py") else name, *args])
+
+
 #: ``ctx.meta`` keys under which ``flask cdn`` passes the app's settings layers and the
 #: blueprint folders to deploy beside the app's.
 APP_LAYERS = "flask_cdn_pipeline.app_layers"

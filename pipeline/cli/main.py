@@ -1,6 +1,7 @@
-"""The ``deploy.py`` command line: commands, options, output modes and exit codes.
+"""The command line (``cdn-deploy``, ``python -m pipeline``, ``deploy.py``): commands, options,
+output modes and exit codes.
 
-``deploy.py [OPTIONS]`` deploys (as it always did); ``deploy.py releases | verify |
+``cdn-deploy [OPTIONS]`` deploys (as it always did); ``cdn-deploy releases | verify |
 rollback | prune [OPTIONS]`` are the release commands of :mod:`pipeline.cli.commands`.
 Exit codes are decided here and only here: 0 success, 1 a failed operation or
 problems found (for a deploy: nothing published), 2 usage or configuration
@@ -36,6 +37,7 @@ from .common import (
     common_options,
     invalidate_after_publish,
     open_storage,
+    program,
     resolve_for,
     start_run,
 )
@@ -106,10 +108,33 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 DISTRIBUTION = "flask-cdn-pipeline"
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]},
-               epilog="Other commands: releases, verify, rollback, prune, private, serve "
-                      "(deploy.py COMMAND --help). Settings also come from the "
-                      "[tool.flask-cdn-pipeline] table of pyproject.toml: see --show-config.")
+class DeployCommand(click.Command):
+    """The deploy command, whose help also names the other commands of the program that
+    was invoked (``deploy.py``, ``cdn-deploy``, ``python -m pipeline``, ``flask cdn``)."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)))
+        if ctx.parent is None:  # run as the program itself: the other commands come first
+            formatter.write_usage(program(ctx), "[COMMAND] [OPTIONS]", prefix="   or: ")
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        others = ", ".join(name for name in _commands(ctx) if name != ctx.info_name)
+        formatter.write_paragraph()
+        formatter.write_text(
+            f"COMMAND: deploy (the default), {others} ({program(ctx)} COMMAND --help). "
+            "Settings also come from the [tool.flask-cdn-pipeline] table of pyproject.toml: "
+            "see --show-config.")
+
+
+def _commands(ctx: click.Context) -> list[str]:
+    """The commands the invoked program offers (a ``flask cdn`` group offers its own)."""
+    parent = ctx.parent
+    if parent is not None and isinstance(parent.command, click.Group):
+        return [name for name in parent.command.list_commands(parent) if name != "deploy"]
+    return sorted(LAZY_COMMANDS)
+
+
+@click.command(cls=DeployCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @common_options(WORKERS_OPTION, STATIC_DIR_OPTION, STATIC_URL_PATH_OPTION, MANIFEST_OPTION,
                 CDN_URL_OPTION)
 @click.option("--app", metavar="MODULE:FACTORY",
@@ -375,11 +400,13 @@ INTERRUPTED_DEPLOY = ("interrupted: nothing was published; uploaded objects will
                       "by the next run")
 
 
-def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
+         prog_name: str = "deploy.py") -> int:
     """Run the CLI and return its exit code instead of exiting (tests call this).
 
     ``deploy.py [OPTIONS]`` runs the deploy command itself (so its usage line reads
     ``deploy.py [OPTIONS]``); ``deploy.py COMMAND ...`` runs one of the others.
+    ``prog_name`` is the program help and ``--version`` name (:func:`program_name`).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
@@ -389,7 +416,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     GUARD.report_with(partial(report_failure, as_json, interrupted, EXIT_INTERRUPTED))
     try:
         # Not standalone, click returns the code of ctx.exit() (--help, "problems found").
-        code = command.main(args=args, prog_name="deploy.py", standalone_mode=False,
+        code = command.main(args=args, prog_name=prog_name, standalone_mode=False,
                             obj={"env": os.environ if env is None else env})
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -426,10 +453,19 @@ def report_failure(as_json: bool, message: str, code: int) -> int:
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
+def program_name(argv0: str) -> str:
+    """How the user started us, for help and ``--version``: ``cdn-deploy`` (the console
+    script), ``deploy.py`` (this repository's wrapper) or ``python -m pipeline``."""
+    name = Path(argv0).name
+    if name == "__main__.py":
+        return "python -m pipeline"
+    return name if name.endswith(".py") or name == "cdn-deploy" else "cdn-deploy"
+
+
 def run() -> None:
-    """Process entry point (the console script and ``deploy.py``): the process is ours, so
-    the garbage collector is tuned and Ctrl-C handled (:mod:`pipeline.cli.interrupt`) here,
-    not in :func:`main` (tests call that)."""
+    """Process entry point (the console script, ``python -m pipeline`` and ``deploy.py``): the
+    process is ours, so the garbage collector is tuned and Ctrl-C handled
+    (:mod:`pipeline.cli.interrupt`) here, not in :func:`main` (tests call that)."""
     gc.set_threshold(*GC_THRESHOLDS)
     GUARD.install()
-    GUARD.finish(main())
+    GUARD.finish(main(prog_name=program_name(sys.argv[0])))

@@ -123,8 +123,10 @@ def serve_command(ctx: click.Context, folder: str | None, port: int, host: str) 
 
     root = served_folder(ctx, folder)
     if not root.is_dir():
-        raise ConfigError(f"folder {str(root)!r} does not exist: run `python deploy.py` first "
-                          "or pass --dir")
+        from .common import command_hint
+
+        raise ConfigError(f"folder {str(root)!r} does not exist: run `{command_hint(ctx)}` "
+                          "first or pass --dir")
 
     def announce(url: str) -> None:
         click.echo(f"Serving {root} at {url}; run the site with CDN_URL={url} (Ctrl-C stops)")

@@ -1,8 +1,10 @@
-"""``flask cdn ...``: the deploy command with the app's settings as defaults, and a status view.
+"""``flask cdn ...``: the deploy and release commands with the app's settings as defaults, and
+a status view.
 
 ``flask cdn deploy`` is :data:`pipeline.cli.main.deploy_command` itself (same options, same
-output); the group only adds the app's settings to the precedence, so the deploy
-writes the manifest the app reads. Precedence: command line > the app's
+output), and ``releases``, ``verify``, ``rollback`` and ``prune`` are the CLI's too; the group
+only adds the app's settings to the precedence, so the deploy writes the manifest the app
+reads and a rollback rewrites it. Precedence: command line > the app's
 ``CDN_MANIFEST``/``CDN_URL`` > environment > ``pyproject.toml`` > the app's static
 folder > built-in default.
 """
@@ -30,8 +32,15 @@ from .status import status_command
 #: listed, so registering the extension never loads the deploy machinery.
 CLI_COMMANDS = {
     "deploy": ("pipeline.cli.main", "deploy_command"),
+    "releases": ("pipeline.cli.commands", "releases_command"),
+    "verify": ("pipeline.cli.commands", "verify_command"),
+    "rollback": ("pipeline.cli.commands", "rollback_command"),
+    "prune": ("pipeline.cli.commands", "prune_command"),
     "serve": ("pipeline.cli.serve", "serve_command"),
 }
+#: The CLI commands that take the app's settings as defaults: each reads or writes the
+#: release the app follows (``serve`` serves a folder and needs none of them).
+WITH_APP_SETTINGS = frozenset({"deploy", "releases", "verify", "rollback", "prune"})
 
 
 class CDNGroup(AppGroup):
@@ -66,7 +75,7 @@ class CDNGroup(AppGroup):
 def cdn_group() -> None:
     """Deploy static files to the CDN and inspect the manifest this app reads."""
     ctx = click.get_current_context()
-    if ctx.invoked_subcommand == "deploy":  # the deploy takes the app's settings as defaults
+    if ctx.invoked_subcommand in WITH_APP_SETTINGS:  # the app's settings are their defaults
         from ..cli.common import APP_LAYERS, APP_MOUNTS
 
         ctx.meta[APP_LAYERS] = app_layers(current_app)

@@ -120,7 +120,7 @@ def _report_missing_manifest(settings: CDNSettings, *, debug: bool) -> None:
     if settings.cdn_url and not settings.enabled and not debug \
             and not settings.manifest_path.is_file():
         log.error("CDN_URL is set but there is no manifest at %s: static files are served by "
-                  "this app, not the CDN; deploy (python deploy.py), fix CDN_MANIFEST, or set "
+                  "this app, not the CDN; deploy (cdn-deploy), fix CDN_MANIFEST, or set "
                   "CDN_ENABLED=True to refuse to start without it", settings.manifest_path)
 
 

@@ -274,7 +274,7 @@ def initial_manifest(settings: CDNSettings) -> Manifest | None:
         except ManifestError as exc:
             # Not `flask cdn deploy`: that needs this very app to load.
             raise ManifestError(f"{exc}; the CDN is enabled, so the app cannot build static "
-                                "URLs: deploy again (python deploy.py), fix CDN_MANIFEST, "
+                                "URLs: deploy again (cdn-deploy), fix CDN_MANIFEST, "
                                 "or set CDN_ENABLED to False") from exc
     if settings.cdn_url is None or not path.is_file():
         return None

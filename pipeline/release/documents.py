@@ -56,7 +56,7 @@ def validate_release_id(release_id: str) -> str:
     if not RELEASE_ID_RE.match(release_id):
         raise ConfigError(
             f"release id {release_id!r} is not valid: ids look like 20261124T161500.123Z-3f9a1c "
-            "(see `deploy.py releases`)"
+            "(see `cdn-deploy releases`)"
         )
     return release_id
 

@@ -61,7 +61,7 @@ def _check_objects(store: ReleaseStore, doc: ReleaseDoc) -> None:
         shown = "; ".join(p.describe() for p in problems[:3])
         raise DeployError(
             f"release {target} cannot be made current: {len(problems)} of its objects are "
-            f"missing or wrong ({shown}); run `deploy.py verify --release {target} --repair` "
+            f"missing or wrong ({shown}); run `cdn-deploy verify --release {target} --repair` "
             "or pick another release"
         )
 
@@ -74,6 +74,6 @@ def previous_release(ids: list[str], current: Current) -> str:
         raise DeployError(
             "there is no earlier release to roll back to"
             + (f" (the current one, {now}, is the oldest)" if now else "")
-            + "; see `deploy.py releases`"
+            + "; see `cdn-deploy releases`"
         )
     return older[-1]

@@ -125,7 +125,7 @@ class ReleaseStore:
         if stored is None:
             raise ConfigError(
                 f"release {release_id!r} does not exist in {self.description} "
-                "(see `deploy.py releases`)"
+                "(see `cdn-deploy releases`)"
             )
         return ReleaseDoc.from_json(stored.data, source=f"release {key!r}")
 
@@ -201,7 +201,7 @@ class ReleaseStore:
                     raise ConflictError(
                         f"the current manifest changed while this ran (now release "
                         f"{now.release_id or 'unknown'}); nothing was changed: check "
-                        "`deploy.py releases` and run the command again"
+                        "`cdn-deploy releases` and run the command again"
                     ) from None
                 expected = now
         raise ConflictError(

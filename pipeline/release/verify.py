@@ -94,7 +94,7 @@ def verify(
             raise ConfigError(
                 f"no manifest at {store.manifest_key!r} in {store.description}: nothing "
                 "is deployed under this prefix; check --prefix/--bucket, deploy first, or "
-                "pass --release ID (`deploy.py releases`)"
+                "pass --release ID (`cdn-deploy releases`)"
             )
         doc = current.doc
     else:

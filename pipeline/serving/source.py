@@ -214,7 +214,7 @@ class _Checked:
         if isinstance(found, NotModified):
             return found
         if found is None:
-            hint = ("see `deploy.py releases`" if self.release
+            hint = ("see `cdn-deploy releases`" if self.release
                     else "deploy first, or check the bucket and prefix")
             raise SourceError(f"{what} does not exist ({hint})")
         return Loaded(self.validate(found.data, what=what), found.etag or None, found.data)
