@@ -5,6 +5,12 @@ directory or one of its parents (the search stops there, even if that file has n
 table). Relative paths in the table are resolved against the folder of that
 ``pyproject.toml``, so the deploy does the same thing from any subfolder.
 
+The table can name a Python file the deploy runs (``assets``), so the search trusts only
+what the user could have written: it stops at the repository root (a folder with
+``.git``), and at a ``pyproject.toml`` owned by someone other than the user or root,
+which is ignored with a note (a file planted in a shared parent such as ``/tmp`` would
+otherwise run its ``assets`` file as the user).
+
 Only the keys the caller lists (:data:`pipeline.cli.settings.TABLE_KEYS`) are accepted,
 each with one TOML type: a typo (``statc-dir``) or a wrong type (``workers = "8"``) is a
 :class:`ConfigError` naming the key and the file, never a silently ignored setting.
@@ -12,8 +18,11 @@ each with one TOML type: a typo (``statc-dir``) or a wrong type (``workers = "8"
 
 from __future__ import annotations
 
+import difflib
+import os
+import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,25 +43,55 @@ class ProjectConfig:
 
     path: Path
     values: Mapping[str, Any] = field(default_factory=dict)
+    #: Warnings about the file (a ``[tool.*]`` table whose name is close to ours).
+    notes: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         return f"{self.path} [tool.{TABLE_NAME}]"
 
 
-def find_pyproject(start: Path) -> Path | None:
-    """The first ``pyproject.toml`` in ``start`` or its parents, or ``None``."""
+@dataclass(frozen=True)
+class Search:
+    """The ``pyproject.toml`` to use (``None``: none), and why others were passed over."""
+
+    path: Path | None
+    notes: tuple[str, ...] = ()
+
+
+def search_pyproject(start: Path) -> Search:
+    """The first trusted ``pyproject.toml`` in ``start`` or its parents, up to the repository
+    root; a file owned by another user stops the search and is named in a note."""
     start = start.absolute()
     for folder in (start, *start.parents):
         candidate = folder / PYPROJECT
-        if candidate.is_file():
-            return candidate
-    return None
+        try:
+            info = candidate.stat()
+        except OSError:
+            info = None
+        if info is not None and stat.S_ISREG(info.st_mode):
+            if info.st_uid not in _TRUSTED_OWNERS:
+                return Search(None, (f"ignored {str(candidate)!r}: it is owned by uid "
+                                     f"{info.st_uid}, not by you or root (settings from it "
+                                     "could run its 'assets' file as you)",))
+            return Search(candidate)
+        if (folder / ".git").exists():  # the repository root: what is above is not the project's
+            return Search(None)
+    return Search(None)
+
+
+#: Owners whose ``pyproject.toml`` is read: the user running the deploy, and root.
+_TRUSTED_OWNERS = frozenset({os.getuid(), 0})
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The ``pyproject.toml`` :func:`search_pyproject` finds, or ``None``."""
+    return search_pyproject(start).path
 
 
 def load_project_config(start: Path, keys: KeyTable, *,
                         others: bool = False) -> ProjectConfig | None:
-    """Read the table of the nearest ``pyproject.toml``; ``None`` when there is none.
+    """Read the table of the nearest trusted ``pyproject.toml``; ``None`` when there is none.
 
     ``others``: keys not in ``keys`` are left alone instead of refused, for a reader that
     needs only some of them (the Flask extension reads the variant keys; the deploy, which
@@ -61,6 +100,11 @@ def load_project_config(start: Path, keys: KeyTable, *,
     path = find_pyproject(start)
     if path is None:
         return None
+    return read_project_config(path, keys, others=others)
+
+
+def read_project_config(path: Path, keys: KeyTable, *, others: bool = False) -> ProjectConfig:
+    """Read and check the table of ``path`` (see :func:`load_project_config`)."""
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
@@ -68,14 +112,30 @@ def load_project_config(start: Path, keys: KeyTable, *,
         raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{str(path)!r} is not valid TOML: {exc}") from exc
-    table = document.get("tool", {}).get(TABLE_NAME)
+    tools = document.get("tool", {})
+    notes = _near_misses(tools, path) if isinstance(tools, dict) else ()
+    table = tools.get(TABLE_NAME) if isinstance(tools, dict) else None
     if table is None:
-        return ProjectConfig(path)
+        return ProjectConfig(path, notes=notes)
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.{TABLE_NAME}] in {str(path)!r} must be a table")
     if others:
         table = {key: value for key, value in table.items() if key in keys}
-    return ProjectConfig(path, parse_table(table, path, keys))
+    return ProjectConfig(path, parse_table(table, path, keys), notes)
+
+
+def _near_misses(tools: Mapping[str, Any], path: Path) -> tuple[str, ...]:
+    """A note per ``[tool.*]`` table whose name is close to ours (``flask_cdn_pipeline``,
+    ``flask-cdn-pipline``): its settings would otherwise be ignored without a word."""
+    notes = []
+    for name in tools:
+        if name == TABLE_NAME or not isinstance(tools[name], dict):
+            continue
+        folded = name.lower().replace("_", "-").replace(".", "-")
+        if folded == TABLE_NAME or difflib.get_close_matches(folded, [TABLE_NAME], cutoff=0.8):
+            notes.append(f"[tool.{name}] in {str(path)!r} is not read: did you mean "
+                         f"[tool.{TABLE_NAME}]?")
+    return tuple(notes)
 
 
 def parse_table(table: Mapping[str, Any], path: Path, keys: KeyTable) -> dict[str, Any]:
@@ -83,8 +143,7 @@ def parse_table(table: Mapping[str, Any], path: Path, keys: KeyTable) -> dict[st
     values: dict[str, Any] = {}
     for key, raw in table.items():
         if key not in keys:
-            hint = key.replace("_", "-")
-            known = f"did you mean {hint!r}? " if hint in keys else ""
+            known = f"did you mean {guess!r}? " if (guess := closest(key, keys)) else ""
             raise ConfigError(
                 f"unknown key {key!r} in [tool.{TABLE_NAME}] of {str(path)!r}: {known}"
                 f"known keys are {', '.join(sorted(keys))}"
@@ -93,6 +152,14 @@ def parse_table(table: Mapping[str, Any], path: Path, keys: KeyTable) -> dict[st
         values[name] = _typed(raw, kind, where=f"{key!r} in [tool.{TABLE_NAME}] of {str(path)!r}",
                               base=path.parent)
     return values
+
+
+def closest(key: str, known: Iterable[str]) -> str | None:
+    """The known key a misspelled one most likely means (``bucekt`` -> ``bucket``,
+    ``static_dir`` -> ``static-dir``), or ``None``."""
+    folded = key.lower().replace("_", "-")
+    matches = difflib.get_close_matches(folded, list(known), n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 def _typed(raw: Any, kind: str, *, where: str, base: Path) -> Any:

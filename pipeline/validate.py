@@ -97,3 +97,15 @@ def parse_duration(value: str, what: str) -> timedelta:
     if not match:
         raise ConfigError(f"{what} {value!r} is not a duration: use e.g. 7d, 12h, 30m or 0")
     return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def format_duration(period: timedelta) -> str:
+    """A duration the way one is written (``1m``, ``36h``, ``7d``): the largest unit of
+    :func:`parse_duration` that divides it exactly, so ``--grace 1m`` is echoed as ``1m``."""
+    seconds = int(period.total_seconds())
+    if seconds == 0:
+        return "0"
+    for unit in ("d", "h", "m"):  # not weeks: "7d" (the default grace) stays "7d"
+        if seconds % _DURATION_UNITS[unit] == 0:
+            return f"{seconds // _DURATION_UNITS[unit]}{unit}"
+    return f"{seconds}s"

@@ -124,7 +124,8 @@ def test_show_config_names_each_source_flag_over_env_over_pyproject(project: Pat
     assert settings["bucket"]["value"] == "py-bucket"
     assert settings["bucket"]["source"].startswith(str(pyproject))
     assert settings["include"]["value"] == ["img/**"]
-    assert settings["max_attempts"] == {"value": 6, "source": "default"}
+    assert settings["max-attempts"] == {"value": 6, "source": "default"}
+    assert "max_attempts" not in settings  # the table's key names
     text = deploy_py("--show-config", cwd=project)
     assert text.returncode == 0
     assert any(line.startswith("prefix") and "from-pyproject" in line for line in
@@ -253,5 +254,5 @@ def test_static_url_path_from_pyproject(project: Path) -> None:
         '[tool.flask-cdn-pipeline]\nstatic-url-path = "/assets/"\n')
     result = deploy_py("--show-config", "--json", cwd=project)
     assert result.returncode == 0, result.stderr
-    shown = json.loads(result.stdout)["settings"]["static_url_path"]
+    shown = json.loads(result.stdout)["settings"]["static-url-path"]
     assert shown["value"] == "/assets" and "pyproject.toml" in shown["source"]

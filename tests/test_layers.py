@@ -36,6 +36,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # pictures encode variants on demand in development with the deploy's encoder.
     "flaskext": LEAVES | {"manifest", "serving", "build", "release.documents"},
     "__init__": LEAVES | {"manifest", "flaskext"},       # the public names
+    "__main__": frozenset({"cli"}),                    # python -m pipeline: the CLI only
 }
 
 #: (importing module, imported part) allowed only *deferred* - inside a function or under

@@ -20,8 +20,7 @@ from ..validate import DEFAULT_STATIC_URL_PATH
 def load_bundles(assets_file: Path) -> Mapping[str, Any]:
     """Read the ``BUNDLES`` mapping (name -> ``webassets.Bundle``) from a Python file."""
     if not assets_file.is_file():
-        raise ConfigError(f"assets file {str(assets_file)!r} does not exist: fix --assets / "
-                          "CDN_ASSETS or pass --no-assets")
+        raise ConfigError(f"assets file {str(assets_file)!r} does not exist")
     try:
         # An assets file imports webassets itself: a missing one names the extra.
         with needs_extra(f"assets file {str(assets_file)!r}"):

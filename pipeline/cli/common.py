@@ -21,10 +21,9 @@ from ..build.mounts import Mount, Mounts
 from ..errors import ConfigError, DeployError, PipelineError
 from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
 from ..media_types import MANIFEST_MAX_AGE
-from ..pyproject import load_project_config
+from ..pyproject import read_project_config, search_pyproject
 from ..validate import validate_static_url_path
 from .settings import (
-    DEFAULT_EMBEDDED_DIR,
     TABLE_KEYS,
     DeploySettings,
     check_no_overlap,
@@ -166,10 +165,14 @@ def resolve_for(ctx: click.Context, options: Mapping[str, Any], *,
     is loaded for its settings and folders, as ``flask cdn deploy`` has them."""
     obj = ctx.obj
     env: Mapping[str, str] = obj.get("env", os.environ) if isinstance(obj, dict) else os.environ
-    project = load_project_config(Path.cwd(), TABLE_KEYS)
     above, below = ctx.meta.get(APP_LAYERS, (None, None))
+    cwd = Path.cwd()
+    search = search_pyproject(cwd)
+    project = read_project_config(search.path, TABLE_KEYS) if search.path else None
+    # Relative defaults stay relative (and short in messages) when run from the project root.
+    anchor = search.path.parent if search.path and search.path.parent != cwd else None
     settings = resolve_settings(options, env, project=project, above_env=above,
-                                below_project=below)
+                                below_project=below, anchor=anchor, notes=search.notes)
     extra: tuple[Mount, ...] = ctx.meta.get(APP_MOUNTS, ())
     if load_app and APP_MOUNTS not in ctx.meta and settings.app is not None:
         # Flask only now: a folder deploy never imports it.
@@ -179,7 +182,7 @@ def resolve_for(ctx: click.Context, options: Mapping[str, Any], *,
         base = project.path.parent if from_table and project is not None else None
         above, below, extra = app_deploy_context(settings.app, base=base)
         settings = resolve_settings(options, env, project=project, above_env=above,
-                                    below_project=below)
+                                    below_project=below, anchor=anchor, notes=search.notes)
     return with_mounts(settings, extra)
 
 
@@ -194,7 +197,7 @@ def with_mounts(settings: DeploySettings, extra: tuple[Mount, ...]) -> DeploySet
     mounts = Mounts.of(main, extra)
     if settings.bucket is None:
         for mount in mounts.items[1:]:
-            check_no_overlap(mount.folder, settings.target_dir or DEFAULT_EMBEDDED_DIR)
+            check_no_overlap(mount.folder, settings.target_dir or settings.embedded_dir)
     return replace(settings, mounts=mounts if len(mounts.items) > 1 else None)
 
 
@@ -203,6 +206,10 @@ def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, qui
               settings: DeploySettings | None = None) -> Run:
     """Resolve the settings once; ``needs_bucket`` says why a folder target will not do."""
     run = Run(settings or resolve_for(ctx, options), as_json, quiet)
+    for note in run.settings.config_notes:  # on stderr even with -q: a setting may be lost
+        click.echo(f"warning: {note}", err=True)
+    if run.settings.config_file is not None:  # first: which file's table configures this run
+        run.note(f"pyproject.toml: {run.settings.config_file}")
     if needs_bucket and not run.settings.bucket:
         raise ConfigError(f"this command needs a bucket (--bucket / CDN_BUCKET): {needs_bucket}")
     if options.get("distribution_id"):
@@ -211,7 +218,7 @@ def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, qui
         validate_distribution_id(options["distribution_id"])
     if run.settings.embedded:
         run.note(f"Using the embedded default: no bucket configured (--bucket / CDN_BUCKET), "
-                 f"{action} local folder {str(DEFAULT_EMBEDDED_DIR)!r}")
+                 f"{action} local folder {str(run.settings.embedded_dir)!r}")
     return run
 
 
@@ -231,7 +238,7 @@ def open_storage(settings: DeploySettings) -> Storage:
         ))
     from ..storage import FolderStorage
 
-    return FolderStorage(settings.target_dir or DEFAULT_EMBEDDED_DIR)
+    return FolderStorage(settings.target_dir or settings.embedded_dir)
 
 
 def invalidate_after_publish(distribution_id: str | None, keys: list[str], *,

@@ -15,7 +15,8 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ import click
 
 from ..errors import ConfigError, Interrupted, PipelineError
 from ..localfs import printable_name
+from ..pyproject import TABLE_NAME
 from ..urls import cdn_url, redact_url
 from .common import (
     CDN_URL_OPTION,
@@ -42,7 +44,7 @@ from .common import (
     start_run,
 )
 from .interrupt import EXIT_INTERRUPTED, GUARD
-from .settings import DeploySettings
+from .settings import OPTIONS_BY_NAME, DeploySettings, describe_source
 
 if TYPE_CHECKING:
     from ..release.publish import DeployResult
@@ -196,10 +198,13 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         raise click.UsageError("-q and -v contradict each other: choose one")
     settings = resolve_for(ctx, options, load_app=True)
     if show_config:
+        for note in settings.config_notes:
+            click.echo(f"warning: {note}", err=True)
         _show_config(settings, as_json)
         return
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="publishing to",
                     settings=settings)
+    _check_static_dir(settings)
     storage = open_storage(settings)
     if settings.assets is not None:
         _build_bundles(settings, run, storage)
@@ -241,8 +246,10 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
 
 def _show_config(settings: DeploySettings, as_json: bool) -> None:
     """Each setting, its value and its source; URLs redacted (they may carry credentials)."""
-    rows = {name: (_display_value(_setting(settings, name)),
-                   settings.sources.get(name, "default")) for name in _SHOWN}
+    # Keyed like the pyproject.toml table (static-dir, not static_dir): the names a user writes.
+    rows = {OPTIONS_BY_NAME[name].key: (_display_value(_setting(settings, name)),
+                                        settings.sources.get(name, "default"))
+            for name in _SHOWN}
     config_file = str(settings.config_file) if settings.config_file else None
     if as_json:
         click.echo(json.dumps({
@@ -251,7 +258,8 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
                          for name, (value, source) in rows.items()},
         }, sort_keys=True))
         return
-    click.echo(f"pyproject.toml: {config_file or 'none found (working directory and parents)'}")
+    nowhere = "none found (working directory and parents, up to the repository root)"
+    click.echo(f"pyproject.toml: {config_file or nowhere}")
     texts = {name: "(not set)" if value is None else str(value)
              for name, (value, _) in rows.items()}
     name_width, value_width = max(map(len, rows)), max(map(len, texts.values()))
@@ -300,18 +308,39 @@ def _build_bundles(settings: DeploySettings, run: Run, storage: Storage) -> None
     if settings.dry_run:
         run.note(f"Dry run: bundles of {settings.assets} not rebuilt (planning what is on disk)")
         return
-    if not settings.static_dir.is_dir():
-        raise ConfigError(f"static folder {str(settings.static_dir)!r} does not exist or "
-                          "is not a folder")
     from ..build.bundles import build_bundles, load_bundles
 
-    bundles = load_bundles(settings.assets)
+    with _from_assets_setting(settings):
+        bundles = load_bundles(settings.assets)
     storage.check()
-    outputs = build_bundles(bundles, static_dir=settings.static_dir,
-                            static_url_path=settings.static_url_path)
+    with _from_assets_setting(settings):
+        outputs = build_bundles(bundles, static_dir=settings.static_dir,
+                                static_url_path=settings.static_url_path)
     if not run.quiet:
         click.echo(f"Built {len(outputs)} bundle(s) from {settings.assets}: {', '.join(outputs)}",
                    file=sys.stderr)
+
+
+def _check_static_dir(settings: DeploySettings) -> None:
+    """A missing static folder, named with the setting and file that chose it."""
+    if not settings.static_dir.is_dir():
+        raise ConfigError(
+            f"static folder {str(settings.static_dir)!r} does not exist or is not a folder "
+            f"({describe_source(settings, 'static_dir')}): pass --static-dir DIR, or set "
+            f"static-dir in the [tool.{TABLE_NAME}] table of pyproject.toml")
+
+
+@contextmanager
+def _from_assets_setting(settings: DeploySettings) -> Iterator[None]:
+    """A bundle that cannot be loaded or built names the ``assets`` setting, where it came
+    from and how to deploy without it (the repository's own table builds the demo's bundles,
+    which fail when run with another --static-dir)."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc} (bundles of {str(settings.assets)!r}, {describe_source(settings, 'assets')}):"
+            " fix that file, or pass --no-assets to deploy without building bundles") from exc
 
 
 def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,

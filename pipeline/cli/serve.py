@@ -150,4 +150,4 @@ def served_folder(ctx: click.Context, folder: str | None) -> Path:
         raise ConfigError(f"this project deploys to bucket {settings.bucket!r} (from "
                           f"{settings.sources.get('bucket', 'default')}), not a folder: "
                           "pass the folder to serve with --dir")
-    return settings.target_dir or DEFAULT_EMBEDDED_DIR
+    return settings.target_dir or settings.embedded_dir

@@ -7,7 +7,7 @@ environment, so what a deploy does is visible in one value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,11 @@ class DeploySettings:
     #: The app's static folder plus each blueprint's, when an app is deployed and has
     #: blueprint folders (:mod:`pipeline.build.mounts`); ``None``: ``static_dir`` alone.
     mounts: Mounts | None = None
+    #: The embedded default target (``build/cdn``, beside the ``pyproject.toml`` in use).
+    embedded_dir: Path = DEFAULT_EMBEDDED_DIR
+    #: Warnings about the configuration files (an ignored ``pyproject.toml``, a table name
+    #: close to ours), for the command to print.
+    config_notes: tuple[str, ...] = ()
 
     @property
     def variants(self) -> bool:
@@ -164,12 +169,15 @@ def resolve_settings(
     options: Mapping[str, Any], env: Mapping[str, str], *,
     project: ProjectConfig | None = None,
     above_env: Layer | None = None, below_project: Layer | None = None,
+    anchor: Path | None = None, notes: tuple[str, ...] = (),
 ) -> DeploySettings:
     """Merge the sources, highest first, and validate the result once.
 
     Precedence: command line (``options``, ``None`` = not given) > ``above_env`` (the
     Flask app's own config, for ``flask cdn deploy``) > environment > the project's
     ``pyproject.toml`` table > ``below_project`` (the app's static folder) > default.
+    ``anchor``: the folder the default paths (``static``, ``build/...``) are relative to
+    (the ``pyproject.toml``'s, like the table's paths; ``None``: the working directory).
     """
     layers = [_flag_layer(options)]
     if above_env is not None:
@@ -179,9 +187,19 @@ def resolve_settings(
         layers.append(Layer(project.label, project.values))
     if below_project is not None:
         layers.append(below_project)
-    layers.append(Layer("default", {o.name: o.default for o in OPTIONS}))
+    layers.append(Layer("default", {o.name: _anchored(o.default, anchor) for o in OPTIONS}))
     picked = _pick(layers, options)
-    return _validated(picked, options, project)
+    settings = _validated(picked, options, project, _anchored(DEFAULT_EMBEDDED_DIR, anchor))
+    return replace(settings, config_notes=(*notes, *(project.notes if project else ())))
+
+
+def _anchored(default: Any, anchor: Path | None) -> Any:
+    """A default path relative to ``anchor``, so a run from a subfolder deploys the same
+    ``static`` folder and writes the manifest, caches and embedded target where a run from
+    the project root does."""
+    if anchor is None or not isinstance(default, Path) or default.is_absolute():
+        return default
+    return anchor / default
 
 
 def _flag_layer(options: Mapping[str, Any]) -> Layer:
@@ -272,7 +290,7 @@ def _pick(layers: list[Layer], options: Mapping[str, Any]) -> dict[str, tuple[An
 
 
 def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
-               project: ProjectConfig | None) -> DeploySettings:
+               project: ProjectConfig | None, embedded_dir: Path) -> DeploySettings:
     def value(name: str, check: Any = None, *args: Any) -> Any:
         raw, source = picked[name]
         if check is None or raw is None:
@@ -305,10 +323,25 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         variant_settings=_variant_settings(picked),
         variant_cache=value("variant_cache"),
         app=value("app"),
+        embedded_dir=embedded_dir,
     )
     if settings.bucket is None:  # a folder target, given or the embedded default
-        check_no_overlap(settings.static_dir, settings.target_dir or DEFAULT_EMBEDDED_DIR)
+        check_no_overlap(settings.static_dir, settings.target_dir or embedded_dir)
     return settings
+
+
+def describe_source(settings: DeploySettings, name: str) -> str:
+    """Which setting gave a value and where it came from, for an error message: ``static-dir
+    from /p/pyproject.toml [tool.flask-cdn-pipeline]``, ``--assets``, ``env CDN_ASSETS``..."""
+    key = OPTIONS_BY_NAME[name].key
+    source = settings.sources.get(name, "default")
+    if source == "default":
+        folder = (f"the folder of {settings.config_file}" if settings.config_file is not None
+                  else "the working directory")
+        return f"{key}: the default, relative to {folder}"
+    if source.startswith(("--", "env ")):
+        return f"given by {source}"
+    return f"{key} from {source}"
 
 
 def _variant_settings(picked: dict[str, tuple[Any, str]]) -> VariantSettings | None:

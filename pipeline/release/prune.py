@@ -56,6 +56,7 @@ from ..build.fingerprint import is_hashed_name
 from ..errors import ConfigError, DeployError
 from ..keys import MANIFEST_NAME, manifest_key, release_id_of, release_key, releases_prefix
 from ..storage.base import DeleteOutcome, RemoteObject, Storage, UploadFailure
+from ..validate import format_duration
 from .documents import (
     Current,
     ReleaseDoc,
@@ -190,14 +191,11 @@ def prune(
 def check_grace(grace: timedelta, *, force: bool) -> None:
     if grace < MIN_GRACE and not force:
         raise ConfigError(
-            f"--grace {_hours(grace)} is shorter than the floor of {_hours(MIN_GRACE)}: a "
+            f"--grace {format_duration(grace)} is shorter than the floor of "
+            f"{format_duration(MIN_GRACE)}: a "
             "deploy running now, or a page cached a moment ago, could lose objects it needs; "
             "use a longer --grace, or --force if no deploy can be running"
         )
-
-
-def _hours(period: timedelta) -> str:
-    return f"{period.total_seconds() / 3600:g}h"
 
 
 def _delete_in_time(storage: Storage, keys: Sequence[str], started: float) -> DeleteOutcome:
