@@ -152,9 +152,12 @@ def test_follow_mode_picks_up_a_deploy_and_a_rollback_without_a_restart(
     wait_for(lambda: CDN.state(app).refresher.status.release == v1, "the status to say so")
     report = app.test_client().get("/_cdn/status").get_json()
     assert report["release"] == v1 and report["mode"] == "follow" and report["failures"] == 0
-    # Every successful load is kept as the last-known-good copy.
+    # Every successful load is kept as the last-known-good copy (written just after the swap
+    # the status reports, so waited for: the test must not race the refresher's fsync).
     published = s3.get("static/manifest.json")["Body"].read()
-    assert (tmp_path / "last-good.json").read_bytes() == published
+    last_good = tmp_path / "last-good.json"
+    wait_for(lambda: last_good.is_file() and last_good.read_bytes() == published,
+             "the rollback's manifest to be kept as the last-known-good copy")
 
 
 def test_stop_ends_the_thread_and_a_request_does_not_restart_it(
