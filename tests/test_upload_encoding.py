@@ -213,3 +213,18 @@ def test_bad_encoder_settings_are_config_errors(app: Any, site: Any,
                                                 setting: dict[str, Any]) -> None:
     with pytest.raises(site.ConfigError, match=next(iter(setting))):
         app(**setting)
+
+
+def test_the_same_image_uploaded_again_is_not_encoded_again(tmp_path: Path) -> None:
+    """Variant keys come from the content: a second upload of the same bytes (another
+    generated name) finds its variants stored and encodes nothing."""
+    from pipeline.build.variant_jobs import VariantJob, run_variant_job
+    from pipeline.build.variants import VariantSettings
+
+    settings = VariantSettings(widths=(160, 320))
+    for name in ("first.jpg", "again.jpg"):
+        (tmp_path / name).write_bytes(photo_jpeg())
+    assert run_variant_job(VariantJob(tmp_path / "first.jpg", tmp_path, settings)) == 6
+    stored = {p: p.stat().st_mtime_ns for p in (tmp_path / "_v").rglob("*.*")}
+    assert run_variant_job(VariantJob(tmp_path / "again.jpg", tmp_path, settings)) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "_v").rglob("*.*")} == stored

@@ -27,8 +27,10 @@ class VariantJob:
 
 
 def run_variant_job(job: VariantJob) -> int:
-    """Encode the job's variants with the deploy's encoder; how many were written (0 for an
-    image libvips cannot read, a GIF, or one with nothing to plan: it is shown as it is).
+    """Encode the job's missing variants with the deploy's encoder; how many were written (0
+    for an image libvips cannot read, a GIF, one with nothing to plan, or one whose variants
+    are all there: keys come from the content, so the same image uploaded again costs a
+    hash, not an encode).
 
     Each variant is renamed into place, so a page never offers a torn file."""
     from .variant_codec import encode_source, probe  # pyvips only when a job runs
@@ -38,6 +40,7 @@ def run_variant_job(job: VariantJob) -> int:
                               job.settings)
     except ImageSourceError:
         return 0
-    if not specs:
+    missing = [spec for spec in specs if not (job.out_dir / spec.key).is_file()]
+    if not missing:
         return 0
-    return len(encode_source(job.source, specs, job.settings, out_dir=job.out_dir).written)
+    return len(encode_source(job.source, missing, job.settings, out_dir=job.out_dir).written)
