@@ -130,15 +130,20 @@ def weed_version(binary: str) -> str:
     return words[2] if len(words) > 2 and words[0] == "version" else out.strip() or "unknown"
 
 
-def _identities(credentials: Credentials) -> str:
+def _identities(credentials: Credentials, *, anonymous_read: bool = False) -> str:
+    """The server's one signed identity; with ``anonymous_read`` also SeaweedFS's
+    ``anonymous`` identity allowed to read, as an operator who wants a public bucket sets it."""
     import json
 
-    return json.dumps({"identities": [{
+    identities: list[dict[str, object]] = [{
         "name": "tests",
         "credentials": [{"accessKey": credentials.access_key,
                          "secretKey": credentials.secret_key}],
         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-    }]})
+    }]
+    if anonymous_read:
+        identities.append({"name": "anonymous", "actions": ["Read"]})
+    return json.dumps({"identities": identities})
 
 
 def _weed_command(binary: str, folder: Path, ports: dict[str, int]) -> list[str]:
@@ -226,13 +231,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def seaweedfs_server(*, start_timeout: float = SEAWEEDFS_START_TIMEOUT,
-                     binary: str | None = None) -> Iterator[S3Server]:
-    """A single-node ``weed server`` with S3 on fresh loopback ports, removed afterwards."""
+                     binary: str | None = None, anonymous_read: bool = False
+                     ) -> Iterator[S3Server]:
+    """A single-node ``weed server`` with S3 on fresh loopback ports, removed afterwards
+    (``anonymous_read``: requests without credentials may read every object)."""
     binary = binary or weed_binary()
     folder = Path(tempfile.mkdtemp(prefix="seaweedfs-tests-"))
     try:
         credentials = Credentials.generate()
-        (folder / "identities.json").write_text(_identities(credentials))
+        (folder / "identities.json").write_text(
+            _identities(credentials, anonymous_read=anonymous_read))
         names = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
                  "s3", "s3_grpc")
         ports = {name: free_port() for name in names}

@@ -13,7 +13,13 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from ..images.private import UnreadablePolicy, public_grants, upload_private
+from ..images.private import (
+    PrivacyCheck,
+    UnreadablePolicy,
+    check_unreadable,
+    public_grants,
+    upload_private,
+)
 from ..keys import manifest_key
 from ..localfs import check_writable
 from ..media_types import DEFAULT_CONTENT_TYPE
@@ -259,7 +265,10 @@ def private_command(ctx: click.Context, /, as_json: bool, quiet: bool, folder: s
     """Upload a folder of private images: no ACL, never under the public prefix.
 
     Refuses (exit 2) when the bucket policy lets anyone read the private prefix, so a
-    policy written for the CDN can never expose them. Readers get presigned URLs.
+    policy written for the CDN can never expose them, and when a request without
+    credentials for the first uploaded file succeeds (at the S3 endpoint, and through
+    --cdn-url if set): that file is deleted and nothing else uploaded. Readers get
+    presigned URLs.
     """
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="uploading to",
                     needs_bucket="a local folder is served publicly, private images are not")
@@ -288,12 +297,26 @@ def private_command(ctx: click.Context, /, as_json: bool, quiet: bool, folder: s
             f"({grants[0]}): private images would be public; narrow the policy to the "
             "public prefix or use another bucket"
         )
-    keys = upload_private(Path(folder), storage, prefix)
+    checks: list[PrivacyCheck] = []
+    keys = upload_private(Path(folder), storage, prefix, check_first=lambda key: checks.append(
+        check_unreadable(storage, key, cdn_base=settings.cdn_url)))
     if as_json:
-        run.emit({"target": storage.description, "prefix": prefix, "uploaded": len(keys)})
+        run.emit({"target": storage.description, "prefix": prefix, "uploaded": len(keys),
+                  "unsigned_reads": {where: status for check in checks
+                                     for where, status in check.answers},
+                  "private_confirmed": bool(checks) and checks[0].confirmed})
         return
-    click.echo(f"Uploaded {len(keys)} private file(s) to {storage.description} under {prefix}/ "
-               "(no ACL: readable only through presigned URLs)")
+    confirmed = bool(checks) and checks[0].confirmed
+    claim = (" (no ACL; an unsigned GET was refused: readable only through presigned URLs)"
+             if confirmed else "")
+    click.echo(f"Uploaded {len(keys)} private file(s) to {storage.description} under "
+               f"{prefix}/{claim}")
+    if checks and not confirmed:
+        shown = ", ".join(f"{status or 'no answer'} from {where}"
+                          for where, status in checks[0].answers)
+        click.echo(f"warning: could not confirm that {prefix}/ is private: an unsigned GET of "
+                   f"{checks[0].key!r} got {shown} (expected 401 or 403); check who can read "
+                   "the bucket", err=True)
 
 
 def _private_prefix(value: str, *, public: str) -> str:

@@ -15,6 +15,12 @@ How private objects reach the bucket, and why they stay private:
   *Object Ownership: bucket owner enforced*, the only possibility). Keep the private
   prefix out of any public-read bucket policy - best, use a separate bucket with
   *Block Public Access* on and no CDN in front of it.
+* The server has the last word, whatever the policy says (SeaweedFS with an anonymous
+  read identity, an R2 bucket with public access on its ``r2.dev`` URL): so the
+  first file is uploaded alone and read back without credentials, from the S3
+  endpoint and, when a CDN URL is configured, through it. Any 2xx answer removes it
+  and refuses the rest (:func:`check_unreadable`); "readable only through presigned
+  URLs" is claimed only after every probe was refused (401/403).
 * Readers get a presigned GET URL valid for at most :data:`MAX_EXPIRES_IN` seconds,
   minted only after the application checked the user. The URL is a bearer token:
   never log it (use :func:`pipeline.urls.redact_url` if a URL must be logged).
@@ -23,7 +29,10 @@ How private objects reach the bucket, and why they stay private:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +41,7 @@ from ..errors import ConfigError, DeployError
 from ..localfs import collect_files
 from ..media_types import content_type_for
 from ..storage.base import ProgressCallback, Upload, UploadOutcome
+from ..urls import cdn_url, redact_url
 
 #: SigV4 allows a week; a leaked link should die quickly, so 15 minutes is our ceiling.
 MAX_EXPIRES_IN = 15 * 60
@@ -39,6 +49,11 @@ DEFAULT_EXPIRES_IN = 5 * 60
 
 #: Shared caches (a CDN, a corporate proxy) must never keep a private image.
 PRIVATE_CACHE_CONTROL = "private, no-store"
+
+#: What a stranger must get for a private object: "authenticate first" or "forbidden".
+REFUSED_STATUSES = frozenset({401, 403})
+#: Seconds a probe through the CDN may take (a refusal comes quickly).
+PROBE_TIMEOUT = 5.0
 
 
 class PrivateStorage(Protocol):
@@ -59,6 +74,14 @@ class PrivateStorage(Protocol):
     def presigned_url(self, key: str, *, expires_in: int) -> str: ...
 
     def list_keys(self, prefix: str) -> Mapping[str, object]: ...
+
+    def delete_keys(self, keys: Sequence[str]) -> object: ...
+
+
+class ProbedStorage(PrivateStorage, Protocol):
+    """A backend that can also be asked as a stranger (``S3Storage``)."""
+
+    def anonymous_read_status(self, key: str) -> int: ...
 
 
 def validate_expires_in(seconds: object) -> int:
@@ -137,12 +160,16 @@ def private_key(prefix: str, relative_path: str) -> str:
 
 
 def upload_private(
-    folder: Path, storage: PrivateStorage, prefix: str, *, on_stored: ProgressCallback | None = None
+    folder: Path, storage: PrivateStorage, prefix: str, *,
+    on_stored: ProgressCallback | None = None,
+    check_first: Callable[[str], object] | None = None,
 ) -> list[str]:
     """Upload every file of ``folder`` to ``<prefix>/<path>`` without any ACL; return the keys.
 
     Re-uploads everything (private folders are small, and an unchanged object is
-    simply replaced). Raises :class:`DeployError` if any upload failed.
+    simply replaced). With ``check_first``, the first file goes alone and is handed
+    to it by key; if it raises, that object is deleted and nothing else uploaded.
+    Raises :class:`DeployError` if any upload failed.
     """
     files = collect_files(folder)
     storage.check()
@@ -156,6 +183,20 @@ def upload_private(
         )
         for item in files
     ]
+    stored: list[str] = []
+    if check_first is not None and uploads:
+        stored += _upload_all(storage, uploads[:1], on_stored)
+        try:
+            check_first(uploads[0].key)
+        except BaseException:
+            storage.delete_keys([uploads[0].key])
+            raise
+        uploads = uploads[1:]
+    return sorted(stored + _upload_all(storage, uploads, on_stored))
+
+
+def _upload_all(storage: PrivateStorage, uploads: Sequence[Upload],
+                on_stored: ProgressCallback | None) -> list[str]:
     outcome = storage.upload_files(uploads, on_stored=on_stored)
     if outcome.failures:
         first = outcome.failures[0]
@@ -163,7 +204,60 @@ def upload_private(
             f"{len(outcome.failures)} private upload(s) to {storage.description} failed, "
             f"first: {first.key}: {first.message}; run the upload again"
         )
-    return sorted(outcome.stored)
+    return list(outcome.stored)
+
+
+@dataclass(frozen=True)
+class PrivacyCheck:
+    """What a request without credentials got for one uploaded private object."""
+
+    key: str
+    #: (where it was asked: the storage or a CDN URL, HTTP status; 0: no answer).
+    answers: tuple[tuple[str, int], ...]
+
+    @property
+    def confirmed(self) -> bool:
+        """Every probe was refused, so the claim "readable only through presigned URLs"
+        holds for this object."""
+        return all(status in REFUSED_STATUSES for _, status in self.answers)
+
+
+def check_unreadable(storage: ProbedStorage, key: str, *, cdn_base: str | None) -> PrivacyCheck:
+    """Ask for ``key`` without credentials (storage, then ``cdn_base`` if given); raise
+    :class:`ConfigError` if any answer is 2xx (the object is public)."""
+    answers = [(storage.description, storage.anonymous_read_status(key))]
+    if cdn_base:
+        url = cdn_url(cdn_base, key)
+        answers.append((redact_url(url), _unsigned_status(url)))
+    for where, status in answers:
+        if 200 <= status < 300:
+            prefix = key.rpartition("/")[0]
+            raise ConfigError(
+                f"an unsigned GET of {key!r} from {where} answered {status}: anyone can read "
+                f"{prefix}/ (an anonymous read identity, a public-access setting or a bucket "
+                "policy grants it); that object was deleted and nothing else was uploaded. "
+                "Make the prefix private, or use a bucket without public access"
+            )
+    return PrivacyCheck(key, tuple(answers))
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect (to a login page, say) is not the object: report the 3xx itself."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _unsigned_status(url: str) -> int:
+    """The status of a plain GET of the first byte of ``url``; 0 if nothing answered."""
+    request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
+    try:
+        with urllib.request.build_opener(_NoRedirects).open(request, timeout=PROBE_TIMEOUT) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0
 
 
 class PrivateObjects:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
+from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -117,14 +118,15 @@ class S3Settings:
 
 
 def make_client(settings: S3Settings, *, max_attempts: int | None = None,
-                session: Any | None = None) -> Any:
-    """An S3 client for ``settings``; pass one ``session`` to build several cheaply."""
+                session: Any | None = None, unsigned: bool = False) -> Any:
+    """An S3 client for ``settings``; pass one ``session`` to build several cheaply.
+    ``unsigned``: send no credentials at all, as a stranger's browser would."""
     config = Config(
         retries={"mode": "standard", "max_attempts": max_attempts or settings.max_attempts},
         max_pool_connections=settings.workers + MULTIPART_CONCURRENCY,
         connect_timeout=settings.connect_timeout,
         # SigV4 everywhere: presigned URLs then carry X-Amz-Expires (SigV2 is deprecated).
-        signature_version="s3v4",
+        signature_version=UNSIGNED if unsigned else "s3v4",
         read_timeout=settings.read_timeout,
         # Custom endpoints (MinIO, moto, R2 on one host) rarely resolve bucket subdomains.
         s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
@@ -365,6 +367,28 @@ class S3Storage:
             if error_code(exc) == "NoSuchBucketPolicy":
                 return None
             raise translated(exc, "read", f"the policy of bucket {self.bucket!r}") from exc
+
+    def anonymous_read_status(self, key: str) -> int:
+        """The HTTP status a request without credentials gets for the first byte of ``key``.
+
+        Who may read an object is the server's decision (a bucket policy, an anonymous
+        identity, a "public bucket" switch), and not every server lets us read that
+        configuration: so ask the way a stranger would. Same endpoint and addressing as
+        the signed client, few retries (a refusal is an answer, not a failure).
+        """
+        quick = replace(self.settings,
+                        connect_timeout=min(self.settings.connect_timeout, PREFLIGHT_TIMEOUT),
+                        read_timeout=min(self.settings.read_timeout, PREFLIGHT_TIMEOUT))
+        client = make_client(quick, max_attempts=PREFLIGHT_ATTEMPTS, session=self._session,
+                             unsigned=True)
+        try:
+            response = client.get_object(Bucket=self.bucket, Key=key, Range="bytes=0-0")
+        except ClientError as exc:
+            return _status(exc)
+        except BotoCoreError as exc:
+            raise translated(exc, "read without credentials", repr(key)) from exc
+        response["Body"].close()
+        return int(response["ResponseMetadata"]["HTTPStatusCode"])
 
     def presigned_url(self, key: str, *, expires_in: int) -> str:
         try:
