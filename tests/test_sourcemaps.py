@@ -86,16 +86,16 @@ def test_a_changed_map_renames_the_file_that_points_at_it(tmp_path: Path) -> Non
 
 def test_comment_to_a_map_that_is_not_deployed_is_removed_with_a_warning(tmp_path: Path) -> None:
     result = build_tree(tmp_path, {
-        "js/app.js": b"run();\n//# sourceMappingURL=app.js.map\nmore();\n",
+        "js/app.js": b"run();\n//# sourceMappingURL=app.js.map\n// trailing note\n",
         "css/a.css": b"a{}\n/*# sourceMappingURL=a.css.map */\n",
     })
     js = body(result, "js/app.js", tmp_path)
     css = body(result, "css/a.css", tmp_path)
     assert "sourceMappingURL" not in js and "sourceMappingURL" not in css
-    assert js == "run();\n\nmore();\n"  # line numbers of the code unchanged
-    assert result.warnings == (
-        "js/app.js: source map 'app.js.map' is not deployed: sourceMappingURL comment removed",
+    assert js == "run();\n\n// trailing note\n"  # line numbers of the code unchanged
+    assert result.warnings == (  # by path
         "css/a.css: source map 'a.css.map' is not deployed: sourceMappingURL comment removed",
+        "js/app.js: source map 'app.js.map' is not deployed: sourceMappingURL comment removed",
     )
 
 

@@ -18,10 +18,12 @@ from ..localfs import LocalFile, display_name
 from ..manifest import Entry, Manifest
 from ..media_types import content_type_for
 from ..validate import DEFAULT_STATIC_URL_PATH
-from .css import build_css, check_references, is_css, sri_hash
+from .css import is_css, sri_hash
 from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
+from .linking import rewrite_all
 from .mounts import UrlRoots
-from .sourcemaps import has_comment, is_js, is_map, link_maps, rewrite_comment
+from .sourcemaps import is_js, is_map, link_maps
+from .textlinks import parse_texts
 
 #: Files that get a Subresource Integrity value (``<script>``/``<link>`` targets).
 SRI_SUFFIXES = (".css", ".js", ".mjs")
@@ -57,53 +59,41 @@ def build(
     static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH,
     on_hashed: HashedCallback | None = None,
 ) -> Build:
-    """Hash every file, rewrite CSS references to fingerprinted names, name every object.
+    """Hash every file, rewrite CSS references and JS module specifiers to fingerprinted
+    names, name every object.
 
-    CSS is hashed after rewriting, so a changed image renames the CSS that uses it;
-    source maps are linked first (:mod:`pipeline.build.sourcemaps`), so a changed map
-    renames the CSS or JS file whose ``sourceMappingURL`` names it. ``on_hashed`` lets
+    CSS and JS that name other files are hashed after rewriting, dependencies first
+    (:mod:`pipeline.build.linking`), so a changed image renames the CSS that uses it and
+    a changed module every module importing it; source maps are linked first
+    (:mod:`pipeline.build.sourcemaps`), so a changed map renames the CSS or JS file whose
+    ``sourceMappingURL`` names it. ``on_hashed`` lets
     a deploy start uploading the files stored as they are (:func:`is_verbatim`) while
     the others are still being hashed.
     """
     files = list(files)
     by_path = {item.logical_path: item for item in files}
-    hashes = _hash_all(files, cache, on_hashed)
     read = _reader(by_path)
-    # Source maps first: a CSS/JS name must cover the fingerprinted name of its map.
-    commented = [item.logical_path for item in files
-                 if _may_have_map_comment(item.logical_path)
-                 and has_comment(item.logical_path, read(item.logical_path))]
-    linked = link_maps(set(by_path), read=read, hashes=hashes, commented=commented,
-                       static_url_path=static_url_path)
-    map_warnings: list[str] = []
-
-    def read_css(path: str) -> bytes:
-        data = read(path)
-        if path not in commented:
-            return data
-        text, warning = rewrite_comment(path, data.decode("utf-8", "surrogateescape"),
-                                        exists=by_path, hashes=linked.hashes,
-                                        static_url_path=static_url_path)
-        if warning:
-            map_warnings.append(warning)
-        return text.encode("utf-8", "surrogateescape")
-
-    css = build_css(
-        set(by_path), read=read_css, hashes=linked.hashes,
-        strict=strict, static_url_path=static_url_path,
-    )
-    bodies = {**linked.bodies, **{path: done.content for path, done in css.files.items()}}
+    texts = parse_texts(by_path, read=read, static_url_path=static_url_path)
+    if strict:
+        texts.refuse_if_broken()
+    hashes = _hash_all(files, cache, on_hashed)
+    # Maps first: a CSS/JS name must cover the fingerprinted name of its map, and a map's
+    # sources may name only files whose names depend on nothing (see sourcemaps).
+    unstable = {p for p in by_path if is_css(p)} | texts.parsed.keys()
+    linked = link_maps(set(by_path), read=read, hashes=hashes, unstable=unstable)
+    rewritten = rewrite_all(texts.parsed, linked.hashes)
+    bodies = {**linked.bodies, **{path: done.content for path, done in rewritten.items()}}
     entries: dict[str, Entry] = {}
     for item in files:
         path = item.logical_path
         content_type = content_type_for(path)
-        if path in css.files:
-            rewritten = css.files[path]
+        if path in rewritten:
+            done = rewritten[path]
             entries[path] = Entry(
-                key=object_key(prefix, hashed_name(path, rewritten.name_hash)),
-                hash=rewritten.sha256,
-                size=len(rewritten.content), content_type=content_type,
-                integrity=sri_hash(rewritten.content),
+                key=object_key(prefix, hashed_name(path, done.name_hash)),
+                hash=done.sha256,
+                size=len(done.content), content_type=content_type,
+                integrity=sri_hash(done.content),
             )
             continue
         body = bodies.get(path)
@@ -116,21 +106,24 @@ def build(
             item.size if body is None else len(body), content_type,
             (sri_hash(read(path) if body is None else body) if _wants_integrity(path) else None),
         )
-    warnings = (*linked.warnings, *sorted(map_warnings), *css.warnings)
+    # Strict mode refused the problems above; the removed map comments are only warnings.
+    warnings = texts.warnings if strict else texts.all_warnings()
     return Build(Manifest(entries), bodies, warnings)
 
 
 def check_before_hashing(files: Iterable[LocalFile], *, prefix: str, strict: bool,
                          static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH) -> None:
     """Refuse what :func:`build` would refuse that needs no hash: an object key S3 would
-    reject and, when ``strict``, a CSS reference to a missing file. A deploy runs this
+    reject and, when ``strict``, a CSS/JS file that is not UTF-8 or whose reference or
+    module specifier names a missing file. A deploy runs this
     before it uploads anything, even files it uploads while still hashing others."""
     files = list(files)
     for item in files:
         check_key(prefix, item.logical_path)
     if strict:
         by_path = {item.logical_path: item for item in files}
-        check_references(set(by_path), read=_reader(by_path), static_url_path=static_url_path)
+        parse_texts(by_path, read=_reader(by_path),
+                    static_url_path=static_url_path).refuse_if_broken()
 
 
 #: S3's limit on the UTF-8 length of an object key.
@@ -177,10 +170,6 @@ def _reader(by_path: Mapping[str, LocalFile]) -> Callable[[str], bytes]:
         return cache[path]
 
     return read
-
-
-def _may_have_map_comment(logical_path: str) -> bool:
-    return is_css(logical_path) or is_js(logical_path)
 
 
 def _wants_integrity(logical_path: str) -> bool:

@@ -16,13 +16,8 @@ folder served at the longest matching URL path; any other ``/path`` belongs to
 something else the site serves and is left alone, as are ``data:``/``http(s):``/other
 schemes, ``//host/x`` and ``#fragment``.
 
-Cycles (``a.css`` imports ``b.css`` imports ``a.css``): a file's name cannot cover
-a hash that covers its own name, so the files of one cycle share a *group hash*
-over their contents with every reference out of the cycle already rewritten.
-Each member is then named ``hashed_name(path, group_hash)`` and references inside
-the cycle point at those names. Any change in or below the cycle changes the group
-hash, so every member is still renamed; only for those members does the name hash
-(``name_hash``) differ from the sha256 of the final bytes.
+Ordering and ``@import`` cycles (hashed as a group) are :mod:`pipeline.build.linking`'s,
+shared with JS module specifiers and source-map comments.
 """
 
 from __future__ import annotations
@@ -31,26 +26,37 @@ import base64
 import bisect
 import hashlib
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
 
 from ..errors import ConfigError
 from ..validate import DEFAULT_STATIC_URL_PATH
-from .fingerprint import hashed_name
+from .linking import (
+    EscapesRoot,
+    Link,
+    ParsedFile,
+    Rewritten,
+    find_target,
+    relative_url,
+    resolve,
+    rewrite_all,
+    split_url,
+    strongly_connected,
+)
 from .mounts import UrlRoots
 
-#: Marks the group-hash input format; change it and every cycle member is renamed.
-_GROUP_HASH_TAG = b"pipeline.build.css cycle group v1\0"
+__all__ = ["EscapesRoot", "relative_url", "resolve", "split_url", "strongly_connected"]
+
+_ASCII_WS = " \t\n\r\f"
 
 
 class MissingReferenceError(ConfigError):
-    """Strict mode: a CSS file points at a file that is not in the static folder."""
+    """Strict mode: a CSS or JS file points at a file that is not in the static folder."""
 
     def __init__(self, problems: tuple[str, ...]) -> None:
         listing = "\n  ".join(problems)
         super().__init__(
-            f"CSS references {len(problems)} file(s) that will not be deployed:\n  {listing}\n"
+            f"CSS/JS references {len(problems)} file(s) that will not be deployed:\n  {listing}\n"
             "add the file or fix the reference (non-strict mode leaves it unchanged with a warning)"
         )
         self.problems = problems
@@ -73,25 +79,8 @@ class Reference:
     kind: str  # "url", "import" or "image-set"
 
 
-@dataclass(frozen=True)
-class RewrittenCSS:
-    """A CSS file ready to upload.
-
-    ``content`` is what goes to storage (``sha256`` is its digest, use it for the
-    SRI value and size); ``name_hash`` is what the object is named by. They are
-    equal unless the file is in an import cycle (see the module docstring).
-    """
-
-    logical_path: str
-    content: bytes
-    sha256: str
-    name_hash: str
-    #: Local files it references, sorted: what its name depends on.
-    dependencies: tuple[str, ...]
-
-    @property
-    def hashed_name(self) -> str:
-        return hashed_name(self.logical_path, self.name_hash)
+#: A rewritten CSS file (the type every linked file shares).
+RewrittenCSS = Rewritten
 
 
 @dataclass(frozen=True)
@@ -211,134 +200,31 @@ def _css_escape(value: str, quote_char: str) -> str:
     )
 
 
-# --- resolving and relative URLs ----------------------------------------------------------
-
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-_ASCII_WS = " \t\n\r\f"
+# --- one file -----------------------------------------------------------------------------
 
 
-class _EscapesRoot(ValueError):
-    """Internal: a reference climbs above the static root."""
+def parse_css(path: str, text: str, *, exists: Collection[str],
+              static_url_path: str | UrlRoots | None) -> tuple[ParsedFile, list[str]]:
+    """The links of one CSS file; problems (missing targets) come back as ``file:line: ...``.
 
-
-def split_url(url: str) -> tuple[str, str]:
-    """Split ``font.eot?#iefix`` into the path and the verbatim ``?query#fragment`` suffix."""
-    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
-    return url[:cut], url[cut:]
-
-
-def resolve(url: str, css_path: str, *, static_url_path: str | UrlRoots | None) -> str | None:
-    """The logical path ``url`` names from ``css_path``, or ``None`` if it is not ours.
-
-    ``None`` means leave it alone: empty, fragment-only, any scheme (``data:``,
-    ``https:``, ``blob:``...), ``//host/x``, or a root-absolute path outside
-    ``static_url_path`` (or every folder's URL path, :class:`UrlRoots`). A reference
-    never climbs above the folder it resolves in (the static root, or a blueprint's
-    folder). Percent-escapes are decoded per segment after splitting on ``/``, and
-    ``%2e%2e`` counts as ``..`` as in browsers (WHATWG URL).
+    ``static_url_path``: where root-absolute URLs land (:class:`UrlRoots`).
     """
-    roots = UrlRoots.of(static_url_path)
-    path = split_url(url.strip(_ASCII_WS))[0]
-    if not path or path.startswith("//") or _SCHEME.match(path):
-        return None
-    if path.startswith("/"):
-        found = roots.for_url(path)
-        if found is None:
-            return None
-        base, path = found
-        parts = base.split("/")[:-1]
-    else:
-        base = roots.base_of(css_path)
-        parts = css_path.split("/")[:-1]
-    floor = base.count("/")  # the folder's own segments: ".." may not pop them
-    for segment in (unquote(s) for s in path.split("/")):
-        if segment == "..":
-            if len(parts) <= floor:
-                raise _EscapesRoot(url)
-            parts.pop()
-        elif segment not in ("", "."):
-            parts.append(segment)
-    return "/".join(parts)
-
-
-def relative_url(from_path: str, to_path: str) -> str:
-    """The percent-encoded URL of ``to_path`` as seen from a file at ``from_path``.
-
-    Both are logical (POSIX, root-relative) names. Encoding matches
-    :func:`pipeline.urls.cdn_url`: a raw ``+``, ``#``, ``?``, ``%``, space or
-    non-ASCII character in a file name would change the URL's meaning.
-    """
-    from_dir = from_path.split("/")[:-1]
-    to_parts = to_path.split("/")
-    common = 0
-    while common < min(len(from_dir), len(to_parts) - 1) and from_dir[common] == to_parts[common]:
-        common += 1
-    relative = [".."] * (len(from_dir) - common) + to_parts[common:]
-    return quote("/".join(relative), safe="/")
-
-
-# --- rewriting one file -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Link:
-    """A reference that resolved to a file which exists."""
-
-    ref: Reference
-    target: str
-
-
-@dataclass(frozen=True)
-class _ParsedCSS:
-    path: str
-    text: str
-    links: tuple[_Link, ...]
-
-    @property
-    def targets(self) -> frozenset[str]:
-        return frozenset(link.target for link in self.links)
-
-
-def _parse(
-    path: str, text: str, *, exists: Collection[str], static_url_path: UrlRoots
-) -> tuple[_ParsedCSS, list[str]]:
-    """Resolve each reference of one file; problems come back as ``file:line: ...``."""
-    links: list[_Link] = []
+    links: list[Link] = []
     problems: list[str] = []
     for ref in find_references(text):
-        where = f"{path}:{ref.line}: {ref.url!r}"
-        try:
-            target = resolve(ref.url, path, static_url_path=static_url_path)
-        except _EscapesRoot:
-            problems.append(f"{where} points outside the static folder")
-            continue
-        if target is None:
-            continue
-        if target not in exists:
-            problems.append(f"{where} points to {target!r}, which is not in the static folder")
-            continue
-        links.append(_Link(ref, target))
-    return _ParsedCSS(path, text, tuple(links)), problems
+        target, problem = find_target(ref.url, path, line=ref.line, exists=exists,
+                                      static_url_path=static_url_path)
+        if problem is not None:
+            problems.append(problem)
+        if target is not None:
+            suffix = split_url(ref.url.strip(_ASCII_WS))[1]
+            links.append(Link(ref.start, ref.end, target, _css_escape(suffix, ref.quote)))
+    return ParsedFile(path, text, tuple(links)), problems
 
 
-def _rewrite(parsed: _ParsedCSS, name_for: Callable[[str], str | None]) -> str:
-    """Replace each link's value by the relative URL of ``name_for(target)``.
-
-    ``name_for`` returns the target's fingerprinted logical name, or ``None`` to
-    keep a reference as written (used for references inside a cycle).
-    """
-    out: list[str] = []
-    pos = 0
-    for link in parsed.links:
-        name = name_for(link.target)
-        if name is None:
-            continue
-        suffix = split_url(link.ref.url.strip(_ASCII_WS))[1]
-        value = relative_url(parsed.path, name) + _css_escape(suffix, link.ref.quote)
-        out += [parsed.text[pos : link.ref.start], value]
-        pos = link.ref.end
-    out.append(parsed.text[pos:])
-    return "".join(out)
+def comment_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every comment, found by the same tokenizer (never inside a string)."""
+    return [m.span() for m in _TOKEN.finditer(text) if m["comment"] is not None]
 
 
 # --- the whole tree -----------------------------------------------------------------------
@@ -363,14 +249,7 @@ def build_css(
     parsed, problems = _parse_all(logical_paths, read, static_url_path)
     if problems and strict:
         raise MissingReferenceError(tuple(problems))
-    done: dict[str, RewrittenCSS] = {}
-    graph = {path: sorted(p for p in item.targets if p in parsed) for path, item in parsed.items()}
-    for group in strongly_connected(graph):
-        if len(group) == 1 and group[0] not in graph[group[0]]:
-            done[group[0]] = _finish(parsed[group[0]], _namer(done, hashes), None)
-        else:
-            done.update(_finish_cycle([parsed[p] for p in group], done, hashes))
-    return CSSBuild(dict(sorted(done.items())), tuple(problems))
+    return CSSBuild(rewrite_all(parsed, hashes), tuple(problems))
 
 
 def check_references(
@@ -390,116 +269,25 @@ def check_references(
 def _parse_all(
     logical_paths: Collection[str], read: Callable[[str], bytes],
     static_url_path: str | UrlRoots | None,
-) -> tuple[dict[str, _ParsedCSS], list[str]]:
+) -> tuple[dict[str, ParsedFile], list[str]]:
     """Every CSS file among ``logical_paths`` parsed, with every reference problem found."""
     url_path = UrlRoots.of(static_url_path)
     exists = frozenset(logical_paths)
-    parsed: dict[str, _ParsedCSS] = {}
+    parsed: dict[str, ParsedFile] = {}
     problems: list[str] = []
     for path in sorted(p for p in exists if is_css(p)):
         # surrogateescape: bytes that are not UTF-8 come back out exactly as they went in.
-        text = _read(read, path).decode("utf-8", "surrogateescape")
-        parsed[path], found = _parse(path, text, exists=exists, static_url_path=url_path)
+        text = read_text(read, path)
+        parsed[path], found = parse_css(path, text, exists=exists, static_url_path=url_path)
         problems += found
     return parsed, problems
 
 
-def _read(read: Callable[[str], bytes], path: str) -> bytes:
+def read_text(read: Callable[[str], bytes], path: str) -> str:
+    """A text file's content; bytes that are not UTF-8 come back out exactly as they went in
+    (``surrogateescape``)."""
     try:
-        return read(path)
+        data = read(path)
     except OSError as exc:
         raise ConfigError(f"cannot read {path!r} in the static folder: {exc.strerror}") from exc
-
-
-def _namer(done: Mapping[str, RewrittenCSS], hashes: Mapping[str, str]) -> Callable[[str], str]:
-    """Fingerprinted name of a target: CSS from this build, anything else from ``hashes``."""
-
-    def name_for(target: str) -> str:
-        if target in done:
-            return done[target].hashed_name
-        try:
-            return hashed_name(target, hashes[target])
-        except KeyError:
-            raise ValueError(f"no hash given for {target!r}, referenced from CSS") from None
-
-    return name_for
-
-
-def _finish(
-    parsed: _ParsedCSS, name_for: Callable[[str], str], name_hash: str | None
-) -> RewrittenCSS:
-    content = _rewrite(parsed, name_for).encode("utf-8", "surrogateescape")
-    digest = hashlib.sha256(content).hexdigest()
-    return RewrittenCSS(
-        parsed.path, content, digest, name_hash or digest, tuple(sorted(parsed.targets))
-    )
-
-
-def _finish_cycle(
-    members: list[_ParsedCSS], done: Mapping[str, RewrittenCSS], hashes: Mapping[str, str]
-) -> dict[str, RewrittenCSS]:
-    """Name every file of one cycle by a group hash (see the module docstring)."""
-    inside = {item.path for item in members}
-    outer = _namer(done, hashes)
-    group = hashlib.sha256(_GROUP_HASH_TAG)
-    for item in sorted(members, key=lambda m: m.path):
-        # References out of the cycle are final already; inside ones stay as written.
-        partial = _rewrite(item, lambda t: None if t in inside else outer(t))
-        body = partial.encode("utf-8", "surrogateescape")
-        group.update(
-            b"%s\0%d\0%s" % (item.path.encode("utf-8", "surrogateescape"), len(body), body)
-        )
-    name_hash = group.hexdigest()
-
-    def name_for(target: str) -> str:
-        return hashed_name(target, name_hash) if target in inside else outer(target)
-
-    return {item.path: _finish(item, name_for, name_hash) for item in members}
-
-
-def strongly_connected(graph: Mapping[str, list[str]]) -> list[list[str]]:
-    """Tarjan's strongly connected components, dependencies before dependants.
-
-    Iterative (a long ``@import`` chain must not hit the recursion limit) and
-    deterministic for a given graph: nodes are visited in sorted order and each
-    component comes back sorted.
-    """
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    result: list[list[str]] = []
-    for root in sorted(graph):
-        if root in index:
-            continue
-        work: list[tuple[str, Iterator[str]]] = [(root, iter(graph[root]))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, edges = work[-1]
-            child = next(edges, None)
-            if child is None:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    result.append(_pop_component(stack, on_stack, node))
-            elif child not in index:
-                index[child] = low[child] = len(index)
-                stack.append(child)
-                on_stack.add(child)
-                work.append((child, iter(graph[child])))
-            elif child in on_stack:
-                low[node] = min(low[node], index[child])
-    return result
-
-
-def _pop_component(stack: list[str], on_stack: set[str], node: str) -> list[str]:
-    component: list[str] = []
-    while True:
-        member = stack.pop()
-        on_stack.discard(member)
-        component.append(member)
-        if member == node:
-            return sorted(component)
+    return data.decode("utf-8", "surrogateescape")

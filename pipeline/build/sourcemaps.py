@@ -6,13 +6,15 @@ written would 404. So, in dependency order:
 
 1. every map's ``sources`` that name a deployed file are pointed at its fingerprinted
    name (a map stays in its folder, so the other, relative, sources stay valid);
-2. each CSS/JS comment is rewritten to the map's fingerprinted name, relative to
-   the file, *before* the file is hashed: a changed map renames the file using it.
-   A comment naming a map that is not deployed is removed with a warning.
+2. each CSS/JS file's directive (:func:`directive_link`: only a trailing comment, found
+   by the file's own tokenizer, never text inside a string or template) becomes a
+   link to the map's fingerprinted name, relative to the file, rewritten *before* the
+   file is hashed (:mod:`pipeline.build.linking`): a changed map renames the file
+   using it. A comment naming a map that is not deployed is removed with a warning.
 
-Sources that are themselves CSS, maps or JS carrying a comment are left as
-written: their names depend on a map, and a map naming them would make a cycle
-(browsers then use ``sourcesContent``). Comments with a scheme (``data:``,
+Sources that are themselves CSS, maps or JS with links are left as written: their
+names depend on other files, and a map naming them could make a cycle (browsers then
+use ``sourcesContent``). Comments with a scheme (``data:``,
 ``https:``) or a root-absolute path outside the static URL path are not ours and
 stay. Nothing here touches the file system.
 """
@@ -22,19 +24,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from .css import _EscapesRoot, is_css, relative_url, resolve
 from .fingerprint import hashed_name
+from .linking import EscapesRoot as _EscapesRoot
+from .linking import Link, relative_url, resolve
 from .mounts import UrlRoots
 
-#: ``/*# sourceMappingURL=x.css.map */`` (``@`` is the old spelling).
-_CSS_COMMENT = re.compile(r"/\*[#@][ \t]*sourceMappingURL=(?P<url>[^\s*]*)[ \t]*\*/")
-#: ``//# sourceMappingURL=x.js.map`` on a line of its own.
-_JS_COMMENT = re.compile(
-    r"^[ \t]*//[#@][ \t]*sourceMappingURL=(?P<url>[^\s'\"]*)[ \t]*(?:\r?\n|\Z)", re.MULTILINE
-)
+#: The text of a ``sourceMappingURL`` comment (``@`` is the old spelling), from ``//``
+#: or ``/*`` on; the comment itself is found by the file's own tokenizer.
+_DIRECTIVE = re.compile(r"(?://|/\*)[#@][ \t]*sourceMappingURL=(?P<url>[^\s'\"*]*)")
+_BLANK = re.compile(r"[\s\ufeff]*\Z")
 
 JS_SUFFIXES = (".js", ".mjs")
 
@@ -49,7 +50,7 @@ def is_map(logical_path: str) -> bool:
 
 @dataclass(frozen=True)
 class LinkedBodies:
-    """Files whose bytes changed: maps with rewritten sources, CSS/JS with rewritten comments.
+    """Maps whose ``sources`` were rewritten.
 
     ``hashes`` is the input hashes updated for every file in ``bodies`` (sha256 of
     the new bytes), so a later step names them by what is uploaded.
@@ -57,12 +58,6 @@ class LinkedBodies:
 
     bodies: Mapping[str, bytes]
     hashes: Mapping[str, str]
-    warnings: tuple[str, ...]
-
-
-def has_comment(logical_path: str, data: bytes) -> bool:
-    """Does this CSS/JS file carry a ``sourceMappingURL`` comment (a cheap pre-check)?"""
-    return (is_css(logical_path) or is_js(logical_path)) and b"sourceMappingURL=" in data
 
 
 def link_maps(
@@ -70,35 +65,23 @@ def link_maps(
     *,
     read: Callable[[str], bytes],
     hashes: Mapping[str, str],
-    commented: Collection[str],
-    static_url_path: str | UrlRoots | None,
+    unstable: Collection[str],
 ) -> LinkedBodies:
-    """Rewrite maps, then the JS files in ``commented`` (see the module docstring).
+    """Point every map's ``sources`` at the fingerprinted names of deployed files.
 
-    ``commented`` are the CSS/JS files for which :func:`has_comment` is true. CSS
-    files are not rewritten here: :func:`rewrite_comment` is applied to their text
-    before :func:`pipeline.build.css.build_css` hashes them.
+    ``unstable`` are the files whose names depend on other files (CSS, JS with links):
+    a source naming one of them is left as written (see the module docstring).
     """
     exists = frozenset(logical_paths)
     new_hashes = dict(hashes)
     bodies: dict[str, bytes] = {}
-    warnings: list[str] = []
-    unstable = {p for p in exists if is_css(p) or is_map(p)} | set(commented)
+    stable = exists - frozenset(unstable) - {p for p in exists if is_map(p)}
     for path in sorted(p for p in exists if is_map(p)):
-        body = rewrite_sources(path, read(path), exists=exists - unstable, hashes=hashes)
+        body = rewrite_sources(path, read(path), exists=stable, hashes=hashes)
         if body is not None:
             bodies[path] = body
             new_hashes[path] = hashlib.sha256(body).hexdigest()
-    for path in sorted(p for p in commented if is_js(p)):
-        text = read(path).decode("utf-8", "surrogateescape")
-        new, warning = rewrite_comment(path, text, exists=exists, hashes=new_hashes,
-                                       static_url_path=static_url_path)
-        if warning:
-            warnings.append(warning)
-        if new != text:
-            bodies[path] = new.encode("utf-8", "surrogateescape")
-            new_hashes[path] = hashlib.sha256(bodies[path]).hexdigest()
-    return LinkedBodies(bodies, new_hashes, tuple(warnings))
+    return LinkedBodies(bodies, new_hashes)
 
 
 def rewrite_sources(
@@ -130,41 +113,50 @@ def rewrite_sources(
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def rewrite_comment(
+def directive_link(
     path: str,
     text: str,
+    comments: Sequence[tuple[int, int]],
     *,
     exists: Collection[str],
-    hashes: Mapping[str, str],
     static_url_path: str | UrlRoots | None,
-) -> tuple[str, str | None]:
-    """``text`` with its last ``sourceMappingURL`` comment pointed at the fingerprinted map.
+) -> tuple[Link | None, str | None]:
+    """The file's ``sourceMappingURL`` directive as a link to the map, and a warning.
 
-    Returns the new text and a warning when the comment was removed because the map
-    it names is not deployed.
+    Only a trailing comment is a directive (source map spec, "extract a source map URL
+    from JavaScript through parsing": any later token other than a comment cancels it);
+    of several, the last. ``comments`` are the file's comment spans from its own
+    tokenizer, so text inside a string or template is never taken for one. A directive
+    naming a map that is not deployed becomes a link that removes the comment, with a
+    warning; one with a scheme or a root path outside ``static_url_path`` is not ours:
+    ``(None, None)``.
     """
-    pattern = _CSS_COMMENT if is_css(path) else _JS_COMMENT
-    matches = list(pattern.finditer(text))
-    match = matches[-1] if matches else None  # browsers use the last one
-    if match is None:
-        return text, None
+    end = len(text)
+    for start, stop in reversed(comments):
+        if not _BLANK.match(text, stop, end):
+            return None, None  # code follows: no directive
+        match = _DIRECTIVE.match(text, start, stop)
+        if match is not None:
+            return _directive(path, match, (start, stop), exists=exists,
+                              static_url_path=static_url_path)
+        end = start
+    return None, None
+
+
+def _directive(path: str, match: re.Match[str], span: tuple[int, int], *,
+               exists: Collection[str], static_url_path: str | UrlRoots | None
+               ) -> tuple[Link | None, str | None]:
     url = match["url"]
     try:
         target = resolve(url, path, static_url_path=static_url_path)
     except _EscapesRoot:
         target = ""  # above the static root: certainly not deployed
     if target is None:
-        return text, None
-    if target in exists and target in hashes:
-        new_url = relative_url(path, hashed_name(target, hashes[target]))
-        start, end = match.span("url")
-        return text[:start] + new_url + text[end:], None
-    start, end = match.span()
-    # Keep the line break a JS comment consumed, so line numbers of the code stay right.
-    comment = text[start:end]
-    keep = comment[len(comment.rstrip("\r\n")):]
+        return None, None
+    if target in exists:
+        return Link(match.start("url"), match.end("url"), target), None
     warning = f"{path}: source map {url!r} is not deployed: sourceMappingURL comment removed"
-    return text[:start] + keep + text[end:], warning
+    return Link(span[0], span[1], None), warning
 
 
 def _resolve(url: str, from_path: str, *, static_url_path: str | UrlRoots | None) -> str | None:
