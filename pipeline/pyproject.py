@@ -32,7 +32,8 @@ from .errors import ConfigError
 TABLE_NAME = "flask-cdn-pipeline"
 PYPROJECT = "pyproject.toml"
 
-#: Table key -> (settings field, kind): ``str``, ``path``, ``int``, ``bool`` or ``patterns``.
+#: Table key -> (settings field, kind): ``str``, ``path``, ``int``, ``bool``, ``patterns``,
+#: ``ints``, ``words`` or ``mapping`` (a table of strings).
 #: The keys are defined with the options, in :data:`pipeline.cli.settings.TABLE_KEYS`.
 KeyTable = Mapping[str, tuple[str, str]]
 
@@ -179,6 +180,11 @@ def _typed(raw: Any, kind: str, *, where: str, base: Path) -> Any:
         if not isinstance(raw, list) or not all(type(item) is int for item in raw):
             raise ConfigError(f"{where} must be a list of whole numbers, not {raw!r}")
         return tuple(raw)
+    if kind == "mapping":
+        if not isinstance(raw, dict) or not all(
+                isinstance(k, str) and k and isinstance(v, str) and v for k, v in raw.items()):
+            raise ConfigError(f"{where} must be a table of non-empty strings, not {raw!r}")
+        return dict(raw)
     if kind == "words":
         if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
             raise ConfigError(f"{where} must be a list of non-empty strings, not {raw!r}")

@@ -93,8 +93,11 @@ OPTIONS: tuple[Option, ...] = (
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
-#: ``[tool.flask-cdn-pipeline]`` key -> (option name, kind).
-TABLE_KEYS: dict[str, tuple[str, str]] = {o.key: (o.name, o.kind) for o in OPTIONS}
+#: ``[tool.flask-cdn-pipeline]`` key -> (option name, kind). ``importmap`` (module name ->
+#: static file) is the Flask extension's (:mod:`pipeline.flaskext.importmap`): the deploy
+#: checks its type and has no option for it.
+TABLE_KEYS: dict[str, tuple[str, str]] = {
+    **{o.key: (o.name, o.kind) for o in OPTIONS}, "importmap": ("importmap", "mapping")}
 
 #: Option name -> environment variables that supply it when the option is absent.
 ENV_VARS: dict[str, tuple[str, ...]] = {o.name: o.env for o in OPTIONS if o.env}

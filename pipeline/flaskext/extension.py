@@ -56,6 +56,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from .importmap import install_importmap
 from .pictures import install_pictures
 from .state import (
     EXTENSION_KEY,
@@ -105,6 +106,7 @@ class CDN:
         if state.settings.reload and state.settings.cdn_url:
             app.before_request(_reload_hook(state))
         install_pictures(app, state)
+        install_importmap(app)
         from .commands import cdn_group
 
         app.cli.add_command(cdn_group)
