@@ -19,6 +19,7 @@ from pipeline.build.textlinks import EncodingError
 from pipeline.cli.main import main
 from pipeline.localfs import collect_files
 from tests.helpers import write_tree
+from tests.installed import InstalledTool
 
 
 def build_tree(tmp_path: Path, files: dict[str, bytes], **options: object) -> Build:
@@ -233,3 +234,31 @@ def test_css_and_js_that_are_not_utf8_are_warned_and_kept_when_not_strict(
 def text_bytes(result: Build, path: str, tmp_path: Path) -> bytes:
     data = result.bodies.get(path)
     return data if data is not None else (tmp_path / "static" / path).read_bytes()
+
+
+# --- the installed command, from a foreign project ----------------------------------------
+
+
+def test_installed_deploy_rewrites_modules_and_refuses_a_missing_one(
+        installed: InstalledTool, project: Path) -> None:
+    static = project / "static"
+    write_tree(static, {
+        "js/main.js": b'import { u } from "./util.js";\nimport "/static/lib/x.js";\n',
+        "js/util.js": b"export const u = 1;\n", "lib/x.js": b"export {};\n"})
+    # The import map's key in the table the deploy reads is accepted.
+    (project / "pyproject.toml").write_text(
+        '[tool.flask-cdn-pipeline]\nimportmap = { app = "js/main.js" }\n')
+    result = installed.run("cdn-deploy", "--json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    files = json.loads((project / "build" / "cdn-manifest.json").read_text())["files"]
+    main_js = (project / "build" / "cdn" / files["js/main.js"]["key"]).read_text()
+    assert main_js == (f'import {{ u }} from "./{posixpath.basename(files["js/util.js"]["key"])}";'
+                       f'\nimport "../{files["lib/x.js"]["key"].removeprefix("static/")}";\n')
+
+    (static / "js" / "late.js").write_bytes(b'\n\nexport * from "./gone.js";\n')
+    before = sorted((project / "build" / "cdn").rglob("*"))
+    refused = installed.run("cdn-deploy", cwd=project)
+    assert refused.returncode == 2
+    assert "js/late.js:3: './gone.js' points to 'js/gone.js'" in refused.stderr
+    assert refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr
+    assert sorted((project / "build" / "cdn").rglob("*")) == before
