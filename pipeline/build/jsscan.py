@@ -52,7 +52,6 @@ _LINE_COMMENT = re.compile(r"//[^\n\r\u2028\u2029]*")
 _HASHBANG = re.compile(r"#![^\n\r\u2028\u2029]*")
 _BLOCK_COMMENT = re.compile(r"/\*[\s\S]*?(?:\*/|\Z)")
 _REGEX = re.compile(r"/(?![*/])(?:[^/\\\[\n\r]|\\[^\n\r]|\[(?:[^\]\\\n\r]|\\[^\n\r])*\])+/[\w$]*")
-_WORD_END = re.compile(r"[\w$]+\Z")
 _SPACE = frozenset(" \t\n\r\v\f\ufeff\xa0\u2028\u2029")
 # For the short look-ahead after import/export: blanks and comments, then one token.
 _GAP = re.compile(r"(?:\s+|//[^\n\r]*|/\*[\s\S]*?\*/)*")
@@ -121,7 +120,11 @@ class _Scanner:
             elif char == "}":
                 pos = self._close_brace(start)
             elif char == "(":
-                self.parens.append(self._word_before(start) in _CONDITION_KEYWORDS)
+                # Only "if", "while", "for" and "with" matter: look for the word only after
+                # one of their last letters (most "(" follow a name that ends otherwise).
+                before = self._previous_char(start)
+                self.parens.append(before in "ferh" and before != ""
+                                   and self._word_before(start) in _CONDITION_KEYWORDS)
                 pos = start + 1
             else:  # ")"
                 self._closed(start, self.parens.pop() if self.parens else False)
@@ -214,10 +217,12 @@ class _Scanner:
 
     def _word_at(self, i: int) -> str:
         """The identifier (or number) ending at index ``i``, "" if it is a property name."""
-        match = _WORD_END.search(self.text, max(0, i - 63), i + 1)
-        if match is None:
-            return ""
-        return "" if self._previous_char(match.start()) == "." else match.group()
+        text = self.text
+        start = i
+        # A plain loop: keywords are short, and a backward regex search would try every start.
+        while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "$_"):
+            start -= 1
+        return "" if self._previous_char(start) == "." else text[start : i + 1]
 
     def _word_before(self, pos: int) -> str:
         i = self._previous(pos)
