@@ -23,7 +23,7 @@ from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
 from .linking import rewrite_all
 from .mounts import UrlRoots
 from .sourcemaps import is_js, is_map, link_maps
-from .textlinks import parse_texts
+from .textlinks import TextLinks, parse_texts
 
 #: Files that get a Subresource Integrity value (``<script>``/``<link>`` targets).
 SRI_SUFFIXES = (".css", ".js", ".mjs")
@@ -58,6 +58,7 @@ def build(
     strict: bool = True,
     static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH,
     on_hashed: HashedCallback | None = None,
+    texts: TextLinks | None = None,
 ) -> Build:
     """Hash every file, rewrite CSS references and JS module specifiers to fingerprinted
     names, name every object.
@@ -68,12 +69,14 @@ def build(
     (:mod:`pipeline.build.sourcemaps`), so a changed map renames the CSS or JS file whose
     ``sourceMappingURL`` names it. ``on_hashed`` lets
     a deploy start uploading the files stored as they are (:func:`is_verbatim`) while
-    the others are still being hashed.
+    the others are still being hashed. ``texts``: what :func:`check_before_hashing`
+    returned for these files, so their CSS/JS is not parsed twice.
     """
     files = list(files)
     by_path = {item.logical_path: item for item in files}
     read = _reader(by_path)
-    texts = parse_texts(by_path, read=read, static_url_path=static_url_path)
+    if texts is None:
+        texts = parse_texts(by_path, read=read, static_url_path=static_url_path)
     if strict:
         texts.refuse_if_broken()
     hashes = _hash_all(files, cache, on_hashed)
@@ -112,18 +115,22 @@ def build(
 
 
 def check_before_hashing(files: Iterable[LocalFile], *, prefix: str, strict: bool,
-                         static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH) -> None:
+                         static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH
+                         ) -> TextLinks | None:
     """Refuse what :func:`build` would refuse that needs no hash: an object key S3 would
     reject and, when ``strict``, a CSS/JS file that is not UTF-8 or whose reference or
     module specifier names a missing file. A deploy runs this
-    before it uploads anything, even files it uploads while still hashing others."""
+    before it uploads anything, even files it uploads while still hashing others. Returns
+    the parsed CSS/JS (strict mode), for :func:`build` to reuse."""
     files = list(files)
     for item in files:
         check_key(prefix, item.logical_path)
-    if strict:
-        by_path = {item.logical_path: item for item in files}
-        parse_texts(by_path, read=_reader(by_path),
-                    static_url_path=static_url_path).refuse_if_broken()
+    if not strict:
+        return None
+    by_path = {item.logical_path: item for item in files}
+    texts = parse_texts(by_path, read=_reader(by_path), static_url_path=static_url_path)
+    texts.refuse_if_broken()
+    return texts
 
 
 #: S3's limit on the UTF-8 length of an object key.

@@ -189,7 +189,8 @@ def deploy(
     cache = HashCache(hash_cache_path)
     blobs = git_blob_ids(folders)
     from_git = reuse_git_hashes(files, blobs, current.doc, cache)
-    check_before_hashing(files, prefix=store.prefix, strict=strict, static_url_path=roots)
+    texts = check_before_hashing(files, prefix=store.prefix, strict=strict,
+                                 static_url_path=roots)
     known = dict(current.doc.etags) if current.doc else {}
     started = time.monotonic()  # deletions after this are what confirm_release looks for
     listing: dict[str, RemoteObject] | None = None
@@ -201,7 +202,7 @@ def deploy(
     probe = partial(store.require_conditional_writes, unsafe=unsafe_no_conditional_writes)
     with _early_uploads(store, listing, known, observer, before_first=probe) as early:
         built = build(files, prefix=store.prefix, cache=cache, strict=strict,
-                      static_url_path=roots,
+                      static_url_path=roots, texts=texts,
                       on_hashed=early.offer if early is not None else None)
         for warning in built.warnings:
             observer.warned(warning)
