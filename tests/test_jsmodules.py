@@ -262,3 +262,40 @@ def test_installed_deploy_rewrites_modules_and_refuses_a_missing_one(
     assert "js/late.js:3: './gone.js' points to 'js/gone.js'" in refused.stderr
     assert refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr
     assert sorted((project / "build" / "cdn").rglob("*")) == before
+
+
+def test_redeploy_after_a_dependency_changed_renames_the_importer(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    static = write_tree(tmp_path / "static", {"js/app.js": b'import { v } from "./dep.js";\n',
+                                              "js/dep.js": b"export const v = 1;\n"})
+    target, manifest_path = tmp_path / "cdn", tmp_path / "m.json"
+    argv = ["--static-dir", str(static), "--target-dir", str(target), "--manifest",
+            str(manifest_path), "--no-assets"]
+
+    def deployed() -> dict[str, str]:
+        assert main(argv) == 0, capsys.readouterr().err
+        files = json.loads(manifest_path.read_text())["files"]
+        return {path: files[path]["key"] for path in ("js/app.js", "js/dep.js")}
+
+    first = deployed()
+    (static / "js" / "dep.js").write_bytes(b"export const v = 2;\n")
+    second = deployed()
+    assert second["js/app.js"] != first["js/app.js"]
+    app = (target / second["js/app.js"]).read_text()
+    assert app == f'import {{ v }} from "./{posixpath.basename(second["js/dep.js"])}";\n'
+    assert (target / first["js/app.js"]).is_file()  # pages cached with the old URL still load
+
+
+def test_the_static_url_path_flag_decides_which_root_specifiers_are_ours(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    static = write_tree(tmp_path / "static", {
+        "js/app.js": b'import "/assets/lib/x.js";\nimport "/static/lib/x.js";\n',
+        "lib/x.js": b"export {};\n"})
+    target, manifest_path = tmp_path / "cdn", tmp_path / "m.json"
+    code = main(["--static-dir", str(static), "--target-dir", str(target), "--manifest",
+                 str(manifest_path), "--no-assets", "--static-url-path", "/assets"])
+    assert code == 0, capsys.readouterr().err
+    files = json.loads(manifest_path.read_text())["files"]
+    app = (target / files["js/app.js"]["key"]).read_text()
+    x = files["lib/x.js"]["key"].removeprefix("static/")
+    assert app == f'import "../{x}";\nimport "/static/lib/x.js";\n'
