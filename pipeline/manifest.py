@@ -26,12 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError
+from .jsondoc import parse_document, whole_number
 from .keys import key_problem
 from .localfs import display_name, write_atomic
 
 #: The newest format written; :data:`READABLE_VERSIONS` are all read.
 MANIFEST_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+#: Bounds of a stored object's ``size`` (S3's largest object is 5 TiB) and of an image's
+#: ``width``/``height``: a number outside them was not written by a deploy.
+MAX_OBJECT_SIZE = 5 * 1024**4
+MAX_IMAGE_SIDE = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +137,13 @@ class Manifest:
                 entry = files[name] = Entry(
                     str(raw["key"]),
                     str(raw["hash"]),
-                    int(raw["size"]),
+                    whole_number(raw["size"], low=0, high=MAX_OBJECT_SIZE),
                     types.setdefault(content_type, content_type),
                     str(raw["integrity"]) if raw.get("integrity") else None,
                     **(_image_fields(raw) if version >= 2 and _has_image_fields(raw) else {}),
                 )
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ManifestError(f"{source}: entry {name!r} is malformed") from exc
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ManifestError(f"{source}: entry {name!r} is malformed ({exc})") from exc
             _check_keys(entry, name, source)
         return cls(files)
 
@@ -230,10 +235,9 @@ class _EntryDocuments(Mapping[str, dict[str, object]]):
 
 
 def parse_json(data: bytes | str, *, source: str) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise ManifestError(f"{source} is not valid JSON: {exc}") from exc
+    """The one parser of every manifest and release document (:mod:`pipeline.jsondoc`):
+    any failure, however odd the input, is a :class:`ManifestError`."""
+    return parse_document(data, source=source)
 
 
 def _has_image_fields(raw: Mapping[str, Any]) -> bool:
@@ -251,15 +255,14 @@ def _image_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise TypeError("variants must be a list")
     fields["variants"] = tuple(
         Variant(key=str(v["key"]), width=_positive(v["width"]), height=_positive(v["height"]),
-                content_type=str(v["content_type"]), size=int(v["size"]))
+                content_type=str(v["content_type"]),
+                size=whole_number(v["size"], low=0, high=MAX_OBJECT_SIZE))
         for v in variants)
     return fields
 
 
 def _positive(value: Any) -> int:
-    if type(value) is not int or value < 1:
-        raise ValueError(f"not a positive integer: {value!r}")
-    return value
+    return whole_number(value, low=1, high=MAX_IMAGE_SIDE)
 
 
 def _entry_json(entry: Entry) -> dict[str, object]:

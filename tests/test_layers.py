@@ -18,9 +18,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 
 #: Modules that import nothing of the package but other leaves: exceptions, the
 #: content-type table, URL quoting, validators, local files, path filters, the extras
-#: message, the bucket key layout, the transfer settings' ranges, the pyproject table reader.
+#: message, the bucket key layout, the transfer settings' ranges, the pyproject table reader,
+#: the strict JSON parser of documents.
 LEAVES = frozenset({"errors", "media_types", "urls", "validate", "localfs", "pathfilter",
-                    "extras", "keys", "limits", "pyproject"})
+                    "extras", "keys", "limits", "pyproject", "jsondoc"})
 
 #: Part -> the parts it may import. Imports flow one way: leaves -> manifest -> build ->
 #: release -> cli; storage -> release; storage -> images; manifest, serving -> flaskext.

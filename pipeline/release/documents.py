@@ -137,6 +137,8 @@ class Current:
     doc: ReleaseDoc | None
     etag: str | None
     data: bytes | None
+    #: Why ``data`` is not a release document (``doc`` is then ``None``).
+    problem: str | None = None
 
     @property
     def release_id(self) -> str | None:

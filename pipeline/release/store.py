@@ -113,10 +113,9 @@ class ReleaseStore:
         if stored is None:
             return Current(None, None, None)
         try:
-            doc: ReleaseDoc | None = ReleaseDoc.from_json(stored.data,
-                                                          source=f"current manifest {key!r}")
-        except ManifestError:
-            doc = None
+            doc = ReleaseDoc.from_json(stored.data, source=f"current manifest {key!r}")
+        except ManifestError as exc:
+            return Current(None, stored.etag, stored.data, problem=str(exc))
         return Current(doc, stored.etag, stored.data)
 
     def read_release(self, release_id: str) -> ReleaseDoc:

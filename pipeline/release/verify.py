@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ManifestError
 from ..manifest import Entry
 from ..media_types import DEFAULT_CONTENT_TYPE, IMMUTABLE_CACHE_CONTROL
 from ..storage.base import ObjectInfo, RemoteObject
@@ -89,6 +89,9 @@ def verify(
     """Check the release ``release_id`` (default: the current manifest) against storage."""
     current = store.read_current()
     if release_id is None:
+        if current.problem is not None:
+            raise ManifestError(f"{current.problem}; a deploy or `deploy.py rollback ID` "
+                                "replaces it, or pass --release ID")
         if current.doc is None:
             # A usage problem, not a failed check: usually a wrong --prefix or bucket.
             raise ConfigError(
