@@ -57,8 +57,7 @@ def nesting_exceeds(data: bytes, limit: int) -> bool:
     quotes and backslashes are dropped, then every byte but brackets and quotes (braces
     become square brackets), then string literals (a ``[`` in a name does not count).
     Each ``.replace(b"[]", b"")`` then removes the innermost pairs, exactly one level,
-    so a document within the limit is empty after ``limit`` rounds. What remains after
-    them is deeper, or has unmatched brackets (the parser reports those itself).
+    so a balanced document within the limit is empty after ``limit`` rounds.
     """
     if b"\\" in data:  # rare in our documents: keys and names are plain, never escaped
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
@@ -68,20 +67,22 @@ def nesting_exceeds(data: bytes, limit: int) -> bool:
     brackets = data.translate(_ONE_BRACKET_KIND, _NOT_STRUCTURE).replace(b'""', b"")
     if b'"' in brackets:
         brackets = _STRING.sub(b"", brackets).replace(b'"', b"")
+    remainder = brackets
     for _ in range(limit):
-        if not brackets:
+        if not remainder:
             return False
-        brackets = brackets.replace(b"[]", b"")
-    return _opens_deeper(brackets)
+        remainder = remainder.replace(b"[]", b"")
+    return _deeper_than(brackets, limit) if remainder else False
 
 
-def _opens_deeper(brackets: bytes) -> bool:
-    """Whether a remainder of brackets goes one level deeper anywhere (``]]][`` does not:
-    the parser stops at its first ``]``)."""
+def _deeper_than(brackets: bytes, limit: int) -> bool:
+    """The depth counted bracket by bracket; run only when the rounds left something, which
+    is deeper than ``limit`` or unbalanced (a truncated document's unclosed brackets stay
+    whatever their depth, and it deserves the parser's own message)."""
     depth = 0
     for byte in brackets:
         depth += 1 if byte == ord("[") else -1
-        if depth > 0:
+        if depth > limit:
             return True
     return False
 
