@@ -21,6 +21,7 @@ from flask import Flask
 from ..errors import ConfigError, ManifestError, MissingAssetError
 from ..manifest import Manifest
 from ..media_types import content_type_for
+from ..serving.deadline import BoundedFetch
 from ..serving.refresher import ManifestRefresher, initial_load
 from ..serving.source import CONFIG_DEFAULTS, SourceSettings, open_source, read_source_settings
 from ..urls import cdn_url, quote_key
@@ -216,11 +217,13 @@ class CDNState:
         """Load a bucket or CDN manifest now; the refresher thread starts on the first request."""
         assert settings.source is not None
         source = open_source(settings.source)
-        loaded, status = initial_load(source, settings.source)
+        fetcher = BoundedFetch(source)  # one read at a time, from start-up on
+        loaded, status = initial_load(source, settings.source, fetcher=fetcher)
         state = cls(settings, loaded.manifest if loaded else None, None)
         state.refresher = ManifestRefresher(
             source, interval=settings.source.refresh_seconds,
             last_good=settings.source.last_good, apply=state.swap, current=loaded, status=status,
+            deadline=settings.source.refresh_deadline, fetcher=fetcher,
         )
         return state
 

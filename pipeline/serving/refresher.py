@@ -36,7 +36,8 @@ from ..errors import ConfigError, ManifestError, PipelineError
 from ..localfs import write_atomic
 from ..manifest import Manifest
 from ..storage.base import NotModified
-from .source import PINNED, Loaded, ManifestSource, SourceSettings
+from .deadline import BoundedFetch
+from .source import DEFAULT_REFRESH_DEADLINE, PINNED, Loaded, ManifestSource, SourceSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ class RefreshStatus:
     last_error_at: datetime | None = None
     #: Failed refreshes in a row (0 when the last one worked).
     failures: int = 0
+    #: When the read of the source still running started (``None``: none is running).
+    #: A read that overran its deadline and could not be cut off still counts.
+    reading_since: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,7 +93,8 @@ class RefreshStatus:
             "refresh_seconds": self.refresh_seconds,
             "last_refresh": _iso(self.last_refresh), "last_change": _iso(self.last_change),
             "last_error": self.last_error, "last_error_at": _iso(self.last_error_at),
-            "failures": self.failures, "pid": os.getpid(),
+            "failures": self.failures, "reading_since": _iso(self.reading_since),
+            "pid": os.getpid(),
         }
 
 
@@ -108,12 +113,17 @@ def _now() -> datetime:
 Start = tuple[Loaded | None, RefreshStatus]
 
 
-def initial_load(source: ManifestSource, settings: SourceSettings) -> Start:
-    """Load at start-up: the source, else the last-known-good copy, else fail or start off."""
+def initial_load(source: ManifestSource, settings: SourceSettings, *,
+                 fetcher: BoundedFetch | None = None) -> Start:
+    """Load at start-up: the source, else the last-known-good copy, else fail or start off.
+
+    The source gets ``settings.startup_deadline`` seconds in all: an app must start even
+    when its source answers too slowly to be useful.
+    """
     status = RefreshStatus(mode=source.mode, source=source.description, release=None, files=0,
                            loaded_from=FROM_NOTHING, refresh_seconds=settings.refresh_seconds)
     try:
-        loaded = source.fetch(None)
+        loaded = (fetcher or BoundedFetch(source)).fetch(None, seconds=settings.startup_deadline)
         assert isinstance(loaded, Loaded)  # an unconditional read is never a 304
     except PipelineError as exc:
         return _start_without_source(source, settings, status, exc)
@@ -181,9 +191,15 @@ class ManifestRefresher:
         apply: Callable[[Manifest], None],
         current: Loaded | None,
         status: RefreshStatus,
+        deadline: float = DEFAULT_REFRESH_DEADLINE,
+        fetcher: BoundedFetch | None = None,
     ) -> None:
         self.source = source
         self.interval = interval
+        #: Overall seconds one refresh may read for (see :mod:`.deadline`).
+        self.deadline = deadline
+        #: Shared with start-up, so a read that overran there blocks a second one here.
+        self._fetcher = fetcher or BoundedFetch(source)
         self.last_good = last_good
         self._apply = apply
         self._current = current
@@ -196,7 +212,7 @@ class ManifestRefresher:
 
     @property
     def status(self) -> RefreshStatus:
-        return self._status
+        return replace(self._status, reading_since=self._fetcher.in_flight_since)
 
     # -- thread lifecycle ---------------------------------------------------------------------
 
@@ -262,7 +278,8 @@ class ManifestRefresher:
         """Ask the source once; apply a valid change. False when the refresh failed."""
         current = self._current
         try:
-            result = self.source.fetch(current.etag if current else None)
+            result = self._fetcher.fetch(current.etag if current else None,
+                                         seconds=self.deadline)
         except Exception as exc:
             self._failed(exc)
             return False

@@ -21,9 +21,7 @@ and :mod:`pipeline.release.documents`, which own it.
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +34,7 @@ from ..release.documents import ReleaseDoc, validate_release_id
 from ..storage.base import NotModified, StoredBytes
 from ..urls import cdn_url, redact_url
 from ..validate import DEFAULT_MANIFEST_PATH, validate_bucket, validate_prefix, validate_url
+from .http import READ_TIMEOUT, HttpReader
 
 PINNED = "pinned"
 FOLLOW = "follow"
@@ -46,11 +45,14 @@ DEFAULT_REFRESH_SECONDS = 30.0
 #: Bounds of ``CDN_REFRESH``: below 0.05 s a fleet would hammer the bucket.
 _REFRESH_RANGE = (0.05, 86400.0)
 #: Requests of an app server give up fast: start-up must not hang on a dead endpoint,
-#: and the refresher retries with its own backoff anyway.
+#: and the refresher retries with its own backoff anyway (per socket operation).
 CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 10.0
-#: A manifest of 10,000 files is about 2.5 MB; anything this big is not one of ours.
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+#: Overall deadlines of one read of the source (``CDN_STARTUP_DEADLINE``,
+#: ``CDN_REFRESH_DEADLINE``): start-up falls back to the last-known-good copy after a
+#: few seconds; a refresh runs off the request path, so it may take longer.
+DEFAULT_STARTUP_DEADLINE = 5.0
+DEFAULT_REFRESH_DEADLINE = 30.0
+_DEADLINE_RANGE = (0.1, 3600.0)
 
 _REMOTE_SCHEMES = ("s3", "http", "https")
 
@@ -58,6 +60,8 @@ _REMOTE_SCHEMES = ("s3", "http", "https")
 CONFIG_DEFAULTS: dict[str, Any] = {
     "CDN_RELEASE": None,
     "CDN_REFRESH": DEFAULT_REFRESH_SECONDS,
+    "CDN_STARTUP_DEADLINE": DEFAULT_STARTUP_DEADLINE,
+    "CDN_REFRESH_DEADLINE": DEFAULT_REFRESH_DEADLINE,
     "CDN_ENDPOINT_URL": None,
     "CDN_REGION": None,
     "CDN_MANIFEST_CACHE": str(DEFAULT_MANIFEST_PATH),
@@ -81,6 +85,9 @@ class SourceSettings:
     last_good: Path
     #: Start with the CDN off (and an ERROR) instead of failing when nothing can be loaded.
     fallback_local: bool
+    #: Overall seconds one read may take at start-up, and during a refresh.
+    startup_deadline: float = DEFAULT_STARTUP_DEADLINE
+    refresh_deadline: float = DEFAULT_REFRESH_DEADLINE
 
     @property
     def mode(self) -> str:
@@ -109,24 +116,29 @@ def read_source_settings(
     settings = SourceSettings(
         location=location,
         release=validate_release_id(str(release)) if release else None,
-        refresh_seconds=_refresh_seconds(config.get("CDN_REFRESH", DEFAULT_REFRESH_SECONDS)),
+        refresh_seconds=_seconds(config.get("CDN_REFRESH", DEFAULT_REFRESH_SECONDS),
+                                 "CDN_REFRESH", _REFRESH_RANGE),
         endpoint_url=endpoint,
         region=config.get("CDN_REGION") or None,
         last_good=Path(config.get("CDN_MANIFEST_CACHE") or DEFAULT_MANIFEST_PATH).absolute(),
         fallback_local=fallback_local,
+        startup_deadline=_seconds(config.get("CDN_STARTUP_DEADLINE", DEFAULT_STARTUP_DEADLINE),
+                                  "CDN_STARTUP_DEADLINE", _DEADLINE_RANGE),
+        refresh_deadline=_seconds(config.get("CDN_REFRESH_DEADLINE", DEFAULT_REFRESH_DEADLINE),
+                                  "CDN_REFRESH_DEADLINE", _DEADLINE_RANGE),
     )
     open_source(settings)  # a malformed location fails here, at start-up (nothing is contacted)
     return settings
 
 
-def _refresh_seconds(value: Any) -> float:
+def _seconds(value: Any, name: str, bounds: tuple[float, float]) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"CDN_REFRESH must be a number of seconds, not {value!r}") from None
-    low, high = _REFRESH_RANGE
-    if not low <= seconds <= high:
-        raise ConfigError(f"CDN_REFRESH must be between {low} and {high:.0f} seconds, "
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+    low, high = bounds
+    if not low <= seconds <= high:  # NaN is refused here too
+        raise ConfigError(f"{name} must be between {low} and {high:.0f} seconds, "
                           f"not {value!r}")
     return seconds
 
@@ -286,8 +298,7 @@ class UrlSource(_Checked):
     prefix ``prefix``; a pinned release is read from ``https://host/<release key>``.
     """
 
-    def __init__(self, location: str, release: str | None,
-                 opener: Callable[..., Any] = urllib.request.urlopen) -> None:
+    def __init__(self, location: str, release: str | None) -> None:
         parts = urlsplit(location)
         path = parts.path.strip("/")
         if path == MANIFEST_NAME or path.endswith("/" + MANIFEST_NAME):
@@ -298,30 +309,12 @@ class UrlSource(_Checked):
         base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         key = release_key(self.prefix, release) if release else manifest_key(self.prefix)
         self.url = cdn_url(base, key)
-        self.description = redact_url(self.url)
-        self._open = opener
+        self._reader = HttpReader(self.url)
+        self.description = self._reader.description
 
     def fetch(self, etag: str | None) -> Loaded | NotModified:
-        return self._loaded(self._get(etag), self.description)
+        return self._loaded(self._reader.get(etag), self.description)
 
-    def _get(self, etag: str | None) -> StoredBytes | NotModified | None:
-        # The ETag is sent back exactly as the server gave it (a CDN may make it weak).
-        headers = {"Accept-Encoding": "identity", **({"If-None-Match": etag} if etag else {})}
-        request = urllib.request.Request(self.url, headers=headers)
-        try:
-            with self._open(request, timeout=READ_TIMEOUT) as response:
-                data = response.read(MAX_MANIFEST_BYTES + 1)
-                token = response.headers.get("ETag")
-        except urllib.error.HTTPError as exc:
-            if exc.code == 304 and etag:
-                return NotModified(etag)
-            # A bucket without ListBucket for the reader answers 403 for a missing key.
-            if exc.code in (403, 404):
-                return None
-            raise SourceError(f"cannot read {self.description}: HTTP {exc.code}") from exc
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise SourceError(f"cannot read {self.description}: {reason}") from exc
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{self.description} is larger than {MAX_MANIFEST_BYTES} bytes")
-        return StoredBytes(data, token or "")
+    def abort(self) -> None:
+        """Cut off the read in flight (its deadline passed): see :mod:`.deadline`."""
+        self._reader.abort()
