@@ -320,8 +320,11 @@ def test_a_failing_source_keeps_the_table_logs_once_and_backs_off(
             assert refresher.next_delay() >= 2 * 2 * 0.75  # doubled twice, minus jitter
             proxy.fail_rate = 0.0
             assert refresher.refresh_once()
-        levels = [r.levelno for r in caplog.records if r.name == REFRESHER_LOG]
-        assert levels == [logging.WARNING, logging.INFO]  # one line per streak, one on recovery
+        records = [r for r in caplog.records if r.name == REFRESHER_LOG]
+        # One line per streak, and its end at the streak's level: an alert on WARNING and
+        # above sees the outage end, not only begin.
+        assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING]
+        assert "readable again after 3 failed" in records[1].getMessage()
         assert refresher.next_delay() == 2
 
 
@@ -419,6 +422,8 @@ def test_flask_cdn_status_in_a_foreign_project_pinned_to_the_release_the_deploy_
     assert text.returncode == 0, text.stderr
     assert f"Release: {release} (1 files, loaded from source)" in text.stdout
     assert "Mode: pinned" in text.stdout and "Traceback" not in text.stderr
+    # A pinned release is never re-read: no refresh interval is claimed for it.
+    assert "(pinned: never refreshed" in text.stdout and "every" not in text.stdout
     as_json = subprocess.run([*flask, "--json"], cwd=project, env=env, capture_output=True,
                              text=True, timeout=120, check=False)
     report = json.loads(as_json.stdout)
@@ -452,6 +457,23 @@ def test_flask_cdn_deploy_publishes_where_the_app_reads_and_the_app_follows(
     assert "static/manifest.json" in s3.keys("static/")
     assert CDN.state(app).refresher.refresh_once()
     assert served(app) == f"{CDN_BASE}/{logo_key_in(tmp_path / 'last-good.json')}"
+
+
+def test_flask_cdn_manifest_names_the_source_and_the_last_known_good_copy(
+    s3: S3Env, args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    make_app: AppFactory,
+) -> None:
+    deploy(capsys, args)
+    app = make_app(**bucket_config(s3))
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["cdn", "manifest", "img/logo.png"])
+    assert result.exit_code == 0, result.output
+    assert f"Manifest: s3://{s3.bucket}/static/manifest.json" in result.output
+    assert f"Last-known-good copy: {tmp_path / 'last-good.json'}" in result.output
+    assert f"img/logo.png -> {CDN_BASE}/{logo_key(tmp_path)}" in result.output
+    report = json.loads(runner.invoke(args=["cdn", "manifest", "--json"]).output)
+    assert report["source"].startswith(f"s3://{s3.bucket}/static/manifest.json")
+    assert report["manifest"] == str(tmp_path / "last-good.json") and report["files"] == 9
 
 
 def logo_key_in(manifest: Path) -> str:

@@ -96,7 +96,10 @@ def manifest_command(names: Sequence[str], show_all: bool, as_json: bool) -> Non
     """
     state = get_state(current_app)
     path = state.settings.manifest_path
-    manifest = Manifest.load(path) if path.is_file() else None  # the file as deployed now
+    if state.refresher is not None:  # a bucket or CDN source: the table served now
+        manifest = state.manifest
+    else:  # a local file: as deployed now, whether or not it was reloaded yet
+        manifest = Manifest.load(path) if path.is_file() else None
     wanted = [*sorted(manifest or ()), *names] if show_all else list(names)
     lookups = {name: lookup(state, manifest, name) for name in wanted}
     report = status_report(state, manifest, lookups)
@@ -121,10 +124,13 @@ def status_report(
     state: CDNState, manifest: Manifest | None, lookups: dict[str, str | None]
 ) -> dict[str, Any]:
     settings = state.settings
+    refresher = state.refresher
     return {
         "enabled": settings.enabled,
         "reason": settings.reason,
         "cdn_url": settings.cdn_url,
+        # A bucket or CDN source, and its last-known-good copy (a local file is both).
+        "source": refresher.source.description if refresher else str(settings.manifest_path),
         "manifest": str(settings.manifest_path),
         "manifest_exists": manifest is not None,
         "files": len(manifest) if manifest is not None else 0,
@@ -142,9 +148,11 @@ def print_report(report: Mapping[str, Any]) -> None:
         from ..cli.reporting import format_size
 
         size = format_size(report["bytes"])
-        click.echo(f"Manifest: {report['manifest']} ({report['files']} files, {size})")
+        click.echo(f"Manifest: {report['source']} ({report['files']} files, {size})")
     else:
-        click.echo(f"Manifest: {report['manifest']} (missing)")
+        click.echo(f"Manifest: {report['source']} (missing)")
+    if report["source"] != report["manifest"]:
+        click.echo(f"Last-known-good copy: {report['manifest']}")
     click.echo(f"Strict: {'on' if report['strict'] else 'off'}; "
                f"reload on change: {'on' if report['reload'] else 'off'}")
     for name, url in report["lookups"].items():

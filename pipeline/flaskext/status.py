@@ -22,7 +22,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from ..errors import ManifestError
 from ..release.documents import ReleaseDoc
-from ..serving.source import FILE
+from ..serving.source import FILE, PINNED
 from .state import CDNState, get_state
 
 
@@ -80,13 +80,25 @@ def status_command(as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+def refresh_schedule(report: dict[str, Any]) -> str:
+    """When the source is read again: a pinned release never changes, so once loaded it
+    is never re-read (until then it is retried like a followed manifest)."""
+    seconds = report["refresh_seconds"]
+    if report["mode"] == PINNED:
+        if report["loaded_from"] != "none":
+            return " (pinned: never refreshed, the release cannot change)"
+        return f" (pinned: retried every {seconds:g} s until it loads)"
+    return f" (every {seconds:g} s)" if seconds else ""
+
+
 def print_status(report: dict[str, Any]) -> None:
     click.echo(f"CDN: {'enabled' if report['enabled'] else 'disabled'} ({report['reason']})")
     click.echo(f"Mode: {report['mode']}  Source: {report['source']}")
     release = report["release"] or "(none)"
     click.echo(f"Release: {release} ({report['files']} files, loaded from {report['loaded_from']})")
-    every = f" (every {report['refresh_seconds']:g} s)" if report["refresh_seconds"] else ""
-    click.echo(f"Last refresh: {report['last_refresh'] or 'never'}{every}")
+    click.echo(f"Last refresh: {report['last_refresh'] or 'never'}{refresh_schedule(report)}")
+    if report.get("reading_since"):
+        click.echo(f"Reading the source since {report['reading_since']}")
     if report["last_error"]:
         click.echo(f"Last error: {report['last_error']} at {report['last_error_at']} "
                    f"({report['failures']} failure(s) in a row)")

@@ -200,6 +200,8 @@ class ManifestRefresher:
         self.deadline = deadline
         #: Shared with start-up, so a read that overran there blocks a second one here.
         self._fetcher = fetcher or BoundedFetch(source)
+        #: The level the current failure streak was logged at (its end is logged at it too).
+        self._streak_level = logging.WARNING
         self.last_good = last_good
         self._apply = apply
         self._current = current
@@ -305,15 +307,18 @@ class ManifestRefresher:
                      loaded.release_id or "(no id)", previous or "none", self.source.description)
 
     def _note_recovery(self) -> None:
+        # At the streak's own level: a WARNING without its all-clear at the same level
+        # would look, to an alert on WARNING and above, like an outage that never ended.
         if self._status.failures:
-            log.info("CDN manifest source %s is readable again after %d failed refresh(es)",
-                     self.source.description, self._status.failures)
+            log.log(self._streak_level, "CDN manifest source %s is readable again after %d "
+                    "failed refresh(es)", self.source.description, self._status.failures)
 
     def _failed(self, exc: Exception) -> None:
         status = self._status
         message = str(exc) if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {exc}"
         if status.failures == 0:  # once per streak: a long outage is one line, not thousands
             level = logging.ERROR if isinstance(exc, ManifestError) else logging.WARNING
+            self._streak_level = level
             log.log(level, "CDN manifest refresh failed (%s); keeping release %s and retrying "
                     "with backoff", message, status.release or "none")
         self._status = replace(status, last_error=message, last_error_at=_now(),
