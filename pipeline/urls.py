@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
+#: ``//user:password@`` at the start of an authority (used only when ``urlsplit`` fails).
+_USER_INFO = re.compile(r"//[^/]*@")
+
 
 def redact_url(url: str | None) -> str:
     """Drop any ``user:password@`` part and the query so a URL can be logged safely."""
     if not url:
         return ""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparsable (an unclosed "["): cut what could be secret by hand
+        return _USER_INFO.sub("//", url.split("?", 1)[0].split("#", 1)[0])
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 

@@ -13,7 +13,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigError
 from .urls import redact_url
@@ -68,10 +68,27 @@ def validate_static_url_path(value: str) -> str:
     return "/" + "/".join(parts)
 
 
+def parse_url(value: str, what: str) -> SplitResult:
+    """``urlsplit(value)`` with its port checked, or a :class:`ConfigError` naming ``what``.
+
+    The one way every URL setting is parsed (``CDN_URL``, ``CDN_MANIFEST``, the endpoint
+    URLs, ``--cdn-url``...): ``urlsplit`` raises ``ValueError`` for an unclosed ``[``
+    (``http://[::1``), and ``.port`` for a port that is not a number up to 65535, which
+    would otherwise surface as a traceback wherever the URL is first used.
+    """
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (read for its ValueError)
+    except ValueError as exc:
+        raise ConfigError(f"{what} {redact_url(value)!r} is not a valid URL ({exc})") from None
+    return parts
+
+
 def validate_url(value: str | None, what: str) -> str | None:
+    """An http(s) URL with a host, or ``None`` when unset."""
     if not value:
         return None
-    parts = urlsplit(value)
+    parts = parse_url(value, what)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{what} {redact_url(value)!r} is not an http(s) URL with a host")
     return value

@@ -33,7 +33,13 @@ from ..manifest import Manifest
 from ..release.documents import ReleaseDoc, validate_release_id
 from ..storage.base import NotModified, StoredBytes
 from ..urls import cdn_url, redact_url
-from ..validate import DEFAULT_MANIFEST_PATH, validate_bucket, validate_prefix, validate_url
+from ..validate import (
+    DEFAULT_MANIFEST_PATH,
+    parse_url,
+    validate_bucket,
+    validate_prefix,
+    validate_url,
+)
 from .http import READ_TIMEOUT, HttpReader
 
 PINNED = "pinned"
@@ -96,7 +102,7 @@ class SourceSettings:
 
 def is_remote(location: str) -> bool:
     """Whether ``CDN_MANIFEST`` names a bucket or URL rather than a local file."""
-    return urlsplit(location).scheme in _REMOTE_SCHEMES
+    return parse_url(location, "CDN_MANIFEST").scheme in _REMOTE_SCHEMES
 
 
 def read_source_settings(
