@@ -1,7 +1,8 @@
 """Keeping one process's manifest current: start-up load, last-known-good copy, refresh.
 
-Start-up (:func:`initial_load`) reads the source once, synchronously. When that
-fails, the last-known-good copy on local disk is served (a WARNING); with neither,
+Start-up (:func:`initial_load`) reads the source once, synchronously, within an
+overall deadline (:mod:`.deadline`; a refresh has its own). When that fails, the
+last-known-good copy on local disk is served (a WARNING); with neither,
 start-up fails with a :class:`ConfigError`, or, when the app allows it, starts
 with no manifest (the CDN off) and logs an ERROR.
 
