@@ -80,7 +80,7 @@ def test_the_flask_extension_refuses_an_unparsable_url_setting(
 def test_the_image_views_refuse_an_unparsable_private_endpoint_url(url: str) -> None:
     app = Flask(__name__)
     app.config.update(PRIVATE_BUCKET="private-images", PRIVATE_ENDPOINT_URL=url)
-    with pytest.raises(ConfigError, match="^PRIVATE_ENDPOINT_URL '.*is not a valid URL"):
+    with pytest.raises(ConfigError, match=r"^PRIVATE_ENDPOINT_URL '.*is not a valid URL"):
         app.register_blueprint(images_blueprint(current_user=lambda: None))
 
 
