@@ -43,7 +43,8 @@ def invalidate(
     paths = invalidation_paths(keys)
     if client is None:
         client = boto3.session.Session().client(
-            "cloudfront", config=Config(retries={"mode": "standard", "max_attempts": max_attempts}))
+            "cloudfront",  # "total_max_attempts" counts tries, as ours does; "max_attempts" retries
+            config=Config(retries={"mode": "standard", "total_max_attempts": max_attempts}))
     try:
         response = client.create_invalidation(
             DistributionId=validate_distribution_id(distribution_id),

@@ -122,7 +122,9 @@ def make_client(settings: S3Settings, *, max_attempts: int | None = None,
     """An S3 client for ``settings``; pass one ``session`` to build several cheaply.
     ``unsigned``: send no credentials at all, as a stranger's browser would."""
     config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts or settings.max_attempts},
+        # botocore's "max_attempts" counts retries after the first try; ours counts tries.
+        retries={"mode": "standard",
+                 "total_max_attempts": max_attempts or settings.max_attempts},
         max_pool_connections=settings.workers + MULTIPART_CONCURRENCY,
         connect_timeout=settings.connect_timeout,
         # SigV4 everywhere: presigned URLs then carry X-Amz-Expires (SigV2 is deprecated).
