@@ -88,3 +88,20 @@ def test_a_module_missing_from_the_manifest_is_an_error_in_strict_mode(tmp_path:
 def test_a_bad_setting_is_a_config_error(tmp_path: Path, value: object) -> None:
     with pytest.raises(ConfigError, match="CDN_IMPORTMAP"):
         make_app(tmp_path, CDN_IMPORTMAP=value)
+
+
+def test_modulepreload_names_the_cdn_url_with_its_integrity(tmp_path: Path) -> None:
+    app, manifest = make_app(tmp_path, CDN_IMPORTMAP={"app": "js/app.js"})
+    with app.test_request_context():
+        html = render_template_string('{{ modulepreload("app", "js/util.js") }}')
+    assert html.splitlines() == [
+        f'<link rel="modulepreload" href="{url(manifest, path)}" integrity='
+        f'"{manifest.files[path].integrity}" crossorigin="anonymous">'
+        for path in ("js/app.js", "js/util.js")]
+
+
+def test_modulepreload_in_development_is_local(tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path, debug=True, CDN_IMPORTMAP={"app": "js/app.js"})
+    with app.test_request_context():
+        html = render_template_string('{{ modulepreload("app") }}')
+    assert html == '<link rel="modulepreload" href="/static/js/app.js">'
