@@ -47,6 +47,11 @@ class DeployError(PipelineError):
     exit_code = 1
 
 
+class FileChangedError(DeployError):
+    """A local file changed while the deploy read it (its bytes, size or times, or which file
+    is at its path): nothing was published, and a re-run reads it afresh (exit 1)."""
+
+
 class SourceError(PipelineError):
     """An app server could not read its manifest from the bucket or the CDN (exit 1)."""
 

@@ -1,8 +1,13 @@
-"""The local side: which files of a folder get deployed, and atomic writes.
+"""The local side: which files of a folder get deployed, and reading them safely.
 
 Walking is where path safety is decided: a file is deployed only if its real
 location is inside the folder, so a symlink can never smuggle ``/etc/passwd``
-or ``~/.aws/credentials`` into a public bucket.
+or ``~/.aws/credentials`` into a public bucket. The walk opens every folder through
+descriptors without following links (:mod:`pipeline.nofollow`) and records each file's
+identity (device, inode, size, times); every later read goes through
+:func:`pipeline.walked.open_walked`, which opens the same way and refuses a file that is
+not the one the walk saw. So a file swapped for a symlink once the deploy started is never
+read through the link.
 """
 
 from __future__ import annotations
@@ -10,16 +15,16 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
+from .atomic import check_writable, replacing, write_atomic
 from .errors import ConfigError, UnsafePathError
 from .keys import key_problem
+from .nofollow import FOLDER_FLAGS, ROOT_FLAGS, is_swapped, open_folder_below
 from .pathfilter import PathFilter
+
+__all__ = ["check_writable", "replacing", "write_atomic"]  # their old home: re-exported
 
 #: A file's location as ``open`` takes it (the walk keeps plain strings, see LocalFile).
 StrPath = str | os.PathLike[str]
@@ -30,20 +35,34 @@ JUNK_NAMES = frozenset({"Thumbs.db", "desktop.ini", "ehthumbs.db", "__pycache__"
 
 @dataclass(frozen=True, slots=True)
 class LocalFile:
-    """A file to deploy: its logical path (POSIX, relative to the folder) and where it is.
+    """A file to deploy: its logical path (POSIX, relative to the folder), where it is, and
+    what the walk saw of it. Read it only through :func:`pipeline.walked.open_walked`.
 
     ``fspath`` is a plain string: a walk of 100,000 files made as many ``Path`` objects
-    (5 us and ~500 bytes each), which the hash cache and ``open`` never needed.
+    (5 us and ~500 bytes each), which the hash cache and ``open`` never needed. It is the
+    folder as given, then the file's path below it with no symlink in it (a link inside the
+    folder is resolved by the walk), starting at ``fspath[base_len:]``.
     """
 
     logical_path: str
     fspath: str
     size: int
     mtime_ns: int
+    ctime_ns: int
+    dev: int
+    ino: int
+    base_len: int
 
     @property
     def path(self) -> Path:
         return Path(self.fspath)
+
+    def __fspath__(self) -> str:
+        """A plain path, for messages and the hash cache; reading goes through open_walked."""
+        return self.fspath
+
+    def __str__(self) -> str:
+        return self.fspath
 
 
 def is_junk(name: str) -> bool:
@@ -67,6 +86,9 @@ class Scan:
     ignored: list[Ignored] = field(default_factory=list)
     #: Names no storage can take (not UTF-8, control characters), already escaped.
     bad_names: list[str] = field(default_factory=list)
+    #: Files with more than one hard link, by (device, inode): the link count and the files
+    #: found with that identity (see :func:`check_hard_links`).
+    linked: dict[tuple[int, int], tuple[int, list[LocalFile]]] = field(default_factory=dict)
 
 
 def display_name(name: str) -> str:
@@ -92,12 +114,13 @@ def name_problem(name: str) -> str | None:
     return key_problem(name)
 
 
-def collect_files(root: Path) -> list[LocalFile]:
+def collect_files(root: Path, *, allow_hard_links: bool = False) -> list[LocalFile]:
     """Every deployable file below ``root``, sorted; see :func:`scan_files`."""
-    return scan_files(root).files
+    return scan_files(root, allow_hard_links=allow_hard_links).files
 
 
-def scan_files(root: Path, filters: PathFilter | None = None, *, prefix: str = "") -> Scan:
+def scan_files(root: Path, filters: PathFilter | None = None, *, prefix: str = "",
+               allow_hard_links: bool = False) -> Scan:
     """Walk ``root``: the deployable files sorted by logical path, and what was left out.
 
     ``prefix`` starts every logical path (a blueprint's folder deployed beside the
@@ -107,123 +130,183 @@ def scan_files(root: Path, filters: PathFilter | None = None, *, prefix: str = "
     points outside raises :class:`UnsafePathError` naming it, as does anything that is
     not a regular file (a dangling link, a FIFO). A name that cannot be a key
     (:func:`name_problem`) stops the deploy with :class:`ConfigError` listing them,
-    before anything is hashed or uploaded.
+    before anything is hashed or uploaded, as does (unless ``allow_hard_links``) a file
+    with a hard link this walk did not meet (:func:`check_hard_links`).
     """
     if not root.is_dir():
         raise ConfigError(f"static folder {str(root)!r} does not exist or is not a folder")
-    real_root = root.resolve()
-    scan = Scan()
-    _walk(root, prefix, real_root, scan, filters or PathFilter(), visited={real_root})
+    try:
+        root_fd = os.open(root, ROOT_FLAGS)
+    except OSError as exc:
+        raise ConfigError(f"cannot read folder {str(root)!r}: {exc.strerror}") from exc
+    walker = _Walker(root, root_fd, filters or PathFilter())
+    try:
+        top = os.fstat(root_fd)
+        walker.folder(root_fd, "", prefix, frozenset({(top.st_dev, top.st_ino)}))
+    finally:
+        os.close(root_fd)
+    scan = walker.scan
     if scan.bad_names:
         shown = ", ".join(scan.bad_names[:5]) + (" ..." if len(scan.bad_names) > 5 else "")
         raise ConfigError(
             f"{len(scan.bad_names)} file name(s) in {str(root)!r} cannot be object keys: "
             f"{shown}; rename them or --exclude them"
         )
+    if not allow_hard_links:
+        check_hard_links(scan)
     scan.files.sort(key=lambda item: item.logical_path)
     return scan
 
 
-def _walk(
-    folder: Path, prefix: str, real_root: Path, scan: Scan, filters: PathFilter,
-    visited: set[Path],
-) -> None:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        raise ConfigError(f"cannot read folder {str(folder)!r}: {exc.strerror}") from exc
-    filtering = bool(filters)  # asked once per folder, not once per file
-    for entry in entries:
-        name = entry.name
-        logical = prefix + name
-        if is_junk(name):
-            kind = "dotfile" if name.startswith(".") else "OS or editor junk"
-            scan.ignored.append(Ignored(logical, kind))
-            continue
-        if entry.is_symlink():
-            _check_link_target(Path(entry.path), logical, real_root)
+class _Walker:
+    """One walk: folders opened by descriptor, below the root, never through a link."""
+
+    def __init__(self, root: Path, root_fd: int, filters: PathFilter) -> None:
+        self.base = os.path.join(str(root), "")
+        self.real_root = root.resolve()
+        self.root_fd = root_fd
+        self.filters = filters
+        self.scan = Scan()
+
+    def folder(self, fd: int, where: str, prefix: str, visited: frozenset[tuple[int, int]]
+               ) -> None:
+        """Walk the folder open as ``fd``, at ``where`` below the root (real path, ``/``
+        at the end unless empty), whose logical path is ``prefix``."""
         try:
-            info = entry.stat()  # follows links, which are now known to stay inside
+            entries = sorted(os.scandir(fd), key=lambda e: e.name)
         except OSError as exc:
+            raise ConfigError(f"cannot read folder {display_name(prefix or '.')} in the static "
+                              f"folder: {exc.strerror}") from exc
+        filtering = bool(self.filters)  # asked once per folder, not once per file
+        for entry in entries:
+            name = entry.name
+            logical = prefix + name
+            if is_junk(name):
+                kind = "dotfile" if name.startswith(".") else "OS or editor junk"
+                self.scan.ignored.append(Ignored(logical, kind))
+                continue
+            real, info = self._locate(fd, where, name, logical)
+            is_dir = stat.S_ISDIR(info.st_mode)
+            reason = self.filters.excluded_by(logical, is_dir=is_dir) if filtering else None
+            if reason:
+                self.scan.ignored.append(Ignored(logical + ("/" if is_dir else ""), reason))
+                continue
+            if (problem := name_problem(name)) is not None:
+                self.scan.bad_names.append(f"{display_name(logical)} ({problem})")
+                continue
+            if is_dir:
+                if (info.st_dev, info.st_ino) not in visited:  # a link back up must not loop
+                    self._descend(fd, where, name, real, logical, visited)
+            elif stat.S_ISREG(info.st_mode):
+                self._add(logical, real, info)
+            else:
+                raise ConfigError(f"{display_name(logical)} in the static folder is not a "
+                                  "regular file")
+
+    def _locate(self, fd: int, where: str, name: str, logical: str
+                ) -> tuple[str, os.stat_result]:
+        """The entry's real path below the root and its ``lstat`` there (a link resolved,
+        checked to stay inside, and stat'ed by opening its target's folder below the root)."""
+        try:
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISLNK(info.st_mode):
+                return where + name, info
+            real = _link_target(self.real_root, where + name, logical)
+            if not real:  # a link to the static folder itself: a loop, skipped as visited
+                return real, os.fstat(self.root_fd)
+            parts = real.split("/")
+            parent = open_folder_below(self.root_fd, parts[:-1])
+            try:
+                info = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            finally:
+                os.close(parent)
+        except OSError as exc:
+            if is_swapped(exc):
+                raise swapped_error(logical) from exc
             raise ConfigError(f"cannot read {display_name(logical)} in the static folder: "
                               f"{exc.strerror}") from exc
-        is_dir = stat.S_ISDIR(info.st_mode)
-        reason = filters.excluded_by(logical, is_dir=is_dir) if filtering else None
-        if reason:
-            scan.ignored.append(Ignored(logical + ("/" if is_dir else ""), reason))
-            continue
-        if (problem := name_problem(name)) is not None:
-            scan.bad_names.append(f"{display_name(logical)} ({problem})")
-            continue
-        if is_dir:
-            real = Path(entry.path).resolve()
-            if real not in visited:  # a link back up the tree must not loop forever
-                _walk(Path(entry.path), logical + "/", real_root, scan, filters, visited | {real})
-        elif stat.S_ISREG(info.st_mode):
-            if not os.access(entry.path, os.R_OK):
-                raise ConfigError(f"cannot read {display_name(logical)} in the static folder: "
-                                  "permission denied")
-            scan.files.append(LocalFile(logical, entry.path, info.st_size, info.st_mtime_ns))
-        else:
-            raise ConfigError(f"{display_name(logical)} in the static folder is not a regular file")
+        if stat.S_ISLNK(info.st_mode):  # resolved a moment ago: the tree is changing under us
+            raise swapped_error(logical)
+        return real, info
+
+    def _descend(self, fd: int, where: str, name: str, real: str, logical: str,
+                 visited: frozenset[tuple[int, int]]) -> None:
+        """Walk a subfolder, opened by name below ``fd`` or, for a link, by its real path
+        below the root: never through a link either way."""
+        try:
+            sub = (os.open(name, FOLDER_FLAGS, dir_fd=fd) if real == where + name
+                   else open_folder_below(self.root_fd, real.split("/") if real else []))
+        except OSError as exc:
+            if is_swapped(exc):
+                raise swapped_error(logical) from exc
+            raise ConfigError(f"cannot read folder {display_name(logical)} in the static "
+                              f"folder: {exc.strerror}") from exc
+        try:
+            opened = os.fstat(sub)
+            if (opened.st_dev, opened.st_ino) not in visited:
+                self.folder(sub, real + "/" if real else "", logical + "/",
+                            visited | {(opened.st_dev, opened.st_ino)})
+        finally:
+            os.close(sub)
+
+    def _add(self, logical: str, real: str, info: os.stat_result) -> None:
+        fspath = self.base + real
+        if not os.access(fspath, os.R_OK):  # a clear message now; open_walked is the check
+            raise ConfigError(f"cannot read {display_name(logical)} in the static folder: "
+                              "permission denied")
+        self.scan.files.append(LocalFile(
+            logical, fspath, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+            info.st_dev, info.st_ino, len(self.base)))
+        if info.st_nlink > 1:
+            names = self.scan.linked.setdefault((info.st_dev, info.st_ino), (info.st_nlink, []))
+            names[1].append(self.scan.files[-1])
 
 
-def _check_link_target(path: Path, logical: str, real_root: Path) -> None:
+def _link_target(real_root: Path, where: str, logical: str) -> str:
+    """The real path below ``real_root`` that the link at ``where`` resolves to."""
     try:
-        target = path.resolve(strict=True)
+        target = Path(os.path.realpath(real_root / where, strict=True))
     except (OSError, RuntimeError) as exc:
-        raise ConfigError(f"{logical!r} in the static folder is a broken symlink") from exc
+        raise ConfigError(f"{display_name(logical)} in the static folder is a broken "
+                          "symlink") from exc
     if not target.is_relative_to(real_root):
         raise UnsafePathError(
-            f"refusing {logical!r}: it is a symlink to {str(target)!r}, outside the static "
-            "folder; copy the file in or remove the link"
+            f"refusing {display_name(logical)}: it is a symlink to {str(target)!r}, outside "
+            "the static folder; copy the file in or remove the link"
         )
+    relative = target.relative_to(real_root).as_posix()
+    return "" if relative == "." else relative
 
 
-def check_writable(path: Path, what: str) -> None:
-    """Fail early (:class:`ConfigError`) if ``path`` could not be written atomically.
+def swapped_error(logical: str) -> UnsafePathError:
+    """The refusal of a file (or a folder on its way) that became a symlink mid-deploy."""
+    return UnsafePathError(
+        f"refusing {display_name(logical)}: it, or a folder on its way, was replaced by a "
+        "symlink (or another kind of file) while the deploy read the static folder; nothing "
+        "was published: find out what writes to the static folder during deploys"
+    )
 
-    Atomic writes create a temporary file next to ``path``: what matters is that the
-    nearest existing folder above it is writable (missing folders get created).
+
+def check_hard_links(scan: Scan) -> None:
+    """Refuse a file with a hard link the walk did not meet as a deployed file.
+
+    A hard link is the file itself under another name: from inside the folder nothing
+    tells a link to ``/etc/passwd`` or to a secret from a file put there on purpose, and
+    finding a link's other names means searching the whole file system. So a file with
+    more links than the walk found names for (distinct real paths) is refused; one whose
+    every name is a deployed file here is fine. Raises :class:`UnsafePathError`.
     """
-    if path.is_dir():
-        raise ConfigError(f"{what} {str(path)!r} is a folder, not a file")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write {what} {str(path)!r}: folder {str(folder)!r} is not "
-                          "writable; fix its permissions or choose another path (--manifest)")
-
-
-@contextmanager
-def replacing(path: Path, *, unique: bool = False) -> Iterator[IO[bytes]]:
-    """A temporary file next to ``path``, renamed over it if the block succeeds.
-
-    Readers see the old file or the new one, never a torn one, and a failed write
-    leaves no temporary file behind. The temporary name is per process, or with
-    ``unique`` per call (``mkstemp``), so threads writing one path never share it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if unique:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        # mkstemp makes 0600 files; published files must be readable by the web server
-        # (nginx runs as another user), like those open() creates under the usual umask.
-        os.fchmod(fd, 0o644)
-        tmp = Path(name)
-    else:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with os.fdopen(fd, "wb") if unique else open(tmp, "wb") as handle:
-            yield handle
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_atomic(path: Path, data: bytes, *, unique: bool = False) -> None:
-    """Write ``data`` durably (fsync) through :func:`replacing`."""
-    with replacing(path, unique=unique) as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    odd = []
+    for count, files in scan.linked.values():
+        names = {item.fspath for item in files}
+        if len(names) < count:
+            odd.append(f"{display_name(files[0].logical_path)} ({count} links, "
+                       f"{len(names)} here)")
+    if odd:
+        shown = ", ".join(sorted(odd)[:5]) + (" ..." if len(odd) > 5 else "")
+        raise UnsafePathError(
+            f"refusing {len(odd)} hard-linked file(s) whose other names are not deployed "
+            f"files of the static folder: {shown}; a hard link can make any file the deploy "
+            "can read look like a static file: copy them instead, or --allow-hard-links if "
+            "you know every name"
+        )

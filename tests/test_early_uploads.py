@@ -10,6 +10,7 @@ import io
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,10 +54,10 @@ def test_uploads_begin_before_the_last_file_is_hashed(
         uploaded.set()
         return etag
 
-    def hash_local(item: LocalFile) -> str:
+    def hash_local(item: LocalFile, *rest: Any) -> str:
         if item.logical_path == "img/zzz-last.png":
             seen["an upload finished before this file was hashed"] = uploaded.wait(GATE_SECONDS)
-        return real_hash(item)
+        return real_hash(item, *rest)
 
     monkeypatch.setattr(s3_module.S3Storage, "_upload_one", upload_one)
     monkeypatch.setattr(assemble, "_hash_local", hash_local)

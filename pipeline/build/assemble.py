@@ -6,6 +6,7 @@ loads nothing of this); where objects go in the bucket is :mod:`pipeline.keys`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -17,9 +18,11 @@ from ..keys import key_problem, object_key
 from ..localfs import LocalFile, display_name
 from ..manifest import Entry, Manifest
 from ..media_types import content_type_for
+from ..nofollow import FolderCache
 from ..validate import DEFAULT_STATIC_URL_PATH
+from ..walked import open_walked, read_walked
 from .css import is_css, sri_hash
-from .fingerprint import FileStamp, HashCache, hash_file, hashed_name
+from .fingerprint import FileStamp, HashCache, hashed_name
 from .linking import rewrite_all
 from .mounts import UrlRoots
 from .sourcemaps import is_js, is_map, link_maps
@@ -228,29 +231,32 @@ def _hash_all(files: list[LocalFile], cache: HashCache,
 def _hash_slice(items: list[LocalFile], on_hashed: HashedCallback | None,
                 cancelled: threading.Event) -> list[str]:
     digests = []
-    for item in items:
-        if cancelled.is_set():
-            break
-        digest = _hash_local(item)
-        if on_hashed is not None:
-            on_hashed(item, digest)
-        digests.append(digest)
+    with FolderCache() as folders:  # files come in path order: most share a folder
+        for item in items:
+            if cancelled.is_set():
+                break
+            digest = _hash_local(item, folders)
+            if on_hashed is not None:
+                on_hashed(item, digest)
+            digests.append(digest)
     return digests
 
 
 def _read(item: LocalFile) -> bytes:
     try:
-        with open(item.fspath, "rb") as handle:
-            return handle.read()
+        return read_walked(item)
     except OSError as exc:
         raise ConfigError(
             f"cannot read {item.logical_path!r} in the static folder: {exc.strerror}"
         ) from exc
 
 
-def _hash_local(item: LocalFile) -> str:
+def _hash_local(item: LocalFile, folders: FolderCache | None = None) -> str:
+    """The file's SHA-256, read through :func:`~pipeline.walked.open_walked`: only the file
+    the walk saw, with the size and times the hash will be cached under."""
     try:
-        return hash_file(item.fspath)
+        with open_walked(item, folders=folders) as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:
         raise ConfigError(
             f"cannot read {item.logical_path!r} in the static folder: {exc.strerror}"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..localfs import Scan, scan_files
+from ..localfs import Scan, check_hard_links, scan_files
 from ..pathfilter import PathFilter
 from ..validate import DEFAULT_STATIC_URL_PATH, validate_static_url_path
 from .gitindex import clean_blob_ids
@@ -130,14 +130,19 @@ class Mounts:
         """Logical prefix -> folder (for git's blob ids and messages)."""
         return {m.logical_prefix: m.folder for m in self.items}
 
-    def scan(self, filters: PathFilter | None = None) -> Scan:
-        """Walk every folder; a file must belong to the folder its name says it is in."""
-        if len(self.items) == 1 and not self.main.logical_prefix:
-            return scan_files(self.main.folder, filters)  # the folder deploy, as always
+    def scan(self, filters: PathFilter | None = None, *, allow_hard_links: bool = False
+             ) -> Scan:
+        """Walk every folder; a file must belong to the folder its name says it is in.
+        Hard links are checked over all folders at once (a link between two is fine)."""
+        if len(self.items) == 1 and not self.main.logical_prefix:  # the folder deploy
+            return scan_files(self.main.folder, filters, allow_hard_links=allow_hard_links)
         merged = Scan()
         roots = self.url_roots
         for mount in self.items:
-            scan = scan_files(mount.folder, filters, prefix=mount.logical_prefix)
+            scan = scan_files(mount.folder, filters, prefix=mount.logical_prefix,
+                              allow_hard_links=True)
+            for identity, (count, linked) in scan.linked.items():
+                merged.linked.setdefault(identity, (count, []))[1].extend(linked)
             for item in scan.files:
                 if roots.base_of(item.logical_path) != mount.logical_prefix:
                     owner = next(m for m in self.items
@@ -148,6 +153,8 @@ class Mounts:
                         "the folder or give the blueprint another URL path")
             merged.files += scan.files
             merged.ignored += scan.ignored
+        if not allow_hard_links:
+            check_hard_links(merged)
         merged.files.sort(key=lambda item: item.logical_path)
         return merged
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from ..errors import ImageSourceError, UnreadableImageError
 from ..extras import needs_extra
-from ..localfs import replacing
+from ..localfs import LocalFile, StrPath, replacing
+from ..walked import open_walked
 from .variants import SourceInfo, VariantSettings, VariantSpec
 
 with needs_extra("image variants"):
@@ -66,17 +67,25 @@ def _field(image: pyvips.Image, name: str, default: object) -> object:
     return image.get(name) if image.get_typeof(name) != 0 else default
 
 
-def _open(path: Path, **options: object) -> pyvips.Image:
-    """Open lazily: libvips reads the header now and decodes pixels only when asked."""
+def _open(path: StrPath, **options: object) -> pyvips.Image:
+    """Open lazily: libvips reads the header now and decodes pixels only when asked.
+
+    A file of the static folder is read from the descriptor :func:`open_walked` opened (no
+    symlink followed, the file the walk saw and hashed; libvips keeps its own duplicate),
+    so a variant is never made of a file swapped in after the walk."""
     try:
-        return pyvips.Image.new_from_file(str(path), **options)
+        if isinstance(path, LocalFile):
+            with open_walked(path) as handle:
+                source = pyvips.Source.new_from_descriptor(handle.fileno())
+            return pyvips.Image.new_from_source(source, "", **options)
+        return pyvips.Image.new_from_file(os.fspath(path), **options)
     except pyvips.Error as exc:
         text = (exc.detail or "").strip() or exc.message.strip()
         reason = text.splitlines()[0] if text else "unknown format"
         raise UnreadableImageError(f"{path}: not a readable image ({reason})") from exc
 
 
-def probe(path: Path, settings: VariantSettings) -> SourceInfo:
+def probe(path: StrPath, settings: VariantSettings) -> SourceInfo:
     """Size and format facts from the header only; a decompression bomb is refused here."""
     image = _open(path)
     _check_pixels(path, image.width, image.height, settings.max_source_pixels)
@@ -89,14 +98,14 @@ def probe(path: Path, settings: VariantSettings) -> SourceInfo:
                       animated=fmt in ("gif", "webp") and pages > 1)
 
 
-def _check_pixels(path: Path, width: int, height: int, limit: int) -> None:
+def _check_pixels(path: StrPath, width: int, height: int, limit: int) -> None:
     if width * height > limit:
         raise ImageSourceError(
             f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
             f"{limit:,} (a decompression bomb?): shrink the image or raise max_source_pixels")
 
 
-def _decode(path: Path, info: SourceInfo, top_width: int) -> pyvips.Image:
+def _decode(path: StrPath, info: SourceInfo, top_width: int) -> pyvips.Image:
     """The source upright, in 8-bit sRGB (+ alpha), in memory, at least ``top_width`` wide."""
     options: dict[str, object] = {"access": "sequential"}
     if info.format == "jpeg":
@@ -155,7 +164,7 @@ def _save(image: pyvips.Image, spec: VariantSpec, settings: VariantSettings) -> 
     return bytes(data)
 
 
-def encode_source(path: Path, specs: Sequence[VariantSpec], settings: VariantSettings, *,
+def encode_source(path: StrPath, specs: Sequence[VariantSpec], settings: VariantSettings, *,
                   out_dir: Path) -> EncodeResult:
     """Encode ``specs`` (from :func:`plan_variants` for this file) into ``out_dir/<key>``.
 

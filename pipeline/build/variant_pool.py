@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..localfs import StrPath
 from .variant_codec import EncodeResult, encode_source, limit_threads
 from .variants import VariantSettings, VariantSpec
 
@@ -22,7 +23,7 @@ from .variants import VariantSettings, VariantSpec
 class EncodeJob:
     """One source to encode into the given (planned, missing) variants."""
 
-    path: Path
+    path: StrPath
     specs: tuple[VariantSpec, ...]
 
 

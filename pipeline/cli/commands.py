@@ -116,7 +116,8 @@ def verify_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id
 def _repair(store: ReleaseStore, settings: Any, report: VerifyReport) -> RepairResult:
     return repair(store, report, static_dir=settings.static_dir,
                   hash_cache_path=settings.hash_cache_path, strict=settings.strict,
-                  static_url_path=settings.static_url_path)
+                  static_url_path=settings.static_url_path,
+                  allow_hard_links=settings.allow_hard_links)
 
 
 def _verify_json(report: VerifyReport, fixed: RepairResult | None) -> dict[str, Any]:

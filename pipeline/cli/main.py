@@ -171,6 +171,9 @@ def _commands(ctx: click.Context) -> list[str]:
                    "build/variants].")
 @click.option("--no-strict", is_flag=True,
               help="A CSS url() to a missing file is a warning, not an error.")
+@click.option("--allow-hard-links", is_flag=True, default=None,
+              help="Deploy files with hard links whose other names are not in the static folder "
+                   "(refused by default: a hard link can make any readable file look static).")
 @click.option("--dry-run", is_flag=True,
               help="Print the plan (new/unchanged per file, what is left out and why); upload and "
                    "write nothing.")
@@ -221,6 +224,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         variant_cache=settings.variant_cache,
         unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
         static_url_path=settings.static_url_path, mounts=settings.mounts,
+        allow_hard_links=settings.allow_hard_links,
     )
     # Past this point "nothing was published" would be false, also for the watchdog.
     published = Interrupted(f"interrupted after release {result.release_id} was published; "
@@ -272,8 +276,8 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
 #: Settings shown by --show-config, by option name; some fields are named differently.
 _SHOWN = ("app", "static_dir", "static_url_path", "bucket", "target_dir", "prefix", "endpoint_url",
           "region", "cdn_url", "manifest", "hash_cache", "assets", "workers", "max_attempts",
-          "strict", "include", "exclude", "variants", "variant_widths", "variant_formats",
-          "variant_include", "variant_exclude", "variant_cache")
+          "strict", "allow_hard_links", "include", "exclude", "variants", "variant_widths",
+          "variant_formats", "variant_include", "variant_exclude", "variant_cache")
 _FIELDS = {"manifest": "manifest_path", "hash_cache": "hash_cache_path"}
 
 

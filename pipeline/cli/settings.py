@@ -81,6 +81,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", "--workers", ("CDN_WORKERS",), "int", DEFAULT_WORKERS),
     Option("max_attempts", "--max-attempts", ("CDN_MAX_ATTEMPTS",), "int", DEFAULT_MAX_ATTEMPTS),
     Option("strict", "--no-strict", (), "bool", True),
+    Option("allow_hard_links", "--allow-hard-links", (), "bool", False),
     Option("include", "--include", (), "patterns", ()),
     Option("exclude", "--exclude", (), "patterns", ()),
     # Responsive image variants (off unless asked for; see pipeline.build.variants).
@@ -136,6 +137,9 @@ class DeploySettings:
     #: Where the app serves ``static_dir`` (Flask's ``static_url_path``): a CSS
     #: ``url(/static/...)`` names a file in it.
     static_url_path: str = DEFAULT_STATIC_URL_PATH
+    #: Deploy files with hard links whose other names the walk did not meet (see
+    #: :func:`pipeline.localfs.check_hard_links`): off, a hard link can publish any file.
+    allow_hard_links: bool = False
     #: Option name -> where its value came from (``--bucket``, ``env CDN_BUCKET``, ...).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: The ``pyproject.toml`` whose table was read, if any.
@@ -321,6 +325,7 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         include=value("include", _check_patterns),
         exclude=value("exclude", _check_patterns),
         static_url_path=value("static_url_path", validate_static_url_path),
+        allow_hard_links=bool(value("allow_hard_links")),
         sources={name: source for name, (_, source) in picked.items()},
         config_file=project.path if project is not None else None,
         variant_settings=_variant_settings(picked),

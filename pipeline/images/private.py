@@ -176,7 +176,7 @@ def upload_private(
     uploads = [
         Upload(
             key=private_key(prefix, item.logical_path),
-            source=item.path,
+            source=item,
             size=item.size,
             content_type=content_type_for(item.logical_path),
             cache_control=PRIVATE_CACHE_CONTROL,

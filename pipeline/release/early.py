@@ -144,7 +144,7 @@ class EarlyUploads:
         entry = verbatim_entry(self._prefix, item, sha256_hex)
         if already_stored(self._listing, entry, self._known):
             return
-        self.queue([entry_upload(entry, item.fspath)])
+        self.queue([entry_upload(entry, item)])
 
     def queue(self, uploads: Iterable[Upload]) -> None:
         """Queue each upload whose key is not queued yet."""

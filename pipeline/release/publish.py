@@ -156,6 +156,7 @@ def deploy(
     variant_cache: Path | None = None,
     static_url_path: str = DEFAULT_STATIC_URL_PATH,
     mounts: Mounts | None = None,
+    allow_hard_links: bool = False,
 ) -> DeployResult:
     """Publish ``static_dir`` to ``store``; see the module docstring.
 
@@ -180,7 +181,7 @@ def deploy(
     storage = store.storage
     folders = mounts or Mounts.single(static_dir, static_url_path)
     roots = folders.url_roots
-    scan = folders.scan(filters)
+    scan = folders.scan(filters, allow_hard_links=allow_hard_links)
     files = scan.files
     if not dry_run:
         check_writable(manifest_path, "the local manifest")
@@ -207,7 +208,7 @@ def deploy(
         for warning in built.warnings:
             observer.warned(warning)
         manifest = built.manifest
-        sources = {f.logical_path: f.fspath for f in files}
+        sources = {f.logical_path: f for f in files}
         cache_dir = variant_cache or manifest_path.parent / "variants"
         vplan = (plan_sources(manifest, sources, variants, store.prefix, cache_dir)
                  if variants else None)
@@ -408,7 +409,7 @@ def _is_current(current: Current, manifest: Manifest) -> bool:
 
 
 def _unchanged(
-    current: Current, manifest: Manifest, sources: dict[str, str], observer: DeployObserver,
+    current: Current, manifest: Manifest, sources: dict[str, LocalFile], observer: DeployObserver,
     cache: HashCache, manifest_path: Path, *, key: str, target: str, dry_run: bool,
     ignored: tuple[Ignored, ...],
 ) -> DeployResult:
@@ -461,10 +462,10 @@ def git_blobs_to_record(folders: Mounts, files: list[LocalFile], blobs: dict[str
         if blob is None or after.get(item.logical_path) != blob:
             continue
         try:
-            stat = os.stat(item.fspath)
+            stat = os.lstat(item.fspath)  # the file itself, as the walk recorded it
         except OSError:
             continue
-        if stat.st_size == item.size and stat.st_mtime_ns == item.mtime_ns:
+        if (stat.st_ino, stat.st_size, stat.st_mtime_ns) == (item.ino, item.size, item.mtime_ns):
             recorded[item.logical_path] = blob
     return recorded
 

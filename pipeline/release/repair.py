@@ -32,17 +32,17 @@ class RepairResult:
 def repair(
     store: ReleaseStore, report: VerifyReport, *, static_dir: Path,
     hash_cache_path: Path | None, strict: bool = True,
-    static_url_path: str = DEFAULT_STATIC_URL_PATH,
+    static_url_path: str = DEFAULT_STATIC_URL_PATH, allow_hard_links: bool = False,
 ) -> RepairResult:
     """Upload a correct copy of every object with a problem that a local file can supply."""
     broken = {p.key: p for p in report.problems if p.path}
     if not broken:
         return RepairResult((), tuple(p for p in report.problems if not p.path))
     cache = HashCache(hash_cache_path)
-    files = collect_files(static_dir)
+    files = collect_files(static_dir, allow_hard_links=allow_hard_links)
     built = build(files, prefix=store.prefix, cache=cache, strict=strict,
                   static_url_path=static_url_path)
-    sources = {f.logical_path: f.fspath for f in files}
+    sources = {f.logical_path: f for f in files}
     local = {entry.key: path for path, entry in built.manifest.files.items()}
     uploads: list[Upload] = []
     for key in sorted(broken):

@@ -38,7 +38,8 @@ class SourcePlan:
     """One source image: its intrinsic size and planned variants (keys relative to the prefix)."""
 
     logical_path: str
-    path: Path
+    #: The walked file (read through pipeline.walked.open_walked), or a plain path.
+    path: StrPath
     width: int
     height: int
     specs: tuple[VariantSpec, ...]
@@ -91,7 +92,7 @@ def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: V
         if not has_dimensions(logical):
             continue
         candidate = is_candidate(logical, settings)
-        path, entry = Path(sources[logical]), manifest.files[logical]
+        path, entry = sources[logical], manifest.files[logical]
         info = probes.get(entry.hash)
         if info is None:
             if not candidate and entry.hash in unreadable:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
-from ..errors import ConfigError, DeployError
-from ..localfs import StrPath
+from ..errors import ConfigError, FileChangedError
+from ..localfs import LocalFile, StrPath
+from ..walked import open_walked
 
 
 def check_range(name: str, value: int, bounds: tuple[int, int]) -> int:
@@ -55,12 +57,17 @@ class Upload:
     sha256: str | None = None
 
 
-class ContentChanged(DeployError):
+class ContentChanged(FileChangedError):
     """A file's bytes no longer have the content hash its object key was named after."""
 
 
 def open_source(path: StrPath) -> BinaryIO:
-    """Open a file to upload: the one read path of uploads (tests hook it)."""
+    """Open a file to upload: the one read path of uploads (tests hook it). A file of the
+    static folder (a :class:`~pipeline.localfs.LocalFile`) is opened only if it is still
+    the file the walk saw, through no symlink (:func:`~pipeline.walked.open_walked`);
+    its bytes are then checked against the content hash (:func:`verified_bytes`)."""
+    if isinstance(path, LocalFile):
+        return open_walked(path, same_stamp=False)
     return open(path, "rb")
 
 
@@ -92,7 +99,7 @@ def verified_bytes(upload: Upload) -> bytes:
 
 def content_changed(upload: Upload) -> ContentChanged:
     return ContentChanged(
-        f"{str(upload.source)!r} changed while it was deployed: its bytes no longer have the "
+        f"{os.fspath(upload.source)!r} changed while it was deployed: its bytes no longer have the "
         f"SHA-256 its key was named after ({str(upload.sha256)[:12]}...); nothing was "
         "stored under that key, run the deploy again"
     )

@@ -22,10 +22,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import ConfigError, ConflictError, DeployError, UnsafePathError
+from ..errors import ConfigError, ConflictError, DeployError, FileChangedError, UnsafePathError
 from ..localfs import replacing, write_atomic
 from .base import (
-    ContentChanged,
     DeleteOutcome,
     ObjectInfo,
     ProgressCallback,
@@ -151,11 +150,11 @@ class FolderStorage:
                 continue
             try:
                 etag = self._copy(upload)
-            except (OSError, ContentChanged) as exc:
-                message = str(exc) if isinstance(exc, ContentChanged) else exc.strerror
+            except (OSError, FileChangedError) as exc:
+                message = str(exc) if isinstance(exc, FileChangedError) else exc.strerror
                 outcome.failures.append(UploadFailure(
                     upload.key, message or str(exc),
-                    content_changed=isinstance(exc, ContentChanged)))
+                    content_changed=isinstance(exc, FileChangedError)))
                 continue
             outcome.stored[upload.key] = RemoteObject(size=upload.size, etag=etag)
             if on_stored:

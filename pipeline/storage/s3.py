@@ -35,12 +35,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from ..errors import ConfigError, ConflictError, DeployError
+from ..errors import ConfigError, ConflictError, DeployError, FileChangedError
 from ..keys import releases_prefix
 from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
 from ..urls import redact_url
 from .base import (
-    ContentChanged,
     DeleteOutcome,
     NotModified,
     ObjectInfo,
@@ -513,7 +512,7 @@ class S3Storage:
             except (ClientError, BotoCoreError, OSError, DeployError) as exc:
                 stop.set()
                 failure = UploadFailure(upload.key, describe_error(exc),
-                                        content_changed=isinstance(exc, ContentChanged))
+                                        content_changed=isinstance(exc, FileChangedError))
                 with lock:
                     outcome.failures.append(failure)
                 return
