@@ -1,11 +1,12 @@
 """A file swapped for a symlink after the walk is never read through the link (issue 19,
 item 1), and hard links to files outside the folder are refused.
 
-The swaps happen at exact points of a real deploy: right after the walk (a hook on
-``scan_files``), or right after the victim was hashed and before it is uploaded (a hook
-on the build's hashing; with the bucket listed first, the upload starts at once). Either
-way the deploy fails naming the file and no stored object holds the link target's bytes.
-A last test races a swapping thread against the installed ``cdn-deploy``.
+The swaps happen at exact points of a real deploy: right after the walk (a hook on the
+``scan_files`` the deploy's folders are walked with), or right after the victim was hashed
+and before it is uploaded (a hook on the build's hashing; with the bucket listed first, the
+upload starts at once). Either way the deploy fails naming the file and no stored object
+holds the link target's bytes. A last test races a swapping thread against the installed
+``cdn-deploy``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.build import assemble
+from pipeline.build import assemble, mounts
 from pipeline.errors import FileChangedError, UnsafePathError
 from pipeline.localfs import LocalFile, collect_files
-from pipeline.release import publish
 from pipeline.walked import open_walked
 from tests.helpers import S3Env, run_json, target_args, write_tree
 from tests.imagecraft import progressive_jpeg
@@ -58,14 +58,15 @@ SWAPS: dict[str, Callable[[Path, str, Path], None]] = {"file": swap_file, "folde
 
 
 def after_walk(monkeypatch: pytest.MonkeyPatch, swap: Callable[[], None]) -> None:
-    real = publish.scan_files
+    """Swap once the deploy's walk (pipeline.build.mounts walks every folder) returns."""
+    real = mounts.scan_files
 
     def walked(*args: Any, **kwargs: Any) -> Any:
         scan = real(*args, **kwargs)
         swap()
         return scan
 
-    monkeypatch.setattr(publish, "scan_files", walked)
+    monkeypatch.setattr(mounts, "scan_files", walked)
 
 
 def after_hashing(monkeypatch: pytest.MonkeyPatch, victim: str, swap: Callable[[], None]) -> None:
