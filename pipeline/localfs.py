@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .atomic import check_writable, replacing, write_atomic
 from .errors import ConfigError, UnsafePathError
-from .keys import key_problem
+from .keyrule import key_problem
 from .nofollow import FOLDER_FLAGS, ROOT_FLAGS, is_swapped, open_folder_below
 from .pathfilter import PathFilter
 
@@ -108,7 +108,7 @@ def printable_name(name: str) -> str:
 def name_problem(name: str) -> str | None:
     """Why a file or folder name cannot go into an object key, or ``None`` when it can.
 
-    The one rule the manifest reader applies to keys (:func:`pipeline.keys.key_problem`):
+    The one rule the manifest reader applies to keys (:func:`pipeline.keyrule.key_problem`):
     what an app would refuse to load is refused here, before anything is uploaded.
     """
     return key_problem(name)

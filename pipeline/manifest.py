@@ -27,7 +27,7 @@ from typing import Any
 
 from .errors import ManifestError
 from .jsondoc import parse_document, whole_number
-from .keys import key_problem
+from .keyrule import key_problem
 from .localfs import display_name, write_atomic
 
 #: The newest format written; :data:`READABLE_VERSIONS` are all read.
@@ -174,7 +174,7 @@ def _check_keys(entry: Entry, name: str, source: str) -> None:
 def unsafe_key_reason(key: str) -> str | None:
     """Why ``key`` could not be a deployed object's key, or ``None`` if it is fine.
 
-    The rule is :func:`pipeline.keys.key_problem`, the same one the deploy applies to file
+    The rule is :func:`pipeline.keyrule.key_problem`, the same one the deploy applies to file
     names before it uploads anything: a manifest with such a key was edited or forged.
     """
     return key_problem(key)

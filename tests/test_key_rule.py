@@ -1,7 +1,7 @@
 """One rule for names and keys (issue 19, item 2): what an app refuses to load, the deploy
 refuses before it uploads anything.
 
-The cases come from the rule itself (``pipeline.keys.KEY_RULES``): every example a rule
+The cases come from the rule itself (``pipeline.keyrule.KEY_RULES``): every example a rule
 gives is refused by the manifest reader, and, where a file can have that path, by the deploy
 (exit 2, the name escaped, nothing stored). Names the rule accepts deploy and load.
 """
@@ -17,7 +17,7 @@ from flask import Flask, url_for
 
 from pipeline import CDN, ManifestError
 from pipeline.cli.main import main
-from pipeline.keys import KEY_RULES, key_problem
+from pipeline.keyrule import KEY_RULES, key_problem
 from pipeline.localfs import display_name, is_junk
 from pipeline.manifest import Manifest
 from tests.installed import InstalledTool

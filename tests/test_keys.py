@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,7 +50,10 @@ def _packages(*names: str) -> tuple[str, ...]:
 def _loaded_by(module: str) -> set[str]:
     code = (f"import json, sys; import {module}; "
             "print(json.dumps(sorted(m for m in sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    # This checkout's pipeline, not whichever one is installed (an editable install elsewhere).
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         env=env)
     return set(json.loads(out.stdout))
 
 

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..keys import key_problem, object_key
+from ..keyrule import key_problem
+from ..keys import object_key
 from ..localfs import LocalFile, display_name
 from ..manifest import Entry, Manifest
 from ..media_types import content_type_for
@@ -142,7 +143,7 @@ MAX_KEY_BYTES = 1024
 
 def check_key(prefix: str, logical_path: str) -> None:
     """Refuse a file whose object key S3 would reject or an app would refuse to load (the
-    manifest reader's rule, :func:`pipeline.keys.key_problem`). Neither depends on the hash:
+    manifest reader's rule, :func:`pipeline.keyrule.key_problem`). Neither depends on the hash:
     every fingerprint has the same length and characters."""
     key = object_key(prefix, hashed_name(logical_path, "0" * 64))
     if (problem := key_problem(key)) is not None:
