@@ -8,8 +8,11 @@ away): socket timeouts never fire, only the overall deadline of a read does. Its
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,8 +54,11 @@ class ManifestServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
         self.document = document("v1")
         self.mode = "serve"
         self.redirect_to = ""
@@ -64,7 +70,7 @@ class ManifestServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -103,8 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def manifest_server() -> Iterator[ManifestServer]:
-    server = ManifestServer()
+def manifest_server(tls: ssl.SSLContext | None = None) -> Iterator[ManifestServer]:
+    server = ManifestServer(tls)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -205,6 +211,59 @@ def test_a_trickling_refresh_counts_a_failure_and_status_shows_the_read_in_progr
     server.mode = "serve"
     assert refresher.refresh_once()
     assert served(app) == logo_url("v2") and status(app)["reading_since"] is None
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (cryptography comes with moto[server])."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_a_trickling_https_source_is_cut_off_too(
+    tmp_path: Path, static_tree: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The production case, a CDN over TLS: the deadline shuts the socket under the TLS layer."""
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this one certificate
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    with manifest_server(tls) as secure:
+        app = Flask(__name__, static_folder=str(static_tree))
+        app.config.update(CDN_URL=CDN_BASE, CDN_MANIFEST=secure.url + PATH,
+                          CDN_MANIFEST_CACHE=str(tmp_path / "last-good.json"),
+                          CDN_REFRESH_DEADLINE=1)
+        CDN(app)
+        refresher = CDN.state(app).refresher
+        try:
+            assert refresher.status.loaded_from == "source"  # TLS itself works
+            secure.document, secure.mode = document("v2"), "trickle"
+            assert not refresher.refresh_once()
+            assert "no complete answer within 1 s" in (refresher.status.last_error or "")
+            wait_for(secure.cut_off, "the server to see the TLS connection shut")
+            assert secure.trickled < len(secure.document)
+        finally:
+            refresher.stop()
 
 
 def test_the_installed_flask_command_starts_from_the_copy_when_the_source_trickles(
