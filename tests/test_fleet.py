@@ -262,6 +262,34 @@ def test_fallback_local_starts_with_local_urls_and_switches_to_the_cdn_once_read
         assert served(app) == f"{CDN_BASE}/{logo_key(tmp_path)}"
 
 
+def test_a_stalled_bucket_read_holds_neither_start_up_nor_a_second_thread(
+    s3: S3Env, args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    make_app: AppFactory,
+) -> None:
+    """botocore's sockets cannot be shut from outside: the read is abandoned at the deadline,
+    and no second one starts while it runs; once it ends, refreshes work again."""
+    release = deploy(capsys, args)["release"]
+    make_app(**bucket_config(s3))  # a healthy start writes the copy
+    with fault_proxy(s3.endpoint, fail_rate=1.0, methods=("GET",), kinds=("stall",),
+                     path_filter="manifest.json") as proxy:
+        app = make_app(**bucket_config(s3, proxy.url, CDN_STARTUP_DEADLINE=1,
+                                       CDN_REFRESH_DEADLINE=1))
+        report = app.test_client().get("/_cdn/status").get_json()
+        assert report["loaded_from"] == "last-known-good" and report["release"] == release
+        assert "no complete answer within 1 s" in report["last_error"]
+        assert report["reading_since"] is not None  # the abandoned read is still in flight
+        refresher = CDN.state(app).refresher
+        assert not refresher.refresh_once()
+        assert "is still running" in (refresher.status.last_error or "")
+        assert proxy.count("GET", "manifest.json") == 1  # no second read was started
+
+        proxy.fail_rate = 0.0  # botocore's retry of the stalled read now gets an answer
+        refresher.deadline = 60.0
+        assert refresher.refresh_once()
+        assert refresher.status.loaded_from == "source"
+        assert refresher.status.reading_since is None
+
+
 # --- bad refreshes -------------------------------------------------------------------------
 
 

@@ -10,8 +10,9 @@ the worker.
 
 A source without ``abort`` (an ``s3://`` bucket: botocore hides its sockets) leaves the
 overrun read running until botocore or the server ends it. Only one read runs at a
-time: while one is still in flight, the next fetch fails at once instead of starting
-a second, so a stuck source costs one thread, never one per refresh.
+time: the next fetch first waits (within its own deadline) for such a read to end, and
+fails if it does not, instead of starting a second, so a stuck source costs one thread,
+never one per refresh.
 :attr:`BoundedFetch.in_flight_since` says since when, for ``flask cdn status``.
 """
 
@@ -67,10 +68,7 @@ class BoundedFetch:
     def fetch(self, etag: str | None, *, seconds: float) -> Loaded | NotModified:
         """What ``source.fetch(etag)`` returns or raises, if it ends within ``seconds``."""
         with self._lock:
-            since = self.in_flight_since
-            if since is not None:
-                raise SourceError(f"cannot read {self.source.description}: the read started "
-                                  f"at {since.isoformat(timespec='seconds')} is still running")
+            self._wait_for_previous(seconds)
             read = self._read = _Read(self.source, etag)
             read.thread.start()
         read.thread.join(seconds)
@@ -85,3 +83,14 @@ class BoundedFetch:
             raise read.error
         assert read.result is not None
         return read.result
+
+    def _wait_for_previous(self, seconds: float) -> None:
+        """Let a read that overran an earlier deadline end first (up to ``seconds``), so a
+        source that was only slow is read again, and a stuck one never gets a second read."""
+        previous = self._read
+        if previous is None or not previous.thread.is_alive():
+            return
+        previous.thread.join(seconds)
+        if previous.thread.is_alive():
+            raise SourceError(f"cannot read {self.source.description}: the read started at "
+                              f"{previous.since.isoformat(timespec='seconds')} is still running")
