@@ -189,11 +189,12 @@ def _wants_integrity(logical_path: str) -> bool:
 
 def needs_hashing(item: LocalFile, cache: HashCache) -> bool:
     """Whether the cache lacks the file's hash for its current size and mtime."""
-    return not cache.has(item.fspath, _stamp(item))
+    return not cache.has(item.fspath, file_stamp(item))
 
 
-def _stamp(item: LocalFile) -> FileStamp:
-    return FileStamp(item.size, item.mtime_ns)
+def file_stamp(item: LocalFile) -> FileStamp:
+    """What the walk saw of ``item`` that its cached hash is keyed on."""
+    return FileStamp(item.size, item.mtime_ns, item.ctime_ns, item.ino)
 
 
 def _hash_all(files: list[LocalFile], cache: HashCache,
@@ -202,7 +203,7 @@ def _hash_all(files: list[LocalFile], cache: HashCache,
     hashes: dict[str, str] = {}
     stale: list[LocalFile] = []
     for item in files:
-        cached = cache.get(item.fspath, _stamp(item))
+        cached = cache.get(item.fspath, file_stamp(item))
         if cached is None:
             stale.append(item)
             continue
@@ -220,7 +221,7 @@ def _hash_all(files: list[LocalFile], cache: HashCache,
             for part, digests in zip(slices, hashed, strict=True):
                 for item, digest in zip(part, digests, strict=True):
                     hashes[item.logical_path] = digest
-                    cache.put(item.fspath, _stamp(item), digest)
+                    cache.put(item.fspath, file_stamp(item), digest)
         except BaseException:
             # A Ctrl-C or a failed read: the other workers stop after their current file
             # instead of hashing (and, through on_hashed, uploading) the rest.

@@ -55,21 +55,35 @@ def is_hashed_name(name: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class FileStamp:
-    """What must be unchanged for a cached hash to still be trusted."""
+    """What must be unchanged for a cached hash to still be trusted.
+
+    Size and mtime alone are not enough: ``cp -p``, ``rsync -t``, ``tar -x`` and
+    ``os.utime`` put an old mtime back on new bytes. The ctime cannot be set by a user
+    (any write, rename or ``utime`` moves it to now), and the inode changes when a tool
+    writes a new file and renames it over the old one, so both go into the stamp, as in
+    git's index (which also keys on ctime and inode).
+    """
 
     size: int
     mtime_ns: int
+    ctime_ns: int
+    ino: int
 
 
 class HashCache:
-    """Hashes of files keyed by (absolute path, size, mtime_ns), persisted as JSON.
+    """Hashes of files keyed by path and :class:`FileStamp`, persisted as JSON.
 
     A re-run over unchanged files then only needs ``stat`` calls. A corrupt or
     foreign cache file is ignored (the cache is an optimisation, never a source of
     truth), and entries not looked up in a run are dropped when it is saved.
+
+    Git's racy rule: a file changed within the timestamp tick in which it was hashed
+    keeps its stamp, so an entry whose mtime or ctime is not strictly older than the
+    cache file's own mtime (when it was written, in the file system's clock) is not
+    trusted when the cache is read: that file is hashed again.
     """
 
-    _VERSION = 1
+    _VERSION = 2
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -81,14 +95,20 @@ class HashCache:
 
     @staticmethod
     def _read(path: Path) -> dict[str, list[object]]:
+        """The entries to trust: well-formed, and not racy (see the class docstring)."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            with open(path, "rb") as handle:
+                written_ns = os.fstat(handle.fileno()).st_mtime_ns
+                data = json.loads(handle.read())
         except (OSError, ValueError):
             return {}
         if not isinstance(data, dict) or data.get("version") != HashCache._VERSION:
             return {}
         entries = data.get("entries")
-        return entries if isinstance(entries, dict) else {}
+        if not isinstance(entries, dict):
+            return {}
+        return {name: entry for name, entry in entries.items()
+                if _well_formed(entry) and entry[1] < written_ns and entry[2] < written_ns}
 
     def get(self, path: StrPath, stamp: FileStamp) -> str | None:
         """Return the cached hash if the file still has this size and mtime."""
@@ -98,7 +118,7 @@ class HashCache:
             assert isinstance(entry, list)
             self._new[name] = entry
             self.hits += 1
-            return str(entry[2])
+            return str(entry[4])
         self.misses += 1
         return None
 
@@ -108,10 +128,10 @@ class HashCache:
 
     def seed(self, path: StrPath, stamp: FileStamp, sha256_hex: str) -> None:
         """Make ``get`` answer ``sha256_hex`` for this stamp (a hash known from elsewhere)."""
-        self._old[os.fspath(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
+        self._old[os.fspath(path)] = _entry(stamp, sha256_hex)
 
     def put(self, path: StrPath, stamp: FileStamp, sha256_hex: str) -> None:
-        self._new[os.fspath(path)] = [stamp.size, stamp.mtime_ns, sha256_hex]
+        self._new[os.fspath(path)] = _entry(stamp, sha256_hex)
 
     def forget(self, path: StrPath) -> None:
         """Drop ``path``'s hash: its bytes changed without a new size or mtime showing it."""
@@ -129,7 +149,18 @@ class HashCache:
             write_atomic(self.path, json.dumps(payload, separators=(",", ":")).encode())
 
 
+def _entry(stamp: FileStamp, sha256_hex: str) -> list[object]:
+    """A cache entry: ``[size, mtime_ns, ctime_ns, inode, sha256]``."""
+    return [stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino, sha256_hex]
+
+
+def _well_formed(entry: object) -> bool:
+    return (isinstance(entry, list) and len(entry) == 5
+            and all(type(value) is int for value in entry[:4]) and isinstance(entry[4], str))
+
+
 def _answers(entry: object, stamp: FileStamp) -> bool:
-    """A cache entry is ``[size, mtime_ns, sha256]``; it answers for a file with that stamp."""
-    return (isinstance(entry, list) and len(entry) == 3 and entry[0] == stamp.size
-            and entry[1] == stamp.mtime_ns and isinstance(entry[2], str))
+    """Whether a cache entry (see :func:`_entry`) answers for a file with this stamp."""
+    return (isinstance(entry, list) and len(entry) == 5 and entry[0] == stamp.size
+            and entry[1] == stamp.mtime_ns and entry[2] == stamp.ctime_ns
+            and entry[3] == stamp.ino and isinstance(entry[4], str))

@@ -32,9 +32,9 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from ..build.assemble import build, check_before_hashing, needs_hashing
+from ..build.assemble import build, check_before_hashing, file_stamp, needs_hashing
 from ..build.css import is_css
-from ..build.fingerprint import FileStamp, HashCache
+from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts, git_blob_ids
 from ..build.variants import VariantSettings
 from ..errors import DeployError, ManifestError
@@ -490,7 +490,7 @@ def reuse_git_hashes(files: list[LocalFile], blobs: dict[str, str], doc: Release
         if (blob is None or entry is None or doc.git_blobs.get(path) != blob
                 or entry.size != item.size):
             continue
-        cache.seed(item.fspath, FileStamp(item.size, item.mtime_ns), entry.hash)
+        cache.seed(item.fspath, file_stamp(item), entry.hash)
         reused += 1
     return reused
 
