@@ -104,3 +104,17 @@ def test_our_bundles_with_another_static_dir_name_the_assets_setting(tmp_path: P
     assert f"assets from {ROOT / 'pyproject.toml'} [tool.flask-cdn-pipeline]" in line
     assert "pass --no-assets" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_value_names_its_source_and_the_way_out(installed: InstalledTool,
+                                                      project: Path) -> None:
+    from_env = error_line(installed.run("cdn-deploy", cwd=project, CDN_PREFIX="a/../b"))
+    assert from_env.endswith("(from env CDN_PREFIX): fix CDN_PREFIX, or give --prefix, which "
+                             "wins")
+    path = project / "pyproject.toml"
+    path.write_text('[tool.flask-cdn-pipeline]\nworkers = 500\n')
+    from_table = error_line(installed.run("cdn-deploy", cwd=project))
+    assert from_table.startswith("error: workers must be between 1 and 64, not 500")
+    assert from_table.endswith(f"(from {path} [tool.flask-cdn-pipeline]): fix it there, or give "
+                               "--workers, which wins")
+    assert not (project / "build").exists()

@@ -111,3 +111,4 @@ def test_flask_cdn_lists_rolls_back_verifies_and_prunes_with_the_apps_settings(
     epilog = " ".join(installed.run("python", "-m", "flask", "--app", "app", "cdn", "deploy",
                                     "--help", cwd=project).stdout.split())
     assert "flask cdn COMMAND --help)" in epilog and "releases" in epilog
+    assert "(the default)" not in epilog  # flask cdn needs a command

@@ -121,9 +121,11 @@ class DeployCommand(click.Command):
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         others = ", ".join(name for name in _commands(ctx) if name != ctx.info_name)
+        # Only the program itself deploys without a command; a group (flask cdn) needs one.
+        deploy = "deploy (the default)" if ctx.parent is None else "deploy"
         formatter.write_paragraph()
         formatter.write_text(
-            f"COMMAND: deploy (the default), {others} ({program(ctx)} COMMAND --help). "
+            f"COMMAND: {deploy}, {others} ({program(ctx)} COMMAND --help). "
             "Settings also come from the [tool.flask-cdn-pipeline] table of pyproject.toml: "
             "see --show-config.")
 

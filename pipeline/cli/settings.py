@@ -305,7 +305,7 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         try:
             return check(raw, *args)
         except ConfigError as exc:
-            raise ConfigError(f"{exc} (from {source})") from None
+            raise ConfigError(f"{exc} (from {source}){_way_out(name, source)}") from None
 
     settings = DeploySettings(
         static_dir=value("static_dir"),
@@ -336,6 +336,16 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
     if settings.bucket is None:  # a folder target, given or the embedded default
         check_no_overlap(settings.static_dir, settings.target_dir or embedded_dir)
     return settings
+
+
+def _way_out(name: str, source: str) -> str:
+    """How to replace a bad value that did not come from a flag: fix it where it was set, or
+    give the flag, which wins over every other source."""
+    if source.startswith("--"):
+        return ""
+    flag = OPTIONS_BY_NAME[name].flag
+    where = f"fix {source.removeprefix('env ')}" if source.startswith("env ") else "fix it there"
+    return f": {where}, or give {flag}, which wins"
 
 
 def describe_source(settings: DeploySettings, name: str) -> str:
