@@ -94,6 +94,8 @@ class SourceSettings:
     #: Overall seconds one read may take at start-up, and during a refresh.
     startup_deadline: float = DEFAULT_STARTUP_DEADLINE
     refresh_deadline: float = DEFAULT_REFRESH_DEADLINE
+    #: The app's ``CDN_URL``: keys of an http(s) source are relative to its path.
+    cdn_url: str | None = None
 
     @property
     def mode(self) -> str:
@@ -132,6 +134,7 @@ def read_source_settings(
                                   "CDN_STARTUP_DEADLINE", _DEADLINE_RANGE),
         refresh_deadline=_seconds(config.get("CDN_REFRESH_DEADLINE", DEFAULT_REFRESH_DEADLINE),
                                   "CDN_REFRESH_DEADLINE", _DEADLINE_RANGE),
+        cdn_url=validate_url(config.get("CDN_URL") or None, "CDN_URL"),
     )
     open_source(settings)  # a malformed location fails here, at start-up (nothing is contacted)
     return settings
@@ -202,7 +205,7 @@ def open_source(settings: SourceSettings) -> ManifestSource:
         bucket, prefix = location
         return BucketSource(bucket, prefix, settings)
     validate_url(settings.location, "CDN_MANIFEST")
-    return UrlSource(settings.location, settings.release)
+    return UrlSource(settings.location, settings.release, base_url=settings.cdn_url)
 
 
 def bucket_location(settings: SourceSettings) -> tuple[str, str] | None:
@@ -297,22 +300,45 @@ class BucketSource(_Checked):
         return self._storage
 
 
+def split_under_base(location: str, base_url: str | None) -> tuple[str, str]:
+    """``(URL the keys are relative to, path of the prefix below it)`` of a manifest URL.
+
+    Keys are relative to ``CDN_URL`` (``url_for`` gives ``CDN_URL + "/" + key``), so when
+    the manifest lies under it, the prefix is the path below ``CDN_URL``'s: a path-style
+    bucket URL (``http://s3.local/blog-assets``) or a CDN mounted under ``/assets/`` reads
+    ``static`` from ``http://s3.local/blog-assets/static/manifest.json``. Otherwise (no
+    ``CDN_URL``, or the manifest is read from elsewhere) keys are relative to the host.
+    """
+    parts = urlsplit(location)
+    root = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+    if base_url:
+        base = urlsplit(base_url)
+        base_path = base.path.rstrip("/")
+        same_origin = ((base.scheme.lower(), base.netloc.lower())
+                       == (parts.scheme.lower(), parts.netloc.lower()))
+        if same_origin and base_path and parts.path.startswith(base_path + "/"):
+            return root + base_path, parts.path[len(base_path):]
+    return root, parts.path
+
+
 class UrlSource(_Checked):
     """An http(s) URL on the CDN (or any web server in front of the bucket), via urllib.
 
     ``https://host/prefix`` and ``https://host/prefix/manifest.json`` both name the
     prefix ``prefix``; a pinned release is read from ``https://host/<release key>``.
+    Under ``base_url`` (``CDN_URL`` with a path), the prefix is the path below it
+    (:func:`split_under_base`).
     """
 
-    def __init__(self, location: str, release: str | None) -> None:
-        parts = urlsplit(location)
-        path = parts.path.strip("/")
+    def __init__(self, location: str, release: str | None, *,
+                 base_url: str | None = None) -> None:
+        base, path = split_under_base(location, base_url)
+        path = path.strip("/")
         if path == MANIFEST_NAME or path.endswith("/" + MANIFEST_NAME):
             path = path[: -len(MANIFEST_NAME)]
         self.prefix = validate_prefix(path)
         self.release = release
         self.mode = PINNED if release else FOLLOW
-        base = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         key = release_key(self.prefix, release) if release else manifest_key(self.prefix)
         self.url = cdn_url(base, key)
         self._reader = HttpReader(self.url)
