@@ -51,8 +51,15 @@ GALLERY_FILES = {
                                    b".cat { background: url(/static/img/cat.png); }\n"),
     "gallery_assets/img/frame.png": tiny_png(),
     "gallery_assets/gallery.js": b"document.documentElement.dataset.gallery = 'ready';\n",
+    # The admin pages' icon from the CDN too (Flask-Admin's documented override), so the
+    # browser never asks the app for /favicon.ico.
+    "templates/admin/master.html": (
+        b"{% extends admin_base_template %}{% block head_tail %}"
+        b"<link rel=icon type=image/png href=\"{{ url_for('static', filename='img/cat.png') }}\">"
+        b"{% endblock %}\n"),
     "templates/gallery.html": (
         b"<!doctype html><html><head><title>Gallery</title>"
+        b"<link rel=icon type=image/png href=\"{{ url_for('static', filename='img/cat.png') }}\">"
         b"<link rel=stylesheet href=\"{{ url_for('gallery.static', filename='gallery.css') }}\">"
         b"<link rel=stylesheet href=\"{{ url_for('static', filename='css/site.css') }}\">"
         b"</head><body><div class=frame>frame</div><div class=cat>cat</div>"
