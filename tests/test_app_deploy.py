@@ -184,3 +184,13 @@ def test_an_app_that_cannot_be_loaded_is_one_error_line(
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot load the app 'nosuchmodule:create_app'")
     assert "Traceback" not in result.stderr
+
+
+def test_flask_cdn_deploy_refuses_a_second_app(
+        blog_module: object, capsys: pytest.CaptureFixture[str]) -> None:
+    app: Flask = blog_module.create_app()  # type: ignore[attr-defined]
+
+    result = app.test_cli_runner().invoke(args=["cdn", "deploy", "--app", "other:app"])
+
+    assert result.exit_code == 2
+    assert "leave out --app" in result.output

@@ -174,6 +174,9 @@ def resolve_for(ctx: click.Context, options: Mapping[str, Any], *,
     settings = resolve_settings(options, env, project=project, above_env=above,
                                 below_project=below, anchor=anchor, notes=search.notes)
     extra: tuple[Mount, ...] = ctx.meta.get(APP_MOUNTS, ())
+    if APP_MOUNTS in ctx.meta and options.get("app"):
+        raise click.UsageError("flask cdn deploy deploys the app flask loaded (flask --app "
+                               "APP); leave out --app")
     if load_app and APP_MOUNTS not in ctx.meta and settings.app is not None:
         # Flask only now: a folder deploy never imports it.
         from ..flaskext.appsettings import app_deploy_context
