@@ -142,3 +142,34 @@ def test_a_stopped_progress_bar_ends_its_line_and_draws_nothing_more() -> None:
     reporter.stored(uploads[1])  # a worker finishing its request after Ctrl-C
     reporter.warned("late")
     assert err.getvalue() == drawn
+
+
+def test_ctrl_c_while_the_main_thread_waits_on_stalled_downloads_still_ends_the_process(
+    s3: S3Env, project: Path, installed: InstalledTool
+) -> None:
+    """``verify --full`` waits for its download pool in the main thread, a wait Ctrl-C cannot
+    cut short: the guard's watchdog ends the process, with the one line the command says."""
+    creds = s3.server.credentials.env()
+    deployed = installed.run("cdn-deploy", "--bucket", s3.bucket, "--endpoint-url", s3.endpoint,
+                             cwd=project, **creds)
+    assert deployed.returncode == 0, deployed.stderr
+    with fault_proxy(s3.endpoint, fail_rate=1.0, kinds=("stall",), methods=("GET",),
+                     path_filter="/static/img/") as proxy:
+        process = installed.popen("cdn-deploy", "verify", "--full", "--bucket", s3.bucket,
+                                  "--endpoint-url", proxy.url, "--workers", "2", cwd=project,
+                                  **creds)
+        deadline = time.monotonic() + 60
+        while (proxy.count("GET", "/static/img/") < 1 and process.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.05)  # polling the proxy for a download to be in flight
+        assert process.poll() is None and proxy.count("GET", "/static/img/") >= 1
+        process.send_signal(signal.SIGINT)
+        try:
+            _, err = process.communicate(timeout=10)  # a bound: stalled until the proxy stops
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.splitlines() == ["error: interrupted"]

@@ -78,8 +78,9 @@ class InterruptGuard:
         if self.interrupted.is_set():
             return  # a second Ctrl-C: the command is already stopping
         self.interrupted.set()
-        self._on_interrupt()
+        # The watchdog first: the callback may wait (for a progress write into a full pipe).
         threading.Thread(target=self._watchdog, name="interrupt-watchdog", daemon=True).start()
+        self._on_interrupt()
         raise KeyboardInterrupt
 
     def _watchdog(self) -> None:
