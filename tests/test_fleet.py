@@ -470,6 +470,7 @@ def test_status_of_a_local_manifest_file_names_its_release(
     assert "Mode: file" in result.output and f"Release: {release} (9 files" in result.output
     report = app.test_client().get("/_cdn/status").get_json()
     assert report["mode"] == "file" and report["release"] == release and report["ok"] is True
+    assert report["reading_since"] is None  # the same fields as a remote source's status
 
 
 def test_flask_cdn_deploy_publishes_where_the_app_reads_and_the_app_follows(

@@ -50,7 +50,7 @@ def file_status(state: CDNState) -> dict[str, Any]:
         "loaded_from": FILE if state.manifest is not None else "none",
         "refresh_seconds": None, "reload_on_change": state.settings.reload,
         "last_refresh": None, "last_change": None, "last_error": None,
-        "last_error_at": None, "failures": 0, "pid": os.getpid(),
+        "last_error_at": None, "failures": 0, "reading_since": None, "pid": os.getpid(),
     }
 
 
