@@ -70,7 +70,8 @@ def test_widths_never_upscale_and_the_source_width_tops_the_ladder() -> None:
     assert widths(1920) == [320, 640, 960, 1280, 1920]
     assert widths(5120) == [320, 640, 960, 1280, 1920, 2560]
     assert widths(321) == [320, 321]
-    assert widths(320) == []  # not wider than the smallest rung
+    assert widths(320) == [320]
+    assert widths(200) == [200]  # narrower than every rung: its own width, in every format
 
 
 def test_heights_keep_the_aspect_ratio() -> None:

@@ -50,8 +50,9 @@ def test_variants_are_in_the_bucket_decoded_and_in_the_manifest(
     static = make_static(tmp_path)
     manifest_path = tmp_path / "a" / "manifest.json"
     out = deploy(capsys, s3, tmp_path, static, manifest_path)
-    # photo: 320, 640 x 3 formats; png: 320 and its own 400 (the top rung) x 3
-    assert out["encoded"] == 12 and out["variant_uploads"] == 12
+    # photo: 320, 640 x 3 formats; png: 320 and its own 400 (the top rung) x 3; tiny: its own
+    # 100 (narrower than every rung: its width is the only rung) x 3
+    assert out["encoded"] == 15 and out["variant_uploads"] == 15
     manifest = json.loads(manifest_path.read_text())
     assert manifest["version"] == 2
     photo = manifest["files"]["img/photo.jpg"]
@@ -63,10 +64,12 @@ def test_variants_are_in_the_bucket_decoded_and_in_the_manifest(
     assert {(v["width"], v["content_type"]) for v in png["variants"]} == {
         (w, t) for w in (320, 400) for t in ("image/avif", "image/webp", "image/png")}
     tiny = manifest["files"]["img/tiny.jpg"]
-    assert (tiny["width"], tiny["height"], tiny.get("variants")) == (100, 80, None)
+    assert (tiny["width"], tiny["height"]) == (100, 80)
+    assert [(v["width"], v["height"], v["content_type"]) for v in tiny["variants"]] == [
+        (100, 80, "image/avif"), (100, 80, "image/webp"), (100, 80, "image/jpeg")]
     assert "width" not in manifest["files"]["site.css"]
     listed = s3.keys("static/_v/")
-    for variant in photo["variants"] + png["variants"]:
+    for variant in photo["variants"] + png["variants"] + tiny["variants"]:
         obj = s3.get(variant["key"])
         body = obj["Body"].read()
         assert listed[variant["key"]] == variant["size"] == len(body)
@@ -86,7 +89,7 @@ def test_redeploy_and_fresh_checkout_encode_nothing(
         capsys: Any, s3: S3Env, tmp_path: Path) -> None:
     static = make_static(tmp_path)
     first = deploy(capsys, s3, tmp_path, static, tmp_path / "a" / "manifest.json")
-    assert first["encoded"] == 12
+    assert first["encoded"] == 15
     again = deploy(capsys, s3, tmp_path, static, tmp_path / "a" / "manifest.json")
     assert (again["encoded"], again["uploaded"], again["new_release"]) == (0, 0, False)
     # a CI checkout: the same files elsewhere, no build/ folder (no cache, no probes)
@@ -122,9 +125,9 @@ def test_a_missing_variant_is_made_again_per_key(capsys: Any, s3: S3Env, tmp_pat
 def test_dry_run_counts_encodes_and_writes_nothing(capsys: Any, s3: S3Env, tmp_path: Path) -> None:
     static = make_static(tmp_path)
     out = deploy(capsys, s3, tmp_path, static, tmp_path / "a" / "manifest.json", "--dry-run")
-    assert (out["encoded"], out["uploaded"]) == (12, 0)
+    assert (out["encoded"], out["uploaded"]) == (15, 0)
     assert s3.keys() == {}
-    assert not (tmp_path / "a" / "variants" / "_v").exists()
+    assert not (tmp_path / "a").exists()  # no variants and no probes.json: nothing written
 
 
 def test_deploy_with_variants_from_a_foreign_project(tmp_path: Path) -> None:
@@ -196,7 +199,7 @@ def test_verify_reports_a_missing_variant(capsys: Any, s3: S3Env, tmp_path: Path
 
 
 def test_summaries_count_files_and_variants_apart(capsys: Any, tmp_path: Path) -> None:
-    static = make_static(tmp_path)  # 4 files, 12 variants of two of them
+    static = make_static(tmp_path)  # 4 files, 15 variants of three of them
     common = ["--static-dir", str(static), "--no-assets", *WIDTHS,
               "--variant-cache", str(tmp_path / "variants")]
     code, out = run_json(capsys, [*common, "--target-dir", str(tmp_path / "a"),
@@ -204,7 +207,7 @@ def test_summaries_count_files_and_variants_apart(capsys: Any, tmp_path: Path) -
     assert code == 0, out
     files = sum(path.stat().st_size for path in static.rglob("*") if path.is_file())
     assert (out["files"], out["files_uploaded"], out["file_bytes_uploaded"]) == (4, 4, files)
-    assert (out["variant_uploads"], out["uploaded"]) == (12, 16)  # "uploaded": every object
+    assert (out["variant_uploads"], out["uploaded"]) == (15, 19)  # "uploaded": every object
     assert out["bytes_uploaded"] == files + out["variant_bytes_uploaded"]
 
     from pipeline.cli.main import main
@@ -213,4 +216,29 @@ def test_summaries_count_files_and_variants_apart(capsys: Any, tmp_path: Path) -
                  "--manifest", str(tmp_path / "b.json")]) == 0
     text = capsys.readouterr().out
     assert f"Deployed 4 files to local folder {str(tmp_path / 'b')!r}: 4 uploaded (" in text
-    assert "Image variants: 0 encoded, 12 uploaded (" in text  # encoded once, by the first run
+    assert "Image variants: 0 encoded, 15 uploaded (" in text  # encoded once, by the first run
+
+
+def test_verify_repair_restores_a_deleted_variant_from_the_local_cache(
+        capsys: Any, s3: S3Env, tmp_path: Path) -> None:
+    """The bytes are in the variant cache the deploy encoded into: repair uploads them."""
+    from pipeline.cli.main import main
+
+    static = make_static(tmp_path)
+    manifest_path = tmp_path / "a" / "manifest.json"
+    deploy(capsys, s3, tmp_path, static, manifest_path)
+    variants = json.loads(manifest_path.read_text())["files"]["img/cut out.png"]["variants"]
+    gone = variants[0]
+    s3.client.delete_object(Bucket=s3.bucket, Key=gone["key"])
+    target = ["--bucket", s3.bucket, "--endpoint-url", s3.endpoint,
+              "--static-dir", str(static)]
+    code, report = run_json(capsys, ["verify", "--repair", *target,
+                                     "--variant-cache", str(tmp_path / "a" / "variants")])
+    assert code == 0 and report["ok"], report
+    assert report["repaired"] == [gone["key"]]
+    obj = s3.get(gone["key"])
+    cached = tmp_path / "a" / "variants" / gone["key"].removeprefix("static/")
+    assert obj["Body"].read() == cached.read_bytes()
+    assert obj["ContentType"] == gone["content_type"]
+    assert obj["CacheControl"] == "public, max-age=31536000, immutable"
+    assert main(["verify", *target]) == 0

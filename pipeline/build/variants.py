@@ -191,8 +191,8 @@ def skip_reason(info: SourceInfo, settings: VariantSettings) -> str | None:
         return "animated"
     if info.format not in ("jpeg", "png", "webp", "avif"):
         return f"{info.format} is not a raster photo format"
-    if info.width <= settings.widths[0]:
-        return f"not wider than {settings.widths[0]} px"
+    # No width floor: an image narrower than every rung still gets its own width (the top
+    # rung, as for any image narrower than the ladder's top), so it is served in AVIF/WebP too.
     return None
 
 

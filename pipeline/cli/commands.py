@@ -29,6 +29,7 @@ from ..release.publish import write_published_manifest
 from ..release.repair import RepairResult, repair
 from ..release.rollback import rollback
 from ..release.store import ReleaseStore
+from ..release.variant_step import variant_cache_dir
 from ..release.verify import VerifyReport, verify
 from ..validate import parse_duration, validate_int, validate_prefix
 from .common import (
@@ -84,11 +85,15 @@ def releases_command(ctx: click.Context, /, as_json: bool, quiet: bool, **option
 @click.option("--release", "release_id", metavar="ID",
               help="Check this release instead of the current one.")
 @click.option("--repair", is_flag=True,
-              help="Re-upload missing or wrong objects from --static-dir.")
+              help="Re-upload missing or wrong objects from --static-dir (image variants from "
+                   "--variant-cache).")
 @click.option("--full", is_flag=True,
               help="Check every object's headers and download it to compare its SHA-256, not a "
                    "sample.")
 @click.option("--hash-cache", type=click.Path(dir_okay=False), help="Hash cache for --repair.")
+@click.option("--variant-cache", type=click.Path(file_okay=False),
+              help="Encoded image variants for --repair [CDN_VARIANT_CACHE; default: "
+                   "build/variants].")
 @click.pass_context
 def verify_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id: str | None,
                    repair: bool, full: bool, **options: Any) -> None:
@@ -117,7 +122,9 @@ def _repair(store: ReleaseStore, settings: Any, report: VerifyReport) -> RepairR
     return repair(store, report, static_dir=settings.static_dir,
                   hash_cache_path=settings.hash_cache_path, strict=settings.strict,
                   static_url_path=settings.static_url_path,
-                  allow_hard_links=settings.allow_hard_links)
+                  allow_hard_links=settings.allow_hard_links,
+                  variant_cache=variant_cache_dir(settings.variant_cache,
+                                                  settings.manifest_path))
 
 
 def _verify_json(report: VerifyReport, fixed: RepairResult | None) -> dict[str, Any]:

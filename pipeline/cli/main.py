@@ -86,6 +86,7 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
         "hashes_from_git": result.hashes_from_git,
         "invalidation": invalidation,
         "encoded": result.encoded,
+        "restored": len(result.restored),
         "variant_uploads": counts.variants,
     }
 

@@ -55,6 +55,7 @@ from .variant_step import (
     known_sizes,
     plan_sources,
     uploads_for,
+    variant_cache_dir,
     with_variants,
 )
 
@@ -130,6 +131,9 @@ class DeployResult:
     #: Files whose SHA-256 came from the current release because git vouched that
     #: their bytes are unchanged (:mod:`pipeline.build.gitindex`); they were not read.
     hashes_from_git: int = 0
+    #: Keys the release current at the start names that were missing from the bucket
+    #: (deleted behind its back) and that this run uploaded again.
+    restored: tuple[str, ...] = ()
 
     @property
     def uploaded(self) -> int:
@@ -209,9 +213,9 @@ def deploy(
             observer.warned(warning)
         manifest = built.manifest
         sources = {f.logical_path: f for f in files}
-        cache_dir = variant_cache or manifest_path.parent / "variants"
-        vplan = (plan_sources(manifest, sources, variants, store.prefix, cache_dir)
-                 if variants else None)
+        cache_dir = variant_cache_dir(variant_cache, manifest_path)
+        vplan = (plan_sources(manifest, sources, variants, store.prefix, cache_dir,
+                              save=not dry_run) if variants else None)
         if vplan is not None:
             recorded = known_sizes(current.doc.manifest if current.doc else None)
             if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
@@ -260,6 +264,7 @@ def deploy(
                 stored = _upload(storage, uploads, observer, cache)
         finally:
             cache.save()  # hashes are right even if uploads failed; the next run reuses them
+    restored = _restored(current, stored, observer, target=store.description)
     confirmed = {**existing, **stored}
     missing = missing_keys(manifest, confirmed)
     if missing:
@@ -279,7 +284,24 @@ def deploy(
                                   "the manifest)")
     previous = current.release_id if doc.release_id != current.release_id else None
     return replace(result, release_id=doc.release_id, new_release=new, conflicts=conflicts,
-                   previous_release=previous)
+                   previous_release=previous, restored=restored)
+
+
+def _restored(current: Current, stored: Mapping[str, RemoteObject], observer: DeployObserver,
+              *, target: str) -> tuple[str, ...]:
+    """Keys of the current release among those just uploaded, said out loud: they were
+    missing from the bucket, so the live site was serving 404s for them until now (whichever
+    path uploaded them: while hashing, after it, or as variants from the cache)."""
+    if current.doc is None:
+        return ()
+    restored = tuple(sorted(set(stored) & current.doc.manifest.object_keys()))
+    if restored:
+        observer.warned(
+            f"{len(restored)} object(s) of the current release {current.release_id} were "
+            f"missing from (or damaged in) {target} and were uploaded again (first: "
+            f"{restored[0]}); something removed them behind the deploys' back (a prune with "
+            "a short --grace? a lifecycle rule?)")
+    return restored
 
 
 def _likely_new(files: list[LocalFile], cache: HashCache, current: Current) -> bool:

@@ -8,7 +8,7 @@ repaired from here, and is reported as such.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from ..storage.base import Storage, Upload
 from ..validate import DEFAULT_STATIC_URL_PATH
 from .plan import entry_upload
 from .store import ReleaseStore
+from .variant_step import cached_variant
 from .verify import Problem, VerifyReport
 
 
@@ -33,18 +34,21 @@ def repair(
     store: ReleaseStore, report: VerifyReport, *, static_dir: Path,
     hash_cache_path: Path | None, strict: bool = True,
     static_url_path: str = DEFAULT_STATIC_URL_PATH, allow_hard_links: bool = False,
+    variant_cache: Path | None = None,
 ) -> RepairResult:
-    """Upload a correct copy of every object with a problem that a local file can supply."""
+    """Upload a correct copy of every object with a problem that a local file (or, for an
+    image variant, the local variant cache ``variant_cache``) can supply."""
     broken = {p.key: p for p in report.problems if p.path}
     if not broken:
         return RepairResult((), tuple(p for p in report.problems if not p.path))
+    uploads = _variant_uploads(store, report, broken, variant_cache)
+    broken = {key: p for key, p in broken.items() if key not in {u.key for u in uploads}}
     cache = HashCache(hash_cache_path)
     files = collect_files(static_dir, allow_hard_links=allow_hard_links)
     built = build(files, prefix=store.prefix, cache=cache, strict=strict,
                   static_url_path=static_url_path)
     sources = {f.logical_path: f for f in files}
     local = {entry.key: path for path, entry in built.manifest.files.items()}
-    uploads: list[Upload] = []
     for key in sorted(broken):
         path = local.get(key)
         if path is None:
@@ -56,6 +60,18 @@ def repair(
     done = {u.key for u in uploads}
     left = [p for p in report.problems if p.key not in done]
     return RepairResult(tuple(sorted(done)), tuple(left))
+
+
+def _variant_uploads(store: ReleaseStore, report: VerifyReport, broken: Mapping[str, Problem],
+                     cache_dir: Path | None) -> list[Upload]:
+    """Uploads of the broken variants found in the local cache with their recorded size
+    (one encoded by an earlier deploy on this machine); the others stay broken."""
+    if cache_dir is None:
+        return []
+    variants = {v.key: v for entry in report.doc.manifest.files.values() for v in entry.variants}
+    found = (cached_variant(cache_dir, store.prefix, variants[key])
+             for key in sorted(broken) if key in variants)
+    return [upload for upload in found if upload is not None]
 
 
 def _upload(storage: Storage, uploads: Sequence[Upload]) -> None:

@@ -78,12 +78,33 @@ PROBE_CACHE_NAME = "probes.json"
 UNREADABLE_CACHE_NAME = "probes-unreadable.json"
 
 
+def variant_cache_dir(configured: Path | None, manifest_path: Path) -> Path:
+    """Where encoded variants are kept: ``--variant-cache``, else ``variants/`` beside the
+    local manifest (``build/variants`` by default, the development route's folder too)."""
+    return configured or manifest_path.parent / "variants"
+
+
+def cached_variant(cache_dir: Path, prefix: str, variant: Variant) -> Upload | None:
+    """The upload of ``variant`` (a manifest record, full key) from the local cache, if the
+    file there has the recorded size: the key names the source's hash and the encoding
+    parameters, so the file named by it holds those bytes."""
+    path = cache_dir / variant.key.removeprefix(prefix + "/")
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if size != variant.size or not path.is_file():
+        return None
+    return Upload(key=variant.key, source=path, size=size, content_type=variant.content_type,
+                  cache_control=IMMUTABLE_CACHE_CONTROL)
+
+
 def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: VariantSettings,
-                 prefix: str, cache_dir: Path) -> VariantPlan:
-    """Probe (header only; remembered by content hash under ``cache_dir``) every raster image
-    for its dimensions, and plan the variants of those the globs select. A bomb or an
-    unreadable image raises :class:`~pipeline.errors.ImageSourceError` (exit 2) before
-    anything is uploaded."""
+                 prefix: str, cache_dir: Path, *, save: bool = True) -> VariantPlan:
+    """Probe (header only; remembered by content hash under ``cache_dir`` unless ``save`` is
+    false, as on a dry run, which writes nothing) every raster image for its dimensions, and
+    plan the variants of those the globs select. A bomb or an unreadable image raises
+    :class:`~pipeline.errors.ImageSourceError` (exit 2) before anything is uploaded."""
     probes = _load_probes(cache_dir / PROBE_CACHE_NAME)
     unreadable = _load_unreadable(cache_dir / UNREADABLE_CACHE_NAME)
     changed = unreadable_changed = False
@@ -114,9 +135,9 @@ def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: V
                                    f"{settings.max_source_pixels:,} pixels")
         specs = tuple(plan_variants(entry.hash, info, settings)) if candidate else ()
         planned.append(SourcePlan(logical, path, info.width, info.height, specs))
-    if changed:
+    if changed and save:
         _save_probes(cache_dir / PROBE_CACHE_NAME, probes)
-    if unreadable_changed:
+    if unreadable_changed and save:
         _save_unreadable(cache_dir / UNREADABLE_CACHE_NAME, unreadable)
     return VariantPlan(prefix, tuple(planned))
 

@@ -162,7 +162,8 @@ def variant_problems(doc: ReleaseDoc, listing: Mapping[str, RemoteObject]) -> It
         for variant in entry.variants:
             remote = listing.get(variant.key)
             if remote is None:
-                yield Problem(variant.key, path, "variant missing (deploy --relist makes it)")
+                yield Problem(variant.key, path, "variant missing (verify --repair restores it "
+                              "from the local variant cache, deploy --relist makes it)")
             elif remote.size != variant.size:
                 yield Problem(variant.key, path, "variant of the wrong size",
                               str(variant.size), str(remote.size))
