@@ -128,7 +128,10 @@ def test_gallery_in_dev_mode_uses_local_static_urls(client: FlaskClient) -> None
     html = response.get_data(as_text=True)
     sources = img_sources(html)
     assert "/static/img/cat.jpg" in sources
-    assert "/static/img/photos/caf%C3%A9.png" in sources
+    # café.png (240 px) is narrower than every rung: its own width is its one variant width
+    cafe = re.search(r'<img src="(/_variants/[^"]+)"[^>]*alt="café"', html)
+    assert cafe is not None and ".240w." in cafe.group(1)
+    assert 'width="240" height="160"' in cafe.group(0)
     assert "/static/img/icons/arrow.svg" in sources
     # photos come through picture(): variants the dev server renders on demand
     assert all(src.startswith(("/static/img/", "/_variants/_v/")) for src in sources)
@@ -166,11 +169,13 @@ def test_gallery_lists_uploads_and_private_images_for_users(client: FlaskClient)
     log_in(client)
     public = upload_new(client, png_bytes())
     private = upload_new(client, png_bytes(), visibility="private")
+    # even a 20 px upload gets variants (its own width): shown once they exist, linked always
+    assert client.application.extensions["demo.encode_worker"].wait_idle(60)
     html = client.get("/").get_data(as_text=True)
-    assert public in img_sources(html) and private in img_sources(html)
+    assert f'<a href="{public}"' in html and private in img_sources(html)
     client.post("/logout")
     html = client.get("/").get_data(as_text=True)
-    assert public in img_sources(html) and private not in html
+    assert f'<a href="{public}"' in html and private not in html
 
 
 def test_static_folder_is_the_top_level_one(make_app: Any) -> None:
@@ -588,7 +593,9 @@ def test_upload_accepts_a_real_png_under_a_generated_name(
     assert (served.status_code, served.data, served.headers["Content-Type"]) == (
         200, data, "image/png"
     )
-    assert os.listdir(tmp_path / "images") == [match.group(1)]
+    assert client.application.extensions["demo.encode_worker"].wait_idle(60)
+    # the upload under its generated name, its variants in _v/, and no temporary file
+    assert sorted(os.listdir(tmp_path / "images")) == sorted([match.group(1), "_v"])
 
 
 def test_upload_extension_comes_from_the_content(client: FlaskClient) -> None:
