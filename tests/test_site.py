@@ -106,13 +106,19 @@ def upload(client: FlaskClient, data: bytes, filename: str = "photo.png", **form
 
 def upload_new(client: FlaskClient, data: bytes, filename: str = "photo.png", **form: str) -> str:
     """Upload as a user does: back to the gallery, which now shows one more image; its URL."""
-    before = set(img_sources(client.get("/").get_data(as_text=True)))
+    before = uploads_shown(client.get("/").get_data(as_text=True))
     response = upload(client, data, filename, **form)
     assert (response.status_code, response.headers["Location"]) == (303, "/")
-    new = [src for src in img_sources(client.get("/").get_data(as_text=True))
-           if src not in before]
+    new = sorted(uploads_shown(client.get("/").get_data(as_text=True)) - before)
     assert len(new) == 1, new
     return new[0]
+
+
+def uploads_shown(html: str) -> set[str]:
+    """The images' own URLs on the page: sources and links, not variants (a public upload's
+    picture switches to its variants when the background encode is done, at any moment)."""
+    urls = set(img_sources(html)) | set(re.findall(r'<a href="(/images/[^"]+)"', html))
+    return {url for url in urls if "/_v/" not in url}
 
 
 # -- gallery ---------------------------------------------------------------------------------
