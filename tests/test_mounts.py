@@ -56,3 +56,13 @@ def test_a_blueprint_folder_inside_the_apps_is_deployed_with_it(tmp_path: Path) 
     app = write_tree(tmp_path / "static", {"shop/a.png": b"a"})
     mounts = Mounts.of(Mount(app, "/static"), [Mount.blueprint("shop", app / "shop", "/shop")])
     assert [item.logical_path for item in mounts.scan().files] == ["shop/a.png"]
+
+
+def test_a_blueprint_folder_inside_another_blueprints_is_its_own_mount(tmp_path: Path) -> None:
+    """Only the app's folder takes blueprint folders in (as url_for looks them up)."""
+    app = write_tree(tmp_path / "static", {"a.png": b"a"})
+    outer = write_tree(tmp_path / "outer", {"inner/x.png": b"x"})
+    mounts = Mounts.of(Mount(app, "/static"), [Mount.blueprint("outer", outer, "/outer/static"),
+                                               Mount.blueprint("inner", outer / "inner", "/in")])
+    assert [item.logical_path for item in mounts.scan().files] == [
+        "a.png", "in/x.png", "outer/static/inner/x.png"]

@@ -99,12 +99,13 @@ class Mounts:
     def of(cls, main: Mount, extra: Iterable[Mount]) -> Mounts:
         """The app's folder plus blueprint folders, refusing two that claim one URL path.
 
-        A blueprint folder inside another mounted folder is deployed with that folder
-        already, under its path there (the extension looks it up the same way).
+        A blueprint folder inside the app's folder is deployed with it already, under its
+        path there (:func:`pipeline.flaskext.mounts.blueprint_prefix` looks it up the same
+        way); any other is its own mount, even inside another blueprint's folder.
         """
         mounts = [main]
         for mount in extra:
-            if any(_inside(mount.folder, other.folder) for other in mounts):
+            if _inside(mount.folder, main.folder):
                 continue
             for other in mounts:
                 if other.url_path == mount.url_path or (
