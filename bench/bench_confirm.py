@@ -2,7 +2,7 @@
 
 In-process against moto's server in its own process: each round deploys the corpus into
 a fresh bucket (first deploy), then again with one file changed (incremental). The time
-spent in ``pipeline.release.publish.confirm_release`` is measured inside the deploy, so the ratio
+spent in ``pipeline.release.confirm.confirm_release`` is measured inside the deploy, so the ratio
 ``total / (total - confirmation)`` is not blurred by the noise between whole runs.
 ``--full`` forces the slow path (a prune ran meanwhile: the whole prefix is listed).
 
@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import corpus
 
-from pipeline.release import publish
+from pipeline.release import confirm, publish
 from pipeline.release.store import ReleaseStore
 from pipeline.storage.s3 import S3Settings, S3Storage
 
@@ -76,7 +76,7 @@ def main() -> None:
 
     publish.confirm_release = timed
     if args.full:
-        publish.pruned_since = lambda *a: True
+        confirm.pruned_since = lambda *a: True
     server, endpoint = start_moto()
     rows: dict[str, list[tuple[float, float]]] = {"first": [], "incremental": []}
     with tempfile.TemporaryDirectory(prefix="bench-confirm-") as scratch:

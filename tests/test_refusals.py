@@ -172,13 +172,13 @@ def test_an_unwritable_manifest_folder_is_found_before_publishing(project: Path)
 def test_a_manifest_write_failing_after_publishing_says_the_release_is_live(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import pipeline.release.publish
+    import pipeline.release.local_manifest
     from pipeline.cli.main import main
 
     def disk_full(path: Path, data: bytes, *, unique: bool = False) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(pipeline.release.publish, "write_atomic", disk_full)
+    monkeypatch.setattr(pipeline.release.local_manifest, "write_atomic", disk_full)
     code = main(["--static-dir", str(project / "static"), "--target-dir", str(project / "out"),
                  "--manifest", str(project / "m.json")])
     err = capsys.readouterr().err

@@ -24,8 +24,8 @@ from ..keys import manifest_key
 from ..localfs import check_writable
 from ..media_types import DEFAULT_CONTENT_TYPE
 from ..release.documents import validate_release_id
+from ..release.local_manifest import write_published_manifest
 from ..release.prune import PruneResult, prune
-from ..release.publish import write_published_manifest
 from ..release.repair import RepairResult, repair
 from ..release.rollback import rollback
 from ..release.store import ReleaseStore

@@ -59,7 +59,7 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressReporter:
-    """Implements :class:`pipeline.release.publish.DeployObserver` for people.
+    """Implements :class:`pipeline.release.confirm.DeployObserver` for people.
 
     ``out`` gets the plan (a result); ``err`` gets progress, so ``--json`` output on
     stdout stays one clean object. On a TTY a bar with rate and ETA is redrawn at

@@ -27,25 +27,24 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Protocol
 
 from ..build.assemble import build, check_before_hashing, file_stamp, needs_hashing
 from ..build.css import is_css
 from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts, git_blob_ids
 from ..build.variants import VariantSettings
-from ..errors import DeployError, ManifestError
-from ..localfs import Ignored, LocalFile, check_writable, write_atomic
+from ..errors import DeployError
+from ..localfs import Ignored, LocalFile, check_writable
 from ..manifest import Manifest
 from ..pathfilter import PathFilter
-from ..storage.base import RemoteObject, Storage, Upload, UploadOutcome
+from ..storage.base import RemoteObject, Upload
 from ..validate import DEFAULT_STATIC_URL_PATH
+from .confirm import DeployObserver, Silent, checked, confirm_release, upload_all
 from .documents import Current, ReleaseDoc, make_release
 from .early import EarlyUploads
-from .markers import listing_after_prunes, pruned_since, server_now
+from .local_manifest import write_local_manifest, write_published_manifest
 from .plan import Plan, PlannedFile, Reason, entry_upload, missing_keys, plan_deploy
 from .store import ReleaseStore
 from .variant_step import (
@@ -58,46 +57,6 @@ from .variant_step import (
     variant_cache_dir,
     with_variants,
 )
-
-#: ``LastModified`` has a resolution of one second.
-STAMP_SLACK = timedelta(seconds=2)
-
-
-
-class DeployObserver(Protocol):
-    """Receives progress; the CLI renders it, tests may record it."""
-
-    def planned(self, plan: Plan) -> None: ...
-
-    def stored(self, upload: Upload) -> None: ...
-
-    def warned(self, message: str) -> None: ...
-
-    def encoding(self, sources: int, variants: int, *, dry_run: bool) -> None: ...
-
-    def encoded(self, logical_path: str, done: int, total: int) -> None: ...
-
-    def variants_ready(self, uploads: int, size: int) -> None: ...
-
-
-class _Silent:
-    def planned(self, plan: Plan) -> None:
-        pass
-
-    def stored(self, upload: Upload) -> None:
-        pass
-
-    def warned(self, message: str) -> None:
-        pass
-
-    def encoding(self, sources: int, variants: int, *, dry_run: bool) -> None:
-        pass
-
-    def encoded(self, logical_path: str, done: int, total: int) -> None:
-        pass
-
-    def variants_ready(self, uploads: int, size: int) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -180,7 +139,7 @@ def deploy(
     from ``variant_cache`` (default: ``variants/`` beside the local manifest) or encoded,
     uploaded and confirmed with everything else.
     """
-    observer = observer or _Silent()
+    observer = observer or Silent()
     store.require_prefix()
     storage = store.storage
     folders = mounts or Mounts.single(static_dir, static_url_path)
@@ -261,7 +220,7 @@ def deploy(
             if early is not None:
                 stored = _finish(early, uploads, cache)
             else:
-                stored = _upload(storage, uploads, observer, cache)
+                stored = upload_all(storage, uploads, observer, cache)
         finally:
             cache.save()  # hashes are right even if uploads failed; the next run reuses them
     restored = _restored(current, stored, observer, target=store.description)
@@ -359,70 +318,10 @@ def _upload_for(item: PlannedFile, bodies: Mapping[str, bytes]) -> Upload:
     return entry_upload(item.entry, item.source, bodies.get(item.logical_path))
 
 
-def _upload(storage: Storage, uploads: Sequence[Upload], observer: DeployObserver,
-            cache: HashCache | None = None) -> dict[str, RemoteObject]:
-    outcome = storage.upload_files(uploads, on_stored=observer.stored)
-    return _checked(outcome, {upload.key: upload for upload in uploads}, cache)
-
-
 def _finish(early: EarlyUploads, uploads: Sequence[Upload],
             cache: HashCache) -> dict[str, RemoteObject]:
     """Queue the rest of the uploads after those begun while hashing; wait for them all."""
-    return _checked(early.finish(uploads), early.queued, cache)
-
-
-def _checked(outcome: UploadOutcome, queued: Mapping[str, Upload],
-             cache: HashCache | None) -> dict[str, RemoteObject]:
-    """The objects stored, or :class:`DeployError` naming the first failure."""
-    for failure in outcome.failures:
-        if failure.content_changed and cache is not None:
-            cache.forget(queued[failure.key].source)  # rewritten in place: hash it afresh
-    if outcome.failures:
-        first = outcome.failures[0]
-        raise DeployError(
-            f"{len(outcome.failures)} upload(s) failed after retries "
-            f"({outcome.not_attempted} not attempted), first: {first.key}: {first.message}; "
-            "nothing was published, the previous manifest is still current"
-        )
-    return outcome.stored
-
-
-def confirm_release(
-    store: ReleaseStore, manifest: Manifest, by_key: Mapping[str, Upload],
-    observer: DeployObserver, *, release_id: str | None, started: float,
-) -> None:
-    """After the release object is stored, make sure every object it names still exists.
-
-    One listing of ``releases/`` shows whether a prune may have deleted anything since
-    this deploy began (``started``, a ``time.monotonic()`` taken before its listing):
-    if not, what the deploy listed and uploaded is still there. If so, it waits out
-    live prune markers, lists the whole prefix, re-uploads what is missing and lists
-    again. Raises :class:`DeployError` if something is still missing.
-    """
-    recent = store.list_releases()
-    since = server_now(recent, store) - _seconds(time.monotonic() - started) - STAMP_SLACK
-    if not pruned_since(recent, store.prefix, since):
-        return
-    listing = listing_after_prunes(store, list(by_key))
-    missing = missing_keys(manifest, listing)
-    if not missing:
-        return
-    observer.warned(f"{len(missing)} object(s) disappeared during the deploy (a concurrent "
-                    f"prune?), first: {missing[0]}; uploading them again")
-    # A variant this run did not upload has no local source here: the check below reports it.
-    _upload(store.storage, [by_key[key] for key in missing if key in by_key], observer)
-    still = missing_keys(manifest, listing_after_prunes(store, list(by_key)))
-    if still:
-        raise DeployError(
-            f"{len(still)} object(s) of the new release keep disappearing from "
-            f"{store.description}, first: {still[0]}; nothing was published, the previous "
-            f"manifest is still current (release {release_id} was recorded but not made "
-            "current; is a prune with --force running?)"
-        )
-
-
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)
+    return checked(early.finish(uploads), early.queued, cache)
 
 
 def _is_current(current: Current, manifest: Manifest) -> bool:
@@ -517,47 +416,3 @@ def reuse_git_hashes(files: list[LocalFile], blobs: dict[str, str], doc: Release
     return reused
 
 
-def write_local_manifest(path: Path, doc: ReleaseDoc, *, published: bytes | None = None) -> None:
-    """The same bytes as the published manifest, written atomically for the Flask app.
-
-    ``published`` is the current manifest as read from the target, when ``doc`` was parsed
-    from it: those bytes are written as they are (encoding a 100,000-file document again
-    took a second and 100 MiB). An identical file is left alone: rewriting it would bump
-    its mtime, and apps that reload on change would reload for nothing.
-    """
-    data = doc.to_json() if published is None else published
-    try:
-        if path.is_file() and _file_holds(path, data):
-            return
-        write_atomic(path, data, unique=True)  # concurrent deploys in one process
-    except OSError as exc:
-        raise ManifestError(f"cannot write manifest {str(path)!r}: {exc.strerror}") from exc
-
-
-def _file_holds(path: Path, data: bytes, chunk_size: int = 1 << 20) -> bool:
-    """Whether the file's bytes are ``data``, compared a chunk at a time: a 100,000-file
-    manifest is 31 MiB, and reading it whole beside ``data`` set a re-run's peak memory."""
-    if path.stat().st_size != len(data):
-        return False
-    view, offset = memoryview(data), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            if view[offset:offset + len(chunk)] != chunk:
-                return False
-            offset += len(chunk)
-    return offset == len(data)
-
-
-def write_published_manifest(path: Path, doc: ReleaseDoc, *, manifest_key: str, redo: str) -> None:
-    """:func:`write_local_manifest` after ``doc`` was made current: a failure is exit 1
-    (:class:`DeployError`, not the usage error it is before publishing) and says that the
-    release *is* live, then how to get the manifest: ``redo`` (a command that changes
-    nothing remotely) or a download of ``manifest_key``.
-    """
-    try:
-        write_local_manifest(path, doc)
-    except ManifestError as exc:
-        raise DeployError(
-            f"release {doc.release_id} is live, but {exc}; fix that and {redo}, or download "
-            f"{manifest_key!r} from the target"
-        ) from exc
