@@ -5,6 +5,9 @@ Under a deploy prefix ``p`` (``static`` by default)::
     p/<dir>/<stem>.<12 hex>.<ext>     fingerprinted objects (immutable)
     p/manifest.json                   the current manifest (a copy of the current release)
     p/releases/<id>.json              release documents (written once)
+    p/releases/pruning-<stamp>.json   a prune under way (its marker)
+    p/releases/pruned-<stamp>.json    a prune that finished (its done record)
+    p/releases/rollback-<id>.<n>.json a rollback to <id> under way (its intent)
 
 Pure functions of strings, so the build (object keys), the release store (manifest
 and release keys) and the readers (the Flask app, fleet servers, ``deploy.py serve``)
@@ -21,6 +24,9 @@ RELEASES_DIR = "releases"
 #: ``<UTC time to the millisecond>Z-<6 hex of the files' hash>``: sorts by time as a string.
 RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")
 _RELEASE_SUFFIX = ".json"
+PRUNE_MARKER_HEAD = "pruning-"
+PRUNE_DONE_HEAD = "pruned-"
+ROLLBACK_INTENT_HEAD = "rollback-"
 
 
 def under(prefix: str, name: str) -> str:
@@ -52,3 +58,27 @@ def release_id_of(key: str, prefix: str) -> str | None:
         return None
     candidate = key[len(head):-len(_RELEASE_SUFFIX)]
     return candidate if RELEASE_ID_RE.match(candidate) else None
+
+
+def prune_marker_key(prefix: str, name: str) -> str:
+    """The marker a prune stores while it may delete (``name``: a stamp, ending ``.json``)."""
+    return f"{releases_prefix(prefix)}/{PRUNE_MARKER_HEAD}{name}"
+
+
+def prune_done_key(prefix: str, name: str) -> str:
+    """The record a prune stores once it has deleted, named like its marker."""
+    return f"{releases_prefix(prefix)}/{PRUNE_DONE_HEAD}{name}"
+
+
+def rollback_intent_key(prefix: str, release_id: str, nonce: str) -> str:
+    """The intent a rollback to ``release_id`` stores while it runs (``nonce``: unique)."""
+    return f"{releases_prefix(prefix)}/{ROLLBACK_INTENT_HEAD}{release_id}.{nonce}.json"
+
+
+def rollback_intent_release(key: str, prefix: str) -> str | None:
+    """The release id if ``key`` is a rollback intent under ``prefix``, else ``None``."""
+    head = f"{releases_prefix(prefix)}/{ROLLBACK_INTENT_HEAD}"
+    if not key.startswith(head):
+        return None
+    release_id = key[len(head):].split(".json")[0].rpartition(".")[0]
+    return release_id if RELEASE_ID_RE.match(release_id) else None

@@ -31,7 +31,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from ..errors import ConflictError
-from ..keys import RELEASE_ID_RE, releases_prefix
+from ..keys import (
+    ROLLBACK_INTENT_HEAD,
+    prune_done_key,
+    prune_marker_key,
+    releases_prefix,
+    rollback_intent_key,
+    rollback_intent_release,
+)
 from ..storage.base import RemoteObject
 from .store import ReleaseStore
 
@@ -48,11 +55,6 @@ CLOCK_SKEW = timedelta(minutes=15)
 #: (deploys look back no further than their own duration plus the window).
 DONE_TTL = timedelta(days=1)
 
-_MARKER_HEAD = "pruning-"
-_DONE_HEAD = "pruned-"
-_INTENT_HEAD = "rollback-"
-
-
 def _stamped_name() -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}.json"
 
@@ -67,7 +69,7 @@ def announced(store: ReleaseStore, *, stale: Sequence[str] = ()) -> Iterator[flo
     ``stale`` (old done records and intents) are removed with the marker.
     """
     name = _stamped_name()
-    key = f"{store.releases_prefix}/{_MARKER_HEAD}{name}"
+    key = prune_marker_key(store.prefix, name)
     body = json.dumps({"pruning": True, "window_seconds": PRUNE_WINDOW.total_seconds()})
     started = time.monotonic()
     storage = store.storage
@@ -76,7 +78,7 @@ def announced(store: ReleaseStore, *, stale: Sequence[str] = ()) -> Iterator[flo
     try:
         yield started
     finally:
-        storage.put_bytes(f"{store.releases_prefix}/{_DONE_HEAD}{name}", b"{}",
+        storage.put_bytes(prune_done_key(store.prefix, name), b"{}",
                           content_type="application/json", cache_control="no-store")
         storage.delete_keys([key, *stale])
 
@@ -90,7 +92,7 @@ def rollback_intent(store: ReleaseStore, release_id: str) -> Iterator[str]:
     release until the intent is older than :data:`DONE_TTL`, which costs nothing but
     storage.
     """
-    key = f"{store.releases_prefix}/{_INTENT_HEAD}{release_id}.{os.urandom(4).hex()}.json"
+    key = rollback_intent_key(store.prefix, release_id, os.urandom(4).hex())
     store.storage.put_bytes(key, json.dumps({"release": release_id}).encode(),
                             content_type="application/json", cache_control="no-store")
     try:
@@ -101,14 +103,8 @@ def rollback_intent(store: ReleaseStore, release_id: str) -> Iterator[str]:
 
 def rollback_targets(listing: Mapping[str, RemoteObject], prefix: str) -> set[str]:
     """Release ids named by rollback intents in a listing of ``releases/`` (any age)."""
-    head = f"{releases_prefix(prefix)}/{_INTENT_HEAD}"
-    found = set()
-    for key in listing:
-        if key.startswith(head):
-            release_id = key[len(head):].split(".json")[0].rpartition(".")[0]
-            if RELEASE_ID_RE.match(release_id):
-                found.add(release_id)
-    return found
+    found = (rollback_intent_release(key, prefix) for key in listing)
+    return {release_id for release_id in found if release_id is not None}
 
 
 def live_markers(listing: Mapping[str, RemoteObject], prefix: str, now: datetime) -> list[str]:
@@ -117,7 +113,7 @@ def live_markers(listing: Mapping[str, RemoteObject], prefix: str, now: datetime
     A marker without a date counts as live; one from a prune killed by SIGKILL stops
     counting once the window has passed.
     """
-    head = f"{releases_prefix(prefix)}/{_MARKER_HEAD}"
+    head = prune_marker_key(prefix, "")
     return sorted(key for key, remote in listing.items() if key.startswith(head)
                   and (remote.last_modified is None or remote.last_modified > now - PRUNE_WINDOW))
 
@@ -129,7 +125,7 @@ def pruned_since(listing: Mapping[str, RemoteObject], prefix: str, since: dateti
     record after them: so a marker younger than ``since - PRUNE_WINDOW`` or a done
     record younger than ``since`` is listed for every such prune.
     """
-    marker, done = (f"{releases_prefix(prefix)}/{head}" for head in (_MARKER_HEAD, _DONE_HEAD))
+    marker, done = prune_marker_key(prefix, ""), prune_done_key(prefix, "")
     for key, remote in listing.items():
         stamp = remote.last_modified
         if key.startswith(marker) and (stamp is None or stamp > since - PRUNE_WINDOW):
@@ -141,7 +137,7 @@ def pruned_since(listing: Mapping[str, RemoteObject], prefix: str, since: dateti
 
 def stale_records(listing: Mapping[str, RemoteObject], prefix: str, now: datetime) -> list[str]:
     """Done records and rollback intents older than :data:`DONE_TTL`: safe to remove."""
-    heads = tuple(f"{releases_prefix(prefix)}/{head}" for head in (_DONE_HEAD, _INTENT_HEAD))
+    heads = prune_done_key(prefix, ""), f"{releases_prefix(prefix)}/{ROLLBACK_INTENT_HEAD}"
     return [key for key, remote in listing.items() if key.startswith(heads)
             and remote.last_modified is not None and remote.last_modified < now - DONE_TTL]
 
