@@ -21,7 +21,7 @@ from pipeline.errors import ManifestError
 from pipeline.flaskext.status import status_blueprint
 from pipeline.jsondoc import MAX_DEPTH, nesting_exceeds
 from pipeline.manifest import Manifest
-from pipeline.release.documents import ReleaseDoc
+from pipeline.releasedoc import ReleaseDoc
 from tests.helpers import S3Env, run_json, target_args
 from tests.installed import InstalledTool
 

@@ -26,18 +26,20 @@ LEAVES = frozenset({"errors", "media_types", "urls", "validate", "localfs", "pat
                     "walked", "keyrule"})
 
 #: Part -> the parts it may import. Imports flow one way: leaves -> manifest -> build ->
-#: release -> cli; storage -> release; storage -> images; manifest, serving -> flaskext.
+#: release -> cli; manifest -> releasedoc -> serving, release; storage -> release, images;
+#: manifest, releasedoc, serving -> flaskext.
 MAY_IMPORT: dict[str, frozenset[str]] = {
     **{leaf: LEAVES for leaf in LEAVES},
     "manifest": LEAVES,                                  # the format only
     "build": LEAVES | {"manifest"},                      # no network, no Flask
     "storage": LEAVES,                                   # the only boto3 user
-    "release": LEAVES | {"manifest", "build", "storage"},
-    "serving": LEAVES | {"manifest", "storage", "release.documents"},  # an app reads releases
+    "release": LEAVES | {"manifest", "releasedoc", "build", "storage"},
+    "releasedoc": LEAVES | {"manifest"},                # the release format: a manifest and more
+    "serving": LEAVES | {"manifest", "releasedoc", "storage"},
     "images": LEAVES | {"storage"},
-    "cli": LEAVES | {"manifest", "build", "storage", "release", "images"},
+    "cli": LEAVES | {"manifest", "releasedoc", "build", "storage", "release", "images"},
     # pictures encode variants on demand in development with the deploy's encoder.
-    "flaskext": LEAVES | {"manifest", "serving", "build", "release.documents"},
+    "flaskext": LEAVES | {"manifest", "releasedoc", "serving", "build"},
     "__init__": LEAVES | {"manifest", "flaskext"},       # the public names
     "__main__": frozenset({"cli"}),                    # python -m pipeline: the CLI only
 }

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.manifest import Entry, Manifest
-from pipeline.release.documents import Current, ReleaseDoc
+from pipeline.release.documents import Current
 from pipeline.release.prune import plan_prune
+from pipeline.releasedoc import ReleaseDoc
 from pipeline.storage.base import RemoteObject
 from tests.faultproxy import fault_proxy
 from tests.helpers import S3Env, assert_consistent, run_json, target_args, write_tree

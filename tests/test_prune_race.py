@@ -17,11 +17,12 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.manifest import Entry, Manifest
-from pipeline.release.documents import Current, ReleaseDoc
+from pipeline.release.documents import Current
 from pipeline.release.plan import Plan
 from pipeline.release.prune import owned_keys, plan_prune, prune
 from pipeline.release.publish import deploy
 from pipeline.release.store import ReleaseStore
+from pipeline.releasedoc import ReleaseDoc
 from pipeline.storage.base import RemoteObject
 from pipeline.storage.s3 import S3Settings, S3Storage
 from tests.faultproxy import fault_proxy

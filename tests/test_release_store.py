@@ -11,9 +11,10 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.manifest import Entry, Manifest
-from pipeline.release.documents import ReleaseDoc, files_digest, make_release
+from pipeline.release.documents import make_release
 from pipeline.release.prune import prune
 from pipeline.release.store import ReleaseStore
+from pipeline.releasedoc import ReleaseDoc, files_digest
 from pipeline.storage.folder import FolderStorage
 
 RID = "20261124T161500.123Z-3f9a1c"

@@ -23,7 +23,6 @@ from ..images.private import (
 from ..keys import manifest_key
 from ..localfs import check_writable
 from ..media_types import DEFAULT_CONTENT_TYPE
-from ..release.documents import validate_release_id
 from ..release.local_manifest import write_published_manifest
 from ..release.prune import PruneResult, prune
 from ..release.repair import RepairResult, repair
@@ -31,6 +30,7 @@ from ..release.rollback import rollback
 from ..release.store import ReleaseStore
 from ..release.variant_step import variant_cache_dir
 from ..release.verify import VerifyReport, verify
+from ..releasedoc import validate_release_id
 from ..validate import parse_duration, validate_int, validate_prefix
 from .common import (
     INVALIDATE_OPTION,

@@ -21,7 +21,7 @@ import click
 from flask import Blueprint, Flask, Response, current_app
 
 from ..errors import ManifestError
-from ..release.documents import ReleaseDoc
+from ..releasedoc import ReleaseDoc
 from ..serving.source import FILE, PINNED
 from .state import CDNState, get_state
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import DeployError, ManifestError
 from ..localfs import write_atomic
-from .documents import ReleaseDoc
+from ..releasedoc import ReleaseDoc
 
 
 def write_local_manifest(path: Path, doc: ReleaseDoc, *, published: bytes | None = None) -> None:

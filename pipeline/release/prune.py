@@ -55,12 +55,10 @@ from datetime import UTC, datetime, timedelta
 from ..build.fingerprint import is_hashed_name
 from ..errors import ConfigError, DeployError
 from ..keys import MANIFEST_NAME, manifest_key, release_id_of, release_key, releases_prefix
+from ..releasedoc import ReleaseDoc
 from ..storage.base import DeleteOutcome, RemoteObject, Storage, UploadFailure
 from ..validate import format_duration
-from .documents import (
-    Current,
-    ReleaseDoc,
-)
+from .documents import Current
 from .markers import announced, rollback_targets, stale_records
 from .store import ReleaseStore, require_prefix
 

@@ -39,10 +39,11 @@ from ..errors import DeployError
 from ..localfs import Ignored, LocalFile, check_writable
 from ..manifest import Manifest
 from ..pathfilter import PathFilter
+from ..releasedoc import ReleaseDoc
 from ..storage.base import RemoteObject, Upload
 from ..validate import DEFAULT_STATIC_URL_PATH
 from .confirm import DeployObserver, Silent, checked, confirm_release, upload_all
-from .documents import Current, ReleaseDoc, make_release
+from .documents import Current, make_release
 from .early import EarlyUploads
 from .local_manifest import write_local_manifest, write_published_manifest
 from .plan import Plan, PlannedFile, Reason, entry_upload, missing_keys, plan_deploy

@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import DeployError
-from .documents import Current, ReleaseDoc
+from ..releasedoc import ReleaseDoc
+from .documents import Current
 from .markers import listing_after_prunes, rollback_intent
 from .store import ReleaseStore
 from .verify import listing_problems, unique_entries, variant_problems

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from .. import keys
 from ..errors import ConfigError, ConflictError, ManifestError
 from ..media_types import IMMUTABLE_CACHE_CONTROL, MANIFEST_CACHE_CONTROL, content_type_for
+from ..releasedoc import ReleaseDoc, validate_release_id
 from ..storage.base import RemoteObject, Storage
-from .documents import Current, ReleaseDoc, make_release, validate_release_id
+from .documents import Current, make_release
 
 #: Tries to replace the current manifest before a deploy gives up (each loss means
 #: another deploy finished in between, so this bounds a pile-up, not bad luck).

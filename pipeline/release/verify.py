@@ -38,8 +38,8 @@ from datetime import datetime
 from ..errors import ConfigError, ManifestError
 from ..manifest import Entry
 from ..media_types import DEFAULT_CONTENT_TYPE, IMMUTABLE_CACHE_CONTROL
+from ..releasedoc import ReleaseDoc
 from ..storage.base import ObjectInfo, RemoteObject
-from .documents import ReleaseDoc
 from .plan import is_present
 from .store import ReleaseStore
 

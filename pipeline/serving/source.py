@@ -14,8 +14,8 @@ current manifest ``<prefix>/manifest.json`` and is polled with ``If-None-Match``
 an unchanged manifest costs one 304 and no parsing.
 
 Nothing here knows Flask or imports boto3 at module level (a bucket source imports
-the S3 backend when it is opened); the key layout comes from :mod:`pipeline.manifest`
-and :mod:`pipeline.release.documents`, which own it.
+the S3 backend when it is opened); the key layout comes from :mod:`pipeline.keys`, the formats
+from :mod:`pipeline.manifest` and :mod:`pipeline.releasedoc`, which own them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import ConfigError, ManifestError, PipelineError, SourceError
 from ..keys import MANIFEST_NAME, manifest_key, release_key
 from ..manifest import Manifest
-from ..release.documents import ReleaseDoc, validate_release_id
+from ..releasedoc import ReleaseDoc, validate_release_id
 from ..storage.base import NotModified, StoredBytes
 from ..urls import cdn_url, redact_url
 from ..validate import (
