@@ -30,6 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import corpus
 
 from pipeline.release import confirm, publish
+from pipeline.release.result import DeployOptions
 from pipeline.release.store import ReleaseStore
 from pipeline.storage.s3 import S3Settings, S3Storage
 
@@ -94,7 +95,7 @@ def main() -> None:
                     started = time.monotonic()
                     publish.deploy(static_dir=static, store=ReleaseStore(storage, "static"),
                                    manifest_path=Path(scratch) / "m.json",
-                                   hash_cache_path=Path(scratch) / "h.json")
+                                   options=DeployOptions(hash_cache_path=Path(scratch) / "h.json"))
                     row.append((time.monotonic() - started, spent[0]))
         finally:
             server.terminate()

@@ -49,7 +49,7 @@ def deployed(s3: S3Env, site_static: Path, tmp_path: Path) -> tuple[Manifest, Pa
     storage = S3Storage(S3Settings(bucket=s3.bucket, endpoint_url=s3.endpoint))
     manifest_path = tmp_path / "manifest.json"
     deploy(static_dir=site_static, store=ReleaseStore(storage, "static"),
-           manifest_path=manifest_path, hash_cache_path=None)
+           manifest_path=manifest_path)
     return Manifest.load(manifest_path), manifest_path
 
 

@@ -43,8 +43,7 @@ def storage_for(s3: S3Env) -> S3Storage:
 def run_deploy(s3: S3Env, static: Path, tmp_path: Path, observer: Any = None,
                storage: S3Storage | None = None) -> str | None:
     result = deploy(static_dir=static, store=ReleaseStore(storage or storage_for(s3), "static"),
-                    manifest_path=tmp_path / "out.json", hash_cache_path=None,
-                    observer=observer)
+                    manifest_path=tmp_path / "out.json", observer=observer)
     return result.release_id
 
 
@@ -247,7 +246,7 @@ def test_library_functions_refuse_a_root_or_empty_prefix(
         owned_keys({"other/a.0123456789ab.png": None}, prefix)
     with pytest.raises(ConfigError, match="bucket root"):
         deploy(static_dir=tree(tmp_path / "static", "v1"), store=ReleaseStore(storage, prefix),
-               manifest_path=tmp_path / "m.json", hash_cache_path=None)
+               manifest_path=tmp_path / "m.json")
     assert set(s3.keys()) == {"other/a.0123456789ab.png"}
 
 

@@ -46,8 +46,7 @@ def store_for(s3: S3Env, storage: S3Storage | None = None) -> ReleaseStore:
 
 
 def publish(s3: S3Env, static: Path, tmp_path: Path) -> str:
-    result = deploy(static_dir=static, store=store_for(s3), manifest_path=tmp_path / "out.json",
-                    hash_cache_path=None)
+    result = deploy(static_dir=static, store=store_for(s3), manifest_path=tmp_path / "out.json")
     assert result.release_id
     return result.release_id
 

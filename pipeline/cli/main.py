@@ -47,7 +47,7 @@ from .interrupt import EXIT_INTERRUPTED, GUARD
 from .settings import OPTIONS_BY_NAME, DeploySettings, describe_source
 
 if TYPE_CHECKING:
-    from ..release.publish import DeployResult
+    from ..release.result import DeployOptions, DeployResult
     from ..storage import Storage
 
 __all__ = ["cli", "deploy_command", "main", "open_storage", "run"]
@@ -219,16 +219,9 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         tty=sys.stderr.isatty(), verbose_plan=settings.dry_run and not quiet, verbose=verbose,
     )
     GUARD.when_interrupted(reporter.stop)  # workers still finishing must not redraw the bar
-    result = deploy(
-        static_dir=settings.static_dir, store=ReleaseStore(storage, settings.prefix),
-        manifest_path=settings.manifest_path, hash_cache_path=settings.hash_cache_path,
-        dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
-        observer=reporter, filters=settings.filters, variants=settings.variant_settings,
-        variant_cache=settings.variant_cache,
-        unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
-        static_url_path=settings.static_url_path, mounts=settings.mounts,
-        allow_hard_links=settings.allow_hard_links,
-    )
+    result = deploy(static_dir=settings.static_dir, store=ReleaseStore(storage, settings.prefix),
+                    manifest_path=settings.manifest_path, observer=reporter,
+                    options=_deploy_options(settings, options))
     # Past this point "nothing was published" would be false, also for the watchdog.
     published = Interrupted(f"interrupted after release {result.release_id} was published; "
                             "the CloudFront invalidation may not have been sent")
@@ -249,6 +242,20 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         # The deploy is done; only its reader left (``| head``). Silence stdout so the
         # interpreter's last flush cannot fail, and exit 0: nothing failed.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _deploy_options(settings: DeploySettings, options: Mapping[str, Any]) -> DeployOptions:
+    """The deploy's switches from the resolved settings (and the flags that are not settings)."""
+    from ..release.result import DeployOptions
+
+    return DeployOptions(
+        dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
+        unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
+        filters=settings.filters, hash_cache_path=settings.hash_cache_path,
+        variants=settings.variant_settings, variant_cache=settings.variant_cache,
+        static_url_path=settings.static_url_path, mounts=settings.mounts,
+        allow_hard_links=settings.allow_hard_links,
+    )
 
 
 def _show_config(settings: DeploySettings, as_json: bool) -> None:

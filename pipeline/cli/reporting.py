@@ -12,7 +12,7 @@ from ..release.plan import Plan
 from ..storage.base import Upload
 
 if TYPE_CHECKING:
-    from ..release.publish import DeployResult
+    from ..release.result import DeployResult
 
 
 def plural(count: int, noun: str) -> str:

@@ -1,0 +1,185 @@
+"""The deploy's first two phases: prepare (scan, current release, hash cache, git, and the
+one choice of path) and hash (uploads may start meanwhile: :mod:`pipeline.release.early`).
+
+The path is chosen once, in :func:`prepare`, as s3transfer's ``UploadSubmissionTask``
+chooses between a plain and a multipart upload: when files must be read and some are new
+to the current release, the bucket is listed first and uploads start while hashing;
+otherwise everything is hashed first and the listing (if any) waits for the plan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from ..build.assemble import Build, build, check_before_hashing, file_stamp, needs_hashing
+from ..build.fingerprint import HashCache
+from ..build.mounts import Mounts, git_blob_ids
+from ..build.textlinks import TextLinks
+from ..localfs import Ignored, LocalFile, check_writable
+from ..manifest import Manifest
+from ..releasedoc import ReleaseDoc
+from ..storage.base import RemoteObject
+from .confirm import DeployObserver
+from .documents import Current
+from .early import EarlyUploads
+from .result import DeployOptions
+from .store import ReleaseStore
+from .variant_step import VariantPlan, known_sizes, plan_sources, variant_cache_dir, with_variants
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the deploy knows before reading a file."""
+
+    folders: Mounts
+    files: list[LocalFile]
+    ignored: tuple[Ignored, ...]
+    current: Current
+    cache: HashCache
+    #: Git blob ids of clean tracked files, and how many hashes they let the deploy reuse.
+    blobs: dict[str, str]
+    hashes_from_git: int
+    texts: TextLinks | None
+    #: The current release's ETags by key (uploads of the same bytes are skipped).
+    known: dict[str, str]
+    #: ``time.monotonic()`` before the listing: deletions after it are what confirmation
+    #: looks for (:func:`pipeline.release.confirm.confirm_release`).
+    started: float
+    #: The listing when the path is "list first, upload while hashing", else ``None``.
+    listing: dict[str, RemoteObject] | None
+    manifest_path: Path
+    cache_dir: Path
+    #: Probe the store's conditional writes (once per bucket) before anything is written.
+    probe: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Hashed:
+    """Every file hashed: the build, its manifest (with the variants the current release
+    confirmed, when none is missing) and the variant plan."""
+
+    built: Build
+    manifest: Manifest
+    sources: dict[str, LocalFile]
+    vplan: VariantPlan | None
+
+    def is_release(self, current: Current) -> bool:
+        """Whether these files are the current release's (then nothing needs uploading)."""
+        return is_current(current, self.manifest)
+
+
+def prepare(static_dir: Path, store: ReleaseStore, manifest_path: Path,
+            options: DeployOptions) -> Prepared:
+    """Scan the folders, read the current release, seed hashes git vouches for, refuse what
+    needs no hash, and choose the path (list first or hash first)."""
+    store.require_prefix()
+    folders = options.mounts or Mounts.single(static_dir, options.static_url_path)
+    scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
+    files = scan.files
+    if not options.dry_run:
+        check_writable(manifest_path, "the local manifest")
+    store.storage.check()
+    current = store.read_current()
+    cache = HashCache(options.hash_cache_path)
+    blobs = git_blob_ids(folders)
+    from_git = reuse_git_hashes(files, blobs, current.doc, cache)
+    texts = check_before_hashing(files, prefix=store.prefix, strict=options.strict,
+                                 static_url_path=folders.url_roots)
+    started = time.monotonic()
+    listing = None
+    if not options.dry_run and options.variants is None and _likely_new(files, cache, current):
+        # Files must be read and some are new: list first, so each can be uploaded as soon as
+        # it is hashed. Variants are planned from every hash before any upload, so a bad
+        # source image still stops the deploy before anything is stored.
+        listing = store.list(hints=_release_keys(current))
+    return Prepared(
+        folders, files, tuple(scan.ignored), current, cache, blobs, from_git, texts,
+        dict(current.doc.etags) if current.doc else {}, started, listing, manifest_path,
+        variant_cache_dir(options.variant_cache, manifest_path),
+        partial(store.require_conditional_writes, unsafe=options.unsafe_no_conditional_writes))
+
+
+def uploads_while_hashing(local: Prepared, store: ReleaseStore, observer: DeployObserver,
+                          ) -> AbstractContextManager[EarlyUploads | None]:
+    """Uploads that start while hashing when the bucket was listed first, else nothing."""
+    if local.listing is None:
+        return nullcontext(None)
+    return EarlyUploads(store.storage, store.prefix, local.listing, known_etags=local.known,
+                        on_stored=observer.stored, before_first=local.probe)
+
+
+def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
+               observer: DeployObserver, early: EarlyUploads | None) -> Hashed:
+    """Hash and name every file (offering each to ``early`` as its hash is known), then plan
+    the variants from the hashes."""
+    built = build(local.files, prefix=store.prefix, cache=local.cache, strict=options.strict,
+                  static_url_path=local.folders.url_roots, texts=local.texts,
+                  on_hashed=early.offer if early is not None else None)
+    for warning in built.warnings:
+        observer.warned(warning)
+    manifest = built.manifest
+    sources = {f.logical_path: f for f in local.files}
+    vplan = (plan_sources(manifest, sources, options.variants, store.prefix, local.cache_dir,
+                          save=not options.dry_run) if options.variants else None)
+    if vplan is not None:
+        recorded = known_sizes(local.current.doc.manifest if local.current.doc else None)
+        if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
+            manifest = with_variants(manifest, vplan, recorded)
+    return Hashed(built, manifest, sources, vplan)
+
+
+def is_current(current: Current, manifest: Manifest) -> bool:
+    """Whether ``manifest`` is the current release's."""
+    doc = current.doc
+    return doc is not None and doc.release_id is not None and doc.manifest == manifest
+
+
+def _likely_new(files: list[LocalFile], cache: HashCache, current: Current) -> bool:
+    """Whether a file to be read (its hash not cached) has a path or size the current release
+    lacks: then something will be uploaded, and listing first lets it start while hashing.
+    A fresh checkout of the released files (all to be read, all alike) is hashed first
+    instead, and needs no listing when nothing changed. The release is asked first: on a
+    warm re-run no file is new to it, so the cache is not consulted twice."""
+    released = current.doc.manifest.files if current.doc is not None else {}
+    for item in files:
+        entry = released.get(item.logical_path)
+        if (entry is None or entry.size != item.size) and needs_hashing(item, cache):
+            return True
+    return False
+
+
+def _release_keys(current: Current) -> list[str]:
+    """The current release's object keys: where a listing may split (they likely exist)."""
+    if current.doc is None:
+        return []
+    return [entry.key for entry in current.doc.manifest.files.values()]
+
+
+def reuse_git_hashes(files: list[LocalFile], blobs: dict[str, str], doc: ReleaseDoc | None,
+                     cache: HashCache) -> int:
+    """Seed ``cache`` with the current release's SHA-256 of files git vouches are unchanged.
+
+    ``blobs`` come from :func:`pipeline.build.gitindex.clean_blob_ids` (tracked, clean,
+    unconverted files only); a file qualifies when its blob id and size equal what the
+    release recorded for the same path. The release records blob ids only for files
+    uploaded as they are (not rewritten CSS or JS), whose entry hash is the file's own
+    SHA-256. Returns how many files will not be read.
+    """
+    if doc is None or not doc.git_blobs or not blobs:
+        return 0
+    reused = 0
+    for item in files:
+        path = item.logical_path
+        blob = blobs.get(path)
+        entry = doc.manifest.files.get(path)
+        if (blob is None or entry is None or doc.git_blobs.get(path) != blob
+                or entry.size != item.size):
+            continue
+        cache.seed(item.fspath, file_stamp(item), entry.hash)
+        reused += 1
+    return reused

@@ -1,0 +1,94 @@
+"""The deploy's values: what it is asked to do (:class:`DeployOptions`) and what it did
+(:class:`DeployResult`), each one frozen value instead of a dozen keywords and fields
+threaded through the phases of :mod:`pipeline.release.publish`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..build.mounts import Mounts
+from ..build.variants import VariantSettings
+from ..localfs import Ignored
+from ..manifest import Manifest
+from ..pathfilter import PathFilter
+from ..validate import DEFAULT_STATIC_URL_PATH
+from .plan import Plan
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """How to deploy: the switches of ``cdn-deploy`` (resolved settings, not the environment).
+
+    The defaults are the command's: strict CSS and JS references, conditional writes
+    required, no variants, no hash cache (the command passes ``build/...``).
+    """
+
+    #: Plan and report only: nothing is uploaded or written, locally or remotely.
+    dry_run: bool = False
+    #: A CSS/JS reference to a missing file is an error (else a warning).
+    strict: bool = True
+    #: List the bucket even when the files equal the current release's (re-uploads
+    #: objects deleted behind the deploy's back).
+    relist: bool = False
+    #: Publish on a store that cannot refuse a lost race (a concurrent deploy may be undone).
+    unsafe_no_conditional_writes: bool = False
+    #: Which files of the folders to deploy (``None``: all but dotfiles and junk).
+    filters: PathFilter | None = None
+    #: The hash cache file (``None``: every file is read).
+    hash_cache_path: Path | None = None
+    #: Responsive variants of raster images (``None``: none), and where encodes are cached
+    #: (``None``: ``variants/`` beside the local manifest).
+    variants: VariantSettings | None = None
+    variant_cache: Path | None = None
+    #: Where the app serves the static folder (a CSS ``url(/static/...)`` names a file in it).
+    static_url_path: str = DEFAULT_STATIC_URL_PATH
+    #: Several folders deployed as one (an app's and its blueprints'); ``None``: the one
+    #: static folder, served at ``static_url_path``.
+    mounts: Mounts | None = None
+    #: Deploy files with hard links whose other names the walk did not meet.
+    allow_hard_links: bool = False
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    manifest: Manifest
+    plan: Plan
+    manifest_path: Path
+    manifest_key: str
+    target: str
+    dry_run: bool
+    #: The release now current (``None`` for a dry run).
+    release_id: str | None = None
+    #: The release this run replaced as current (``None`` when it published none).
+    previous_release: str | None = None
+    #: A new release is (dry run: would be) made current; False when the files equal
+    #: the current release's, which stays current.
+    new_release: bool = False
+    #: Conditional writes lost to concurrent deploys before this one's went through.
+    conflicts: int = 0
+    #: The release current when the run started, and whether it is older than the
+    #: newest release (a rollback, which a new release would undo).
+    current_release: str | None = None
+    current_is_rollback: bool = False
+    #: Files and folders the walk left out (dotfiles, junk, ``--exclude``), with why.
+    ignored: tuple[Ignored, ...] = ()
+    #: Image variants encoded by this run (dry run: that it would encode), and variant
+    #: objects uploaded (from this run's encodes or the local cache) and their bytes.
+    encoded: int = 0
+    variant_uploads: int = 0
+    variant_bytes: int = 0
+    #: Files whose SHA-256 came from the current release because git vouched that
+    #: their bytes are unchanged (:mod:`pipeline.build.gitindex`); they were not read.
+    hashes_from_git: int = 0
+    #: Keys the release current at the start names that were missing from the bucket
+    #: (deleted behind its back) and that this run uploaded again.
+    restored: tuple[str, ...] = ()
+
+    @property
+    def uploaded(self) -> int:
+        return 0 if self.dry_run else len(self.plan.uploads) + self.variant_uploads
+
+    @property
+    def bytes_uploaded(self) -> int:
+        return 0 if self.dry_run else self.plan.bytes_to_upload + self.variant_bytes

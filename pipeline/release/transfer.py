@@ -1,0 +1,132 @@
+"""The deploy's middle phases: plan (listing, plan, variants) and upload.
+
+Each takes the previous phase's frozen value (:class:`pipeline.release.prepare.Prepared`,
+:class:`pipeline.release.prepare.Hashed`) and returns its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..build.variants import VariantSettings
+from ..manifest import Manifest
+from ..storage.base import RemoteObject, Upload
+from .confirm import DeployObserver, checked, upload_all
+from .early import EarlyUploads
+from .plan import Plan, PlannedFile, entry_upload, plan_deploy
+from .prepare import Hashed, Prepared, is_current
+from .result import DeployOptions, DeployResult
+from .store import ReleaseStore
+from .variant_step import VariantPlan, encode_missing, find_missing, uploads_for, with_variants
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What to upload, against one listing of the prefix."""
+
+    local: Prepared
+    hashed: Hashed
+    #: The manifest to publish (with every source's variants).
+    manifest: Manifest
+    plan: Plan
+    existing: dict[str, RemoteObject]
+    #: ``time.monotonic()`` before that listing (see :attr:`Prepared.started`).
+    started: float
+    result: DeployResult
+    uploads: list[Upload]
+    #: Every object the release names that this run can upload, by key (confirmation
+    #: re-uploads from it what a concurrent prune deleted).
+    by_key: dict[str, Upload]
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """Everything planned is stored."""
+
+    planned: Planned
+    stored: dict[str, RemoteObject]
+
+
+def plan(local: Prepared, hashed: Hashed, store: ReleaseStore, options: DeployOptions,
+         observer: DeployObserver) -> Planned:
+    """List the prefix (unless listed first), plan the uploads, find or encode the variants.
+    A dry run's result says whether a release would be published."""
+    if not options.dry_run:  # publishing relies on conditional writes: know before any work
+        local.probe()  # (probed once per bucket; early uploads probed before their first)
+    started, existing = local.started, local.listing
+    if existing is None:
+        started = time.monotonic()
+        hints = [e.key for e in hashed.manifest.files.values()]
+        existing = store.list(hints=hints + sorted(hashed.vplan.keys() if hashed.vplan else ()))
+    planned = plan_deploy(hashed.manifest, hashed.sources, existing, known_etags=local.known)
+    observer.planned(planned)
+    result = _result(local, hashed.manifest, planned, store, existing, options)
+    manifest, variant_uploads = hashed.manifest, list[Upload]()
+    if hashed.vplan is not None:
+        manifest, variant_uploads, encoded = _variants(
+            hashed.vplan, hashed.built.manifest, existing, local.cache_dir, options.variants,
+            observer, dry_run=options.dry_run)
+        result = replace(result, manifest=manifest, encoded=encoded,
+                         variant_uploads=len(variant_uploads),
+                         variant_bytes=sum(u.size for u in variant_uploads))
+    if options.dry_run:  # what the real run would do: publish unless this is the current release
+        result = replace(result, new_release=not is_current(local.current, manifest))
+        return Planned(local, hashed, manifest, planned, existing, started, result, [], {})
+    by_key = {item.entry.key: _upload_for(item, hashed.built.bodies) for item in planned.files}
+    uploads = [by_key[item.entry.key] for item in planned.uploads] + variant_uploads
+    by_key.update((upload.key, upload) for upload in variant_uploads)
+    return Planned(local, hashed, manifest, planned, existing, started, result, uploads, by_key)
+
+
+def upload(planned: Planned, store: ReleaseStore, observer: DeployObserver,
+           early: EarlyUploads | None) -> Uploaded:
+    """Store every planned upload (after those begun while hashing, if any); the hash cache
+    is saved whatever happens: the hashes are right even if uploads failed."""
+    cache = planned.local.cache
+    try:
+        if early is not None:  # queue the rest after those begun while hashing; wait for all
+            stored = checked(early.finish(planned.uploads), early.queued, cache)
+        else:
+            stored = upload_all(store.storage, planned.uploads, observer, cache)
+    finally:
+        cache.save()
+    return Uploaded(planned, stored)
+
+
+def _result(local: Prepared, manifest: Manifest, planned: Plan, store: ReleaseStore,
+            existing: dict[str, RemoteObject], options: DeployOptions) -> DeployResult:
+    """The result so far: the plan, and whether the current release is a rollback."""
+    current = local.current.release_id
+    ids = store.release_ids(existing)
+    return DeployResult(
+        manifest, planned, local.manifest_path, store.manifest_key, store.description,
+        options.dry_run, current_release=current, ignored=local.ignored,
+        current_is_rollback=bool(current and ids and ids[-1] > current),
+        hashes_from_git=local.hashes_from_git,
+    )
+
+
+def _variants(
+    vplan: VariantPlan, manifest: Manifest, existing: dict[str, RemoteObject], cache_dir: Path,
+    settings: VariantSettings | None, observer: DeployObserver, *, dry_run: bool,
+) -> tuple[Manifest, list[Upload], int]:
+    """Find the variants the listing lacks, encode those not cached (not on a dry run), and
+    return the manifest with every source's variants, their uploads and the encode count."""
+    assert settings is not None
+    missing = find_missing(vplan, existing, cache_dir)
+    observer.encoding(len(missing.encode), missing.encode_count, dry_run=dry_run)
+    if dry_run:
+        return manifest, [], missing.encode_count
+    encoded = encode_missing(missing, settings, cache_dir, on_encoded=observer.encoded)
+    uploads = uploads_for(vplan, missing, cache_dir)
+    observer.variants_ready(len(uploads), sum(upload.size for upload in uploads))
+    sizes = {key: remote.size for key, remote in existing.items()}
+    sizes.update((upload.key, upload.size) for upload in uploads)
+    return with_variants(manifest, vplan, sizes), uploads, encoded
+
+
+def _upload_for(item: PlannedFile, bodies: Mapping[str, bytes]) -> Upload:
+    return entry_upload(item.entry, item.source, bodies.get(item.logical_path))
