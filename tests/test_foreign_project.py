@@ -256,3 +256,34 @@ def test_static_url_path_from_pyproject(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)["settings"]["static-url-path"]
     assert shown["value"] == "/assets" and "pyproject.toml" in shown["source"]
+
+
+def test_the_deploy_switches_are_settings_the_table_and_show_config_see(project: Path) -> None:
+    write_pyproject(project, 'target-dir = "out"\nrelist = true\ninvalidate = "E2QWRUHAPOMQZL"\n')
+    result = deploy_py("--show-config", "--json", "--unsafe-no-conditional-writes", cwd=project)
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(result.stdout)["settings"]
+    assert settings["relist"]["value"] is True
+    assert "pyproject.toml" in settings["relist"]["source"]
+    assert settings["invalidate"]["value"] == "E2QWRUHAPOMQZL"
+    assert settings["unsafe-no-conditional-writes"] == {
+        "value": True, "source": "--unsafe-no-conditional-writes"}
+    write_pyproject(project, 'target-dir = "out"\ninvalidate = "not an id"\n')
+    refused = deploy_py(cwd=project)
+    assert_clean_error(refused, 2, "distribution id 'not an id' is not valid")
+    assert not (project / "out").exists()  # checked before anything is uploaded
+
+
+def test_relist_from_the_table_restores_an_object_deleted_behind_the_deploys_back(
+    project: Path,
+) -> None:
+    write_pyproject(project, 'target-dir = "out"\nmanifest = "m.json"\n')
+    assert deploy_py(cwd=project).returncode == 0
+    key = json.loads((project / "m.json").read_text())["files"]["img/cat.png"]["key"]
+    (project / "out" / key).unlink()
+    assert deploy_py(cwd=project).returncode == 0
+    assert not (project / "out" / key).exists()  # an unchanged deploy lists nothing
+    write_pyproject(project, 'target-dir = "out"\nmanifest = "m.json"\nrelist = true\n')
+    result = deploy_py(cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert (project / "out" / key).is_file()

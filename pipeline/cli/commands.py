@@ -163,7 +163,7 @@ def _print_verify(report: VerifyReport, fixed: RepairResult | None) -> None:
 @UNSAFE_WRITES_OPTION
 @click.pass_context
 def rollback_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id: str | None,
-                     unsafe_no_conditional_writes: bool, **options: Any) -> None:
+                     **options: Any) -> None:
     """Make release ID (default: the one before the current) current again; copies nothing."""
     run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="switching")
     settings = run.settings
@@ -173,14 +173,14 @@ def rollback_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_
     storage = open_storage(settings)
     storage.check()
     result = rollback(ReleaseStore(storage, settings.prefix), release_id=release_id,
-                      unsafe_no_conditional_writes=unsafe_no_conditional_writes)
+                      unsafe_no_conditional_writes=settings.unsafe_no_conditional_writes)
     key = manifest_key(settings.prefix)
     write_published_manifest(
         settings.manifest_path, result.doc, manifest_key=key,
         redo=f"run `{command_hint(ctx, 'rollback', result.doc.release_id or '')}` (it changes "
              "nothing remotely and writes the manifest)")
     invalidation = invalidate_after_publish(
-        options.get("distribution_id"), [key], release_id=result.doc.release_id,
+        settings.distribution_id, [key], release_id=result.doc.release_id,
         max_attempts=settings.max_attempts) if result.changed else None
     if as_json:
         run.emit({"release": result.doc.release_id, "previous": result.previous,

@@ -215,10 +215,10 @@ def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, qui
         run.note(f"pyproject.toml: {run.settings.config_file}")
     if needs_bucket and not run.settings.bucket:
         raise ConfigError(f"this command needs a bucket (--bucket / CDN_BUCKET): {needs_bucket}")
-    if options.get("distribution_id"):
+    if run.settings.distribution_id:  # from --invalidate or the pyproject table
         from ..storage.cloudfront import validate_distribution_id  # boto3: only when asked
 
-        validate_distribution_id(options["distribution_id"])
+        validate_distribution_id(run.settings.distribution_id)
     if run.settings.embedded:
         run.note(f"Using the embedded default: no bucket configured (--bucket / CDN_BUCKET), "
                  f"{action} local folder {str(run.settings.embedded_dir)!r}")

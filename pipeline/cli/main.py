@@ -221,7 +221,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
     GUARD.when_interrupted(reporter.stop)  # workers still finishing must not redraw the bar
     result = deploy(static_dir=settings.static_dir, store=ReleaseStore(storage, settings.prefix),
                     manifest_path=settings.manifest_path, observer=reporter,
-                    options=_deploy_options(settings, options))
+                    options=_deploy_options(settings))
     # Past this point "nothing was published" would be false, also for the watchdog.
     published = Interrupted(f"interrupted after release {result.release_id} was published; "
                             "the CloudFront invalidation may not have been sent")
@@ -229,7 +229,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         GUARD.report_with(partial(report_failure, as_json, str(published), published.exit_code))
     try:
         invalidation = None if result.dry_run else invalidate_after_publish(
-            options.get("distribution_id"), [result.manifest_key], release_id=result.release_id,
+            settings.distribution_id, [result.manifest_key], release_id=result.release_id,
             max_attempts=settings.max_attempts)
     except KeyboardInterrupt:
         raise published from None
@@ -244,13 +244,13 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _deploy_options(settings: DeploySettings, options: Mapping[str, Any]) -> DeployOptions:
-    """The deploy's switches from the resolved settings (and the flags that are not settings)."""
+def _deploy_options(settings: DeploySettings) -> DeployOptions:
+    """The deploy's switches, from the resolved settings."""
     from ..release.result import DeployOptions
 
     return DeployOptions(
-        dry_run=settings.dry_run, strict=settings.strict, relist=bool(options.get("relist")),
-        unsafe_no_conditional_writes=bool(options.get("unsafe_no_conditional_writes")),
+        dry_run=settings.dry_run, strict=settings.strict, relist=settings.relist,
+        unsafe_no_conditional_writes=settings.unsafe_no_conditional_writes,
         filters=settings.filters, hash_cache_path=settings.hash_cache_path,
         variants=settings.variant_settings, variant_cache=settings.variant_cache,
         static_url_path=settings.static_url_path, mounts=settings.mounts,
@@ -287,7 +287,8 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
 _SHOWN = ("app", "static_dir", "static_url_path", "bucket", "target_dir", "prefix", "endpoint_url",
           "region", "cdn_url", "manifest", "hash_cache", "assets", "workers", "max_attempts",
           "strict", "allow_hard_links", "include", "exclude", "variants", "variant_widths",
-          "variant_formats", "variant_include", "variant_exclude", "variant_cache")
+          "variant_formats", "variant_include", "variant_exclude", "variant_cache", "relist",
+          "unsafe_no_conditional_writes", "distribution_id")
 _FIELDS = {"manifest": "manifest_path", "hash_cache": "hash_cache_path"}
 
 

@@ -91,6 +91,12 @@ OPTIONS: tuple[Option, ...] = (
     #: Encoded variants by key; the Flask extension's dev route caches into the same folder.
     Option("variant_cache", "--variant-cache", ("CDN_VARIANT_CACHE",), "path",
            DEFAULT_VARIANT_CACHE),
+    # The deploy's and rollback's switches: settings like the rest, so --show-config and the
+    # pyproject table see them (a table may keep --relist on for a bucket with a lifecycle rule).
+    Option("relist", "--relist", (), "bool", False),
+    Option("unsafe_no_conditional_writes", "--unsafe-no-conditional-writes", (), "bool", False),
+    #: The CloudFront distribution whose manifest path is invalidated after publishing.
+    Option("distribution_id", "--invalidate"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -154,6 +160,12 @@ class DeploySettings:
     mounts: Mounts | None = None
     #: The embedded default target (``build/cdn``, beside the ``pyproject.toml`` in use).
     embedded_dir: Path = DEFAULT_EMBEDDED_DIR
+    #: List the bucket even when the files equal the current release (``--relist``).
+    relist: bool = False
+    #: Publish on a store that ignores If-Match/If-None-Match.
+    unsafe_no_conditional_writes: bool = False
+    #: The CloudFront distribution to invalidate after publishing (``--invalidate``).
+    distribution_id: str | None = None
     #: Warnings about the configuration files (an ignored ``pyproject.toml``, a table name
     #: close to ours), for the command to print.
     config_notes: tuple[str, ...] = ()
@@ -332,6 +344,9 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         variant_cache=value("variant_cache"),
         app=value("app"),
         embedded_dir=embedded_dir,
+        relist=bool(value("relist")),
+        unsafe_no_conditional_writes=bool(value("unsafe_no_conditional_writes")),
+        distribution_id=value("distribution_id"),
     )
     if settings.bucket is None:  # a folder target, given or the embedded default
         check_no_overlap(settings.static_dir, settings.target_dir or embedded_dir)
