@@ -107,8 +107,7 @@ def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: V
     :class:`~pipeline.errors.ImageSourceError` (exit 2) before anything is uploaded."""
     probes = _load_probes(cache_dir / PROBE_CACHE_NAME)
     unreadable = _load_unreadable(cache_dir / UNREADABLE_CACHE_NAME)
-    changed = unreadable_changed = False
-    planned = []
+    planned, changed, unreadable_changed = list[SourcePlan](), False, False
     for logical in sorted(manifest.files):
         if not has_dimensions(logical):
             continue

@@ -40,6 +40,7 @@ from ..manifest import Entry
 from ..media_types import DEFAULT_CONTENT_TYPE, IMMUTABLE_CACHE_CONTROL
 from ..releasedoc import ReleaseDoc
 from ..storage.base import ObjectInfo, RemoteObject
+from .documents import Current
 from .plan import is_present
 from .store import ReleaseStore
 
@@ -82,26 +83,28 @@ class VerifyReport:
         return not self.problems
 
 
+def _current_doc(store: ReleaseStore, current: Current) -> ReleaseDoc:
+    """The current release, or why there is none to verify."""
+    if current.problem is not None:
+        raise ManifestError(f"{current.problem}; a deploy or `deploy.py rollback ID` "
+                            "replaces it, or pass --release ID")
+    if current.doc is None:
+        # A usage problem, not a failed check: usually a wrong --prefix or bucket.
+        raise ConfigError(
+            f"no manifest at {store.manifest_key!r} in {store.description}: nothing "
+            "is deployed under this prefix; check --prefix/--bucket, deploy first, or "
+            "pass --release ID (`cdn-deploy releases`)"
+        )
+    return current.doc
+
+
 def verify(
     store: ReleaseStore, *, release_id: str | None = None, full: bool = False,
     sample: int = SAMPLE_SIZE,
 ) -> VerifyReport:
     """Check the release ``release_id`` (default: the current manifest) against storage."""
     current = store.read_current()
-    if release_id is None:
-        if current.problem is not None:
-            raise ManifestError(f"{current.problem}; a deploy or `deploy.py rollback ID` "
-                                "replaces it, or pass --release ID")
-        if current.doc is None:
-            # A usage problem, not a failed check: usually a wrong --prefix or bucket.
-            raise ConfigError(
-                f"no manifest at {store.manifest_key!r} in {store.description}: nothing "
-                "is deployed under this prefix; check --prefix/--bucket, deploy first, or "
-                "pass --release ID (`cdn-deploy releases`)"
-            )
-        doc = current.doc
-    else:
-        doc = store.read_release(release_id)
+    doc = _current_doc(store, current) if release_id is None else store.read_release(release_id)
     entries = unique_entries(doc)
     listing = store.list(hints=[*entries, *(
         v.key for entry in doc.manifest.files.values() for v in entry.variants)])
