@@ -57,27 +57,18 @@ from pipeline.images.views import images_blueprint, images_state
 from pipeline.localfs import collect_files
 from pipeline.media_types import content_type_for
 
-try:
-    from gallery import (
-        encode_worker,
-        init_upload_encoding,
-        list_images,
-        list_private_images,
-        store_upload,
-        upload_picture,
-    )
-    from login_guard import LoginThrottle, SessionGenerations
-except ModuleNotFoundError:  # loaded from its file (tests, stack.py): site/ is not on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from gallery import (
-        encode_worker,
-        init_upload_encoding,
-        list_images,
-        list_private_images,
-        store_upload,
-        upload_picture,
-    )
-    from login_guard import LoginThrottle, SessionGenerations
+_SITE = str(Path(__file__).resolve().parent)
+if _SITE not in sys.path:  # loaded from its file (tests, stack.py): site/ is not on sys.path
+    sys.path.insert(0, _SITE)
+from gallery import (
+    encode_worker,
+    init_upload_encoding,
+    list_images,
+    list_private_images,
+    store_upload,
+    upload_picture,
+)
+from login_guard import LoginThrottle, SessionGenerations
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,14 @@ def user_env(**extra: str) -> dict[str, str]:
                AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
     env.update(extra)
     return env
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running ``cdn-deploy serve``: its base URL and its first line of output."""
+
+    url: str
+    announced: str
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,21 @@ class InstalledTool:
         return subprocess.Popen([self.command(name), *args], cwd=cwd,
                                 env=user_env(**self._path_env(), **env), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    @contextmanager
+    def serving(self, *args: str, cwd: Path) -> Iterator[Served]:
+        """``cdn-deploy serve --port 0 ARGS`` running in ``cwd`` until the block ends; yields its
+        base URL and the line it announced itself with. A traceback on stderr fails the test."""
+        server = self.popen("cdn-deploy", "serve", "--port", "0", *args, cwd=cwd)
+        try:
+            assert server.stdout is not None
+            line = server.stdout.readline()
+            assert " at http://127.0.0.1:" in line, line
+            yield Served(url=line.split(" at ")[1].split(";")[0], announced=line)
+        finally:
+            server.terminate()
+            _, errors = server.communicate(timeout=20)
+            assert "Traceback" not in errors, errors
 
     def _path_env(self) -> dict[str, str]:
         return {"PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -5,7 +5,6 @@ prefix is the path below CDN_URL's, not below the host's root."""
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from pipeline import CDN
 from pipeline.serving.source import split_under_base
 from tests.app_project import write_blog_project
-from tests.installed import InstalledTool, user_env
+from tests.installed import InstalledTool
 
 BUCKET = "blog-assets"
 
@@ -30,20 +29,8 @@ def origin(installed: InstalledTool, project: Path, tmp_path: Path) -> Iterator[
     deployed = installed.run("cdn-deploy", "--target-dir", str(folder / BUCKET), "-q",
                              cwd=project)
     assert deployed.returncode == 0, deployed.stderr
-    server = subprocess.Popen(
-        [installed.command("cdn-deploy"), "serve", "--dir", str(folder), "--port", "0"],
-        cwd=project, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL, text=True)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        assert " at http://127.0.0.1:" in line, line
-        yield line.split(" at ")[1].split(";")[0] + "/" + BUCKET
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        if server.stdout is not None:
-            server.stdout.close()
+    with installed.serving("--dir", str(folder), cwd=project) as served:
+        yield served.url + "/" + BUCKET
 
 
 def test_the_app_reads_a_manifest_under_a_cdn_url_with_a_path(

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.cli.serve import cache_control_for
 from tests.helpers import write_tree
-from tests.installed import InstalledTool, user_env
+from tests.installed import InstalledTool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,19 +136,9 @@ def served_by_installed(installed: InstalledTool, project: Path) -> Iterator[tup
     """A foreign project deployed and served by the installed ``cdn-deploy``, as a user runs it."""
     deployed = installed.run("cdn-deploy", "--no-assets", "-q", cwd=project)
     assert deployed.returncode == 0, deployed.stderr
-    env = user_env(PATH=f"{installed.bin}{os.pathsep}{os.environ.get('PATH', '')}")
-    server = subprocess.Popen([installed.command("cdn-deploy"), "serve", "--port", "0"],
-                              cwd=project, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        assert line.startswith("Serving build/cdn at http://127.0.0.1:"), line
-        yield line.split(" at ")[1].split(";")[0], project / "build" / "cdn"
-    finally:
-        server.terminate()
-        _, errors = server.communicate(timeout=20)
-        assert "Traceback" not in errors
+    with installed.serving(cwd=project) as served:
+        assert served.announced.startswith("Serving build/cdn at http://127.0.0.1:"), served
+        yield served.url, project / "build" / "cdn"
 
 
 def test_symlinks_out_of_the_folder_are_not_followed(

@@ -6,7 +6,6 @@ file from the CDN origin, none from the app, no failed request, no console error
 from __future__ import annotations
 
 import importlib
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from tests.app_project import write_blog_project
 from tests.e2e.artifacts import save_screenshot
 from tests.e2e.conftest import stack_module
-from tests.installed import InstalledTool, user_env
+from tests.installed import InstalledTool
 
 
 @pytest.fixture
@@ -27,19 +26,8 @@ def deployed_blog(installed: InstalledTool, project: Path) -> Iterator[tuple[Pat
     deployed = installed.run("python", "-m", "flask", "--app", "blog", "cdn", "deploy", "-q",
                              cwd=project)
     assert deployed.returncode == 0, deployed.stderr
-    server = subprocess.Popen(
-        [installed.command("cdn-deploy"), "serve", "--port", "0"], cwd=project, env=user_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        assert " at http://127.0.0.1:" in line, line
-        yield project, line.split(" at ")[1].split(";")[0]
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        if server.stdout is not None:
-            server.stdout.close()
+    with installed.serving(cwd=project) as served:
+        yield project, served.url
 
 
 @pytest.fixture
