@@ -1,0 +1,63 @@
+"""A/B of two checkouts (issue 22: the deploy as phases must cost what the hub did).
+
+``python bench/bench_phases_ab.py BEFORE_TREE AFTER_TREE ROUNDS [--warm]``: the 2,000-file
+corpus (:mod:`corpus`, built if missing) deployed by each tree's ``deploy.py`` into a fresh
+folder target, rounds alternating the order; ``--warm`` times a no-change re-deploy with a
+warm hash cache instead of the first deploy. Prints medians and after/before ratios of the
+wall time and of the child's CPU (user+sys, steadier on a shared machine).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import corpus
+
+
+def run(tree: str, static: str, tmp: str, *, warm: bool) -> tuple[float, float]:
+    """One deploy by ``tree``'s ``deploy.py`` into ``tmp``: (wall seconds, CPU seconds)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
+    env["PYTHONPATH"] = tree
+    cache = ("--hash-cache", f"{tmp}/h.json") if warm else ("--no-hash-cache",)
+    cmd = [sys.executable, f"{tree}/deploy.py", "--static-dir", static, "--target-dir",
+           f"{tmp}/out", *cache, "--manifest", f"{tmp}/m.json", "--json", "-q"]
+    if warm:  # the first deploy fills the target and the cache; the re-run is timed
+        subprocess.run(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, check=True)
+    started = time.monotonic()
+    child = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.monotonic() - started
+    if status != 0:
+        raise SystemExit(f"{tree}: exit status {status}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def main(argv: list[str]) -> None:
+    trees = {"before": argv[0], "after": argv[1]}
+    rounds, warm = int(argv[2]), "--warm" in argv
+    if not corpus.default_dir().is_dir():
+        subprocess.run([sys.executable, str(Path(__file__).with_name("corpus.py"))], check=True)
+    static = str(corpus.default_dir())
+    res: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+    for r in range(rounds):
+        for name in (list(trees) if r % 2 == 0 else list(reversed(trees))):  # alternate order
+            with tempfile.TemporaryDirectory() as tmp:
+                res[name].append(run(trees[name], static, tmp, warm=warm))
+    medians = {name: (statistics.median(w for w, _ in rows), statistics.median(c for _, c in rows))
+               for name, rows in res.items()}
+    for name, (wall, cpu) in medians.items():
+        print(f"{name}: wall median {wall:.3f} s, CPU median {cpu:.3f} s")
+    (wall_b, cpu_b), (wall_a, cpu_a) = medians["before"], medians["after"]
+    print(f"ratio after/before: wall {wall_a / wall_b:.3f}, CPU {cpu_a / cpu_b:.3f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
