@@ -529,3 +529,24 @@ def test_bad_source_settings_fail_at_start_up_with_one_clear_message(
 ) -> None:
     with pytest.raises(ConfigError, match=message.replace("?", r"\?")):
         make_app(**config)
+
+
+def test_start_up_reads_its_settings_and_opens_the_source_once(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One pass: the manifest source is opened (and its location checked) once, and
+    ``CDN_ENABLED`` read once, however the decision goes."""
+    import pipeline.flaskext.state as state
+
+    opened: list[str] = []
+    flags: list[str] = []
+    real_open, real_flag = state.open_source, state.parse_flag
+    monkeypatch.setattr(state, "open_source",
+                        lambda settings: opened.append(settings.location) or real_open(settings))
+    monkeypatch.setattr(state, "parse_flag",
+                        lambda value, name: flags.append(name) or real_flag(value, name))
+
+    make_app(CDN_MANIFEST="https://127.0.0.1:9/static/manifest.json", CDN_ENABLED=False)
+
+    assert opened == ["https://127.0.0.1:9/static/manifest.json"]
+    assert flags.count("CDN_ENABLED") == 1

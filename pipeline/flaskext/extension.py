@@ -64,8 +64,7 @@ from .state import (
     CDNState,
     get_state,
     log,
-    parse_flag,
-    read_settings,
+    read_startup,
     set_defaults,
 )
 from .static import dev_static_view, install_url_for
@@ -91,12 +90,13 @@ class CDN:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("the CDN extension is already registered on this app")
         set_defaults(app)
-        settings = read_settings(app)
-        remote = settings.source is not None and settings.enabled
-        state = CDNState.load_remote(settings) if remote else CDNState.load(settings)
+        startup = read_startup(app)
+        settings, source = startup.settings, startup.source
+        state = (CDNState.load_remote(settings, source) if source is not None and settings.enabled
+                 else CDNState.load(settings))
         app.extensions[EXTENSION_KEY] = state
-        if parse_flag(app.config["CDN_ENABLED"], "CDN_ENABLED") is None:  # automatic
-            _report_missing_manifest(state.settings, debug=app.debug)
+        if settings.automatic:
+            _report_missing_manifest(settings, debug=app.debug)
         if state.refresher is not None:  # lazily, so no thread exists before a pre-fork
             app.before_request(state.refresher.ensure_started)
         if state.enabled:

@@ -23,7 +23,13 @@ from ..manifest import Manifest
 from ..media_types import content_type_for
 from ..serving.deadline import BoundedFetch
 from ..serving.refresher import ManifestRefresher, initial_load
-from ..serving.source import CONFIG_DEFAULTS, SourceSettings, open_source, read_source_settings
+from ..serving.source import (
+    CONFIG_DEFAULTS,
+    ManifestSource,
+    SourceSettings,
+    open_source,
+    read_source_settings,
+)
 from ..urls import cdn_url, quote_key
 from ..validate import DEFAULT_MANIFEST_PATH, validate_url
 
@@ -71,6 +77,17 @@ class CDNSettings:
     placeholder: Placeholder
     #: A bucket or CDN manifest (``manifest_path`` is then its last-known-good copy).
     source: SourceSettings | None = None
+    #: ``CDN_ENABLED`` is unset: the CDN is on when a URL and a manifest are there.
+    automatic: bool = True
+
+
+@dataclass(frozen=True)
+class StartUp:
+    """What ``init_app`` reads once: the settings and, for a bucket or CDN manifest, its
+    source, opened once (which also checks its location)."""
+
+    settings: CDNSettings
+    source: ManifestSource | None
 
 
 def set_defaults(app: Flask) -> None:
@@ -83,6 +100,13 @@ def set_defaults(app: Flask) -> None:
     app.config.setdefault("CDN_RELOAD", app.debug)
     for key, value in CONFIG_DEFAULTS.items():
         app.config.setdefault(key, value)
+
+
+def read_startup(app: Flask) -> StartUp:
+    """Validate the app's ``CDN_*`` config, decide whether the CDN is enabled, and open a
+    remote manifest source: every setting is read once."""
+    settings = read_settings(app)
+    return StartUp(settings, open_source(settings.source) if settings.source else None)
 
 
 def read_settings(app: Flask) -> CDNSettings:
@@ -111,6 +135,7 @@ def read_settings(app: Flask) -> CDNSettings:
         reload=bool(parse_flag(config["CDN_RELOAD"], "CDN_RELOAD")) and source is None,
         placeholder=load_placeholder(config["CDN_PLACEHOLDER"]),
         source=source,
+        automatic=forced is None,
     )
 
 
@@ -213,10 +238,9 @@ class CDNState:
         return cls(settings, initial_manifest(settings), stamp)
 
     @classmethod
-    def load_remote(cls, settings: CDNSettings) -> CDNState:
+    def load_remote(cls, settings: CDNSettings, source: ManifestSource) -> CDNState:
         """Load a bucket or CDN manifest now; the refresher thread starts on the first request."""
         assert settings.source is not None
-        source = open_source(settings.source)
         fetcher = BoundedFetch(source)  # one read at a time, from start-up on
         loaded, status = initial_load(source, settings.source, fetcher=fetcher)
         state = cls(settings, loaded.manifest if loaded else None, None)

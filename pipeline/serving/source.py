@@ -110,7 +110,9 @@ def is_remote(location: str) -> bool:
 def read_source_settings(
     config: Mapping[str, Any], *, fallback_local: bool
 ) -> SourceSettings | None:
-    """The remote source ``config`` asks for, or ``None`` for a local manifest file."""
+    """The remote source ``config`` asks for, or ``None`` for a local manifest file. Its
+    location is checked by :func:`open_source`, which start-up calls once, whether or not the
+    CDN is enabled, so a malformed location fails at start-up (nothing is contacted)."""
     location = str(config.get("CDN_MANIFEST") or "")
     release = config.get("CDN_RELEASE") or None
     if not is_remote(location):
@@ -136,7 +138,6 @@ def read_source_settings(
                                   "CDN_REFRESH_DEADLINE", _DEADLINE_RANGE),
         cdn_url=validate_url(config.get("CDN_URL") or None, "CDN_URL"),
     )
-    open_source(settings)  # a malformed location fails here, at start-up (nothing is contacted)
     return settings
 
 
