@@ -94,6 +94,19 @@ def assert_refused(code: int, result: dict[str, Any], victim: str, kind: str) ->
     assert any(repr(name) in error for name in names) and "\n" not in error, error
 
 
+def arm_swap(monkeypatch: pytest.MonkeyPatch, static: Path, victim: str, secret: Path, *,
+             kind: str, when: str) -> None:
+    """Swap ``victim`` (the way ``kind`` names) for a link to ``secret`` at the moment
+    ``when`` names: once the walk is done, or once the file is hashed."""
+    def swap() -> None:
+        SWAPS[kind](static, victim, secret)
+
+    if when == "after the walk":
+        after_walk(monkeypatch, swap)
+    else:
+        after_hashing(monkeypatch, victim, swap)
+
+
 @pytest.mark.parametrize("kind", sorted(SWAPS))
 @pytest.mark.parametrize("when", ["after the walk", "after hashing"])
 def test_a_swap_to_a_symlink_fails_a_folder_deploy_and_publishes_nothing_of_the_target(
@@ -102,14 +115,7 @@ def test_a_swap_to_a_symlink_fails_a_folder_deploy_and_publishes_nothing_of_the_
 ) -> None:
     static = write_tree(tmp_path / "static", FILES)
     victim = "img/b.png"
-
-    def swap() -> None:
-        SWAPS[kind](static, victim, secret)
-
-    if when == "after the walk":
-        after_walk(monkeypatch, swap)
-    else:
-        after_hashing(monkeypatch, victim, swap)
+    arm_swap(monkeypatch, static, victim, secret, kind=kind, when=when)
     code, result = run_json(capsys, ["--target-dir", str(tmp_path / "cdn"), "--static-dir",
                                      str(static), "--manifest", str(tmp_path / "m.json")])
     assert_refused(code, result, victim, kind)
@@ -128,14 +134,7 @@ def test_a_swap_to_a_symlink_fails_an_s3_deploy_and_the_bucket_never_holds_the_t
     uploaded as soon as it is hashed, so "after hashing" is the early-upload path."""
     static = write_tree(tmp_path / "static", FILES)
     victim = "img/b.png"
-
-    def swap() -> None:
-        SWAPS[kind](static, victim, secret)
-
-    if when == "after the walk":
-        after_walk(monkeypatch, swap)
-    else:
-        after_hashing(monkeypatch, victim, swap)
+    arm_swap(monkeypatch, static, victim, secret, kind=kind, when=when)
     code, result = run_json(capsys, [*target_args(s3, tmp_path, static), "--no-hash-cache"])
     assert_refused(code, result, victim, kind)
     for key in s3.keys():
