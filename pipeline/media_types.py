@@ -85,3 +85,19 @@ def _suffix(path: str) -> str:
         return PurePosixPath(path).suffix
     dot = name.rfind(".")
     return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
+#: Base types (no parameters) worth storing precompressed besides ``text/*``: scripts,
+#: JSON, SVG, XML, wasm and the font formats without their own compression (TTF/OTF).
+#: Images (other than SVG), woff/woff2, PDF, audio, video and archives are compressed
+#: already: compressing them again costs CPU and saves nothing.
+COMPRESSIBLE_BASE_TYPES = frozenset({
+    "application/json", "application/manifest+json", "application/xml", "application/yaml",
+    "application/toml", "application/wasm", "image/svg+xml", "font/ttf", "font/otf",
+})
+
+
+def is_compressible(content_type: str) -> bool:
+    """Whether an object of ``content_type`` is worth a brotli/gzip sibling (by type only)."""
+    base = content_type.partition(";")[0].strip().lower()
+    return base.startswith("text/") or base in COMPRESSIBLE_BASE_TYPES
