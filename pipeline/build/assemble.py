@@ -80,7 +80,8 @@ def build(
     by_path = {item.logical_path: item for item in files}
     read = _reader(by_path)
     if texts is None:
-        texts = parse_texts(by_path, read=read, static_url_path=static_url_path)
+        texts = parse_texts(by_path, read=read, static_url_path=static_url_path,
+                            known_plain=known_plain(files, cache))
     if strict:
         texts.refuse_if_broken()
     hashes = _hash_all(files, cache, on_hashed)
@@ -111,7 +112,8 @@ def build(
         entries[path] = Entry(  # positional: twice as fast as keywords, once per file
             object_key(prefix, hashed_name(path, digest)), digest,
             item.size if body is None else len(body), content_type,
-            (sri_hash(read(path) if body is None else body) if _wants_integrity(path) else None),
+            (_integrity(item, body, read, cache, plain=path in texts.plain)
+             if _wants_integrity(path) else None),
         )
     # Strict mode refused the problems above; the removed map comments are only warnings.
     warnings = texts.warnings if strict else texts.all_warnings()
@@ -119,22 +121,47 @@ def build(
 
 
 def check_before_hashing(files: Iterable[LocalFile], *, prefix: str, strict: bool,
-                         static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH
-                         ) -> TextLinks | None:
+                         static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH,
+                         cache: HashCache | None = None) -> TextLinks | None:
     """Refuse what :func:`build` would refuse that needs no hash: an object key S3 would
     reject and, when ``strict``, a CSS/JS file that is not UTF-8 or whose reference or
     module specifier names a missing file. A deploy runs this
     before it uploads anything, even files it uploads while still hashing others. Returns
-    the parsed CSS/JS (strict mode), for :func:`build` to reuse."""
+    the parsed CSS/JS (strict mode), for :func:`build` to reuse; scripts ``cache`` knows
+    as plain are not read (:func:`known_plain`)."""
     files = list(files)
     for item in files:
         check_key(prefix, item.logical_path)
     if not strict:
         return None
     by_path = {item.logical_path: item for item in files}
-    texts = parse_texts(by_path, read=_reader(by_path), static_url_path=static_url_path)
+    texts = parse_texts(by_path, read=_reader(by_path), static_url_path=static_url_path,
+                        known_plain=known_plain(files, cache) if cache is not None else ())
     texts.refuse_if_broken()
     return texts
+
+
+def known_plain(files: Iterable[LocalFile], cache: HashCache) -> list[str]:
+    """Scripts whose cached stamp says they are still the plain bytes they were (UTF-8,
+    naming nothing): they need not be read to be parsed, nor for their integrity value."""
+    return [item.logical_path for item in files if is_js(item.logical_path)
+            and cache.plain_integrity(item.fspath, file_stamp(item)) is not None]
+
+
+def _integrity(item: LocalFile, body: bytes | None, read: Callable[[str], bytes],
+               cache: HashCache, *, plain: bool) -> str:
+    """The SRI value of what is stored for ``item``: ``body`` if rewritten, else its bytes;
+    a plain script's comes from (or goes into) the hash cache beside its hash."""
+    if body is not None:
+        return sri_hash(body)
+    stamp = file_stamp(item)
+    known = cache.plain_integrity(item.fspath, stamp) if plain else None
+    if known is not None:
+        return known
+    integrity = sri_hash(read(item.logical_path))
+    if plain:
+        cache.remember_plain(item.fspath, stamp, integrity)
+    return integrity
 
 
 #: S3's limit on the UTF-8 length of an object key.

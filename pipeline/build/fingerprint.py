@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from ..localfs import StrPath, write_atomic
 
@@ -81,6 +82,9 @@ class HashCache:
     keeps its stamp, so an entry whose mtime or ctime is not strictly older than the
     cache file's own mtime (when it was written, in the file system's clock) is not
     trusted when the cache is read: that file is hashed again.
+
+    A script that names nothing (:meth:`plain_integrity`) also keeps its Subresource
+    Integrity value under the same stamp, so an unchanged one is not read at all.
     """
 
     _VERSION = 2
@@ -92,6 +96,7 @@ class HashCache:
         self.hits = 0
         self.misses = 0
         self._forgotten = False
+        self._learned = False
 
     @staticmethod
     def _read(path: Path) -> dict[str, list[object]]:
@@ -109,6 +114,21 @@ class HashCache:
             return {}
         return {name: entry for name, entry in entries.items()
                 if _well_formed(entry) and entry[1] < written_ns and entry[2] < written_ns}
+
+    def plain_integrity(self, path: StrPath, stamp: FileStamp) -> str | None:
+        """The integrity value recorded with the hash for this stamp by
+        :meth:`remember_plain`, if any: the file is UTF-8 and names no other file."""
+        entry = self._old.get(os.fspath(path))
+        return str(entry[5]) if _answers(entry, stamp) and len(entry) == 6 else None
+
+    def remember_plain(self, path: StrPath, stamp: FileStamp, integrity: str) -> None:
+        """Record that the file hashed under ``stamp`` in this run is UTF-8 and names no
+        other file, with its integrity value; nothing if its hash was not kept this run."""
+        name = os.fspath(path)
+        entry = self._new.get(name)
+        if _answers(entry, stamp) and entry[5:] != [integrity]:
+            self._new[name] = [*entry[:5], integrity]
+            self._learned = True
 
     def get(self, path: StrPath, stamp: FileStamp) -> str | None:
         """Return the cached hash if the file still has this size and mtime."""
@@ -142,7 +162,7 @@ class HashCache:
     def save(self) -> None:
         """Write the cache atomically; failure to write it is not worth failing a deploy."""
         if self.path is None or (self.misses == 0 and self._new.keys() == self._old.keys()
-                                 and not self._forgotten):
+                                 and not self._forgotten and not self._learned):
             return  # nothing new to remember
         payload = {"version": self._VERSION, "entries": dict(sorted(self._new.items()))}
         with contextlib.suppress(OSError):
@@ -155,12 +175,14 @@ def _entry(stamp: FileStamp, sha256_hex: str) -> list[object]:
 
 
 def _well_formed(entry: object) -> bool:
-    return (isinstance(entry, list) and len(entry) == 5
-            and all(type(value) is int for value in entry[:4]) and isinstance(entry[4], str))
+    """``[size, mtime_ns, ctime_ns, inode, sha256]``, and a plain script's integrity value."""
+    return (isinstance(entry, list) and len(entry) in (5, 6)
+            and all(type(value) is int for value in entry[:4])
+            and all(isinstance(value, str) for value in entry[4:]))
 
 
-def _answers(entry: object, stamp: FileStamp) -> bool:
+def _answers(entry: object, stamp: FileStamp) -> TypeGuard[list[object]]:
     """Whether a cache entry (see :func:`_entry`) answers for a file with this stamp."""
-    return (isinstance(entry, list) and len(entry) == 5 and entry[0] == stamp.size
+    return (isinstance(entry, list) and len(entry) in (5, 6) and entry[0] == stamp.size
             and entry[1] == stamp.mtime_ns and entry[2] == stamp.ctime_ns
             and entry[3] == stamp.ino and isinstance(entry[4], str))

@@ -48,6 +48,9 @@ class TextLinks:
     warnings: tuple[str, ...]
     #: ``path: ...`` for each file that is not UTF-8.
     not_utf8: tuple[str, ...]
+    #: Scripts that are UTF-8 and name nothing (stored as they are): what a hash cache may
+    #: remember about their bytes (:meth:`pipeline.build.fingerprint.HashCache.remember_plain`).
+    plain: frozenset[str] = frozenset()
 
     def refuse_if_broken(self) -> None:
         """Strict mode: raise for a file that is not UTF-8 or a reference to a missing file."""
@@ -68,21 +71,28 @@ class TextLinks:
 
 
 def parse_texts(logical_paths: Collection[str], *, read: Callable[[str], bytes],
-                static_url_path: str | UrlRoots | None) -> TextLinks:
-    """Parse every CSS/JS file among ``logical_paths`` (see the module docstring)."""
+                static_url_path: str | UrlRoots | None,
+                known_plain: Collection[str] = ()) -> TextLinks:
+    """Parse every CSS/JS file among ``logical_paths`` (see the module docstring).
+
+    ``known_plain``: scripts a hash cache vouches are unchanged since they were found plain
+    (UTF-8, naming nothing): not read again."""
     url_path = UrlRoots.of(static_url_path)
     exists = frozenset(logical_paths)
     parsed: dict[str, ParsedFile] = {}
     problems: list[str] = []
     warnings: list[str] = []
     not_utf8: list[str] = []
-    for path in sorted(p for p in exists if is_text_asset(p)):
+    plain = set(known_plain)
+    for path in sorted(p for p in exists if is_text_asset(p) and p not in plain):
         data = _read(read, path)
-        _check_utf8(path, data, not_utf8)
+        utf8 = _check_utf8(path, data, not_utf8)
         css = path.lower().endswith(".css")
         # A JS file naming nothing cannot carry a link: skip the scan (most classic scripts).
         if not css and b"import" not in data and b"export" not in data \
                 and _MAP_MARK not in data:
+            if utf8:
+                plain.add(path)
             continue
         # surrogateescape: bytes that are not UTF-8 come back out exactly as they went in.
         text = data.decode("utf-8", "surrogateescape")
@@ -103,7 +113,7 @@ def parse_texts(logical_paths: Collection[str], *, read: Callable[[str], bytes],
             item = ParsedFile(path, text, (*item.links, link))
         if item.links or css:
             parsed[path] = item
-    return TextLinks(parsed, tuple(problems), tuple(warnings), tuple(not_utf8))
+    return TextLinks(parsed, tuple(problems), tuple(warnings), tuple(not_utf8), frozenset(plain))
 
 
 def _read(read: Callable[[str], bytes], path: str) -> bytes:
@@ -113,9 +123,12 @@ def _read(read: Callable[[str], bytes], path: str) -> bytes:
         raise ConfigError(f"cannot read {path!r} in the static folder: {exc.strerror}") from exc
 
 
-def _check_utf8(path: str, data: bytes, not_utf8: list[str]) -> None:
+def _check_utf8(path: str, data: bytes, not_utf8: list[str]) -> bool:
+    """Whether ``data`` is UTF-8; if not, say where in ``not_utf8``."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         not_utf8.append(f"{path}: byte 0x{data[exc.start]:02x} at offset {exc.start} is not "
                         "UTF-8")
+        return False
+    return True

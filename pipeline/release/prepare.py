@@ -89,7 +89,7 @@ def prepare(static_dir: Path, store: ReleaseStore, manifest_path: Path,
     blobs = git_blob_ids(folders)
     from_git = reuse_git_hashes(files, blobs, current.doc, cache)
     texts = check_before_hashing(files, prefix=store.prefix, strict=options.strict,
-                                 static_url_path=folders.url_roots)
+                                 static_url_path=folders.url_roots, cache=cache)
     started = time.monotonic()
     listing = None
     if not options.dry_run and options.variants is None and _likely_new(files, cache, current):
