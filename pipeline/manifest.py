@@ -12,6 +12,13 @@ Version 2 adds, to each source image that has them, its intrinsic ``width`` and 
 A manifest with no image fields is still written as version 1, so readers of version 1 keep
 reading every deploy that does not use variants; this module reads both versions.
 
+Version 3 adds, to an opaque source image that has variants, its optional ``placeholder``
+(computed at deploy, :mod:`pipeline.build.variant_placeholder`), shown behind the image until
+it loads: ``{"color": "#rrggbb", "preview": "data:image/webp;base64,..."}`` (the average colour,
+and the image shrunk to at most 16x16 pixels, at most :data:`MAX_PREVIEW_CHARS` characters).
+Both are validated strictly on reading, as they end up in pages' CSS. A manifest is written as
+the lowest version that can express it: no placeholder, version 2 (or 1).
+
 Keys are sorted and the output has no timestamps, so the same input gives the same
 bytes on every machine and an unchanged deploy is recognisable by its manifest.
 """
@@ -20,8 +27,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +39,17 @@ from .keyrule import key_problem
 from .localfs import display_name, write_atomic
 
 #: The newest format written; :data:`READABLE_VERSIONS` are all read.
-MANIFEST_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+MANIFEST_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 #: Bounds of a stored object's ``size`` (S3's largest object is 5 TiB) and of an image's
 #: ``width``/``height``: a number outside them was not written by a deploy.
 MAX_OBJECT_SIZE = 5 * 1024**4
 MAX_IMAGE_SIDE = 1 << 20
+#: Bound of a placeholder's ``preview`` data URI (a 16x16 WebP is a few hundred characters).
+MAX_PREVIEW_CHARS = 2048
+_COLOR_RE = re.compile(r"#[0-9a-f]{6}")
+#: Only base64 after a fixed head: the value goes into CSS ``url("...")`` unchanged.
+_PREVIEW_RE = re.compile(r"data:image/webp;base64,[A-Za-z0-9+/]+={0,2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +61,33 @@ class Variant:
     height: int
     content_type: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """What a page shows behind an image until it loads (manifest version 3): its average
+    colour (``#rrggbb``) and a tiny blurred-to-be preview (a ``data:image/webp`` URI)."""
+
+    color: str
+    preview: str
+
+    def __post_init__(self) -> None:
+        if not _COLOR_RE.fullmatch(self.color):
+            raise ValueError(f"placeholder color must be #rrggbb, got {self.color[:20]!r}")
+        if len(self.preview) > MAX_PREVIEW_CHARS or not _PREVIEW_RE.fullmatch(self.preview):
+            raise ValueError("placeholder preview must be a data:image/webp;base64 URI of at "
+                             f"most {MAX_PREVIEW_CHARS} characters")
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Placeholder:
+        if not isinstance(raw, dict) or set(raw) != {"color", "preview"}:
+            raise TypeError("placeholder must be an object with color and preview")
+        if not isinstance(raw["color"], str) or not isinstance(raw["preview"], str):
+            raise TypeError("placeholder color and preview must be strings")
+        return cls(raw["color"], raw["preview"])
+
+    def to_json(self) -> dict[str, str]:
+        return {"color": self.color, "preview": self.preview}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +108,8 @@ class Entry:
     height: int | None = None
     #: Responsive variants, narrowest first; modern formats before the fallback per width.
     variants: tuple[Variant, ...] = ()
+    #: Shown behind the image until it loads (version 3); opaque images with variants only.
+    placeholder: Placeholder | None = None
 
     @property
     def has_image_fields(self) -> bool:
@@ -108,10 +150,15 @@ class Manifest:
     def json_document(self) -> dict[str, Any]:
         """What :func:`dump_json` encodes (a release adds its fields to it); the entries are
         turned into JSON objects one at a time as they are encoded, never all at once."""
-        # Version 1 when nothing needs version 2, so version-1 readers keep working.
-        image_fields = any(entry.has_image_fields for entry in self.files.values())
-        return {"version": MANIFEST_VERSION if image_fields else 1,
-                "files": _EntryDocuments(self.files)}
+        return {"version": self.lowest_version(), "files": _EntryDocuments(self.files)}
+
+    def lowest_version(self) -> int:
+        """The lowest format version that can express this manifest, so older readers keep
+        reading every deploy that does not use the newer fields."""
+        entries = self.files.values()
+        if any(entry.placeholder is not None for entry in entries):
+            return 3
+        return 2 if any(entry.has_image_fields for entry in entries) else 1
 
     @classmethod
     def from_json(cls, data: bytes | str, *, source: str = "manifest") -> Manifest:
@@ -142,6 +189,9 @@ class Manifest:
                     str(raw["integrity"]) if raw.get("integrity") else None,
                     **(_image_fields(raw) if version >= 2 and _has_image_fields(raw) else {}),
                 )
+                if version >= 3 and "placeholder" in raw:  # rare: not worth a keyword per entry
+                    entry = files[name] = replace(
+                        entry, placeholder=Placeholder.from_json(raw["placeholder"]))
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ManifestError(f"{source}: entry {name!r} is malformed ({exc})") from exc
             _check_keys(entry, name, source)
@@ -277,4 +327,6 @@ def _entry_json(entry: Entry) -> dict[str, object]:
         document["variants"] = [{"key": v.key, "width": v.width, "height": v.height,
                                  "content_type": v.content_type, "size": v.size}
                                 for v in entry.variants]
+    if entry.placeholder is not None:
+        document["placeholder"] = entry.placeholder.to_json()
     return document

@@ -25,6 +25,7 @@ from pathlib import Path
 from ..errors import ImageSourceError, UnreadableImageError
 from ..extras import needs_extra
 from ..localfs import LocalFile, StrPath, replacing
+from ..manifest import Placeholder
 from ..walked import open_walked
 from .variants import SourceInfo, VariantSettings, VariantSpec
 
@@ -51,6 +52,8 @@ class EncodeResult:
     source: str
     written: tuple[tuple[VariantSpec, int], ...]
     dropped: tuple[VariantSpec, ...]
+    #: The source's placeholder, when asked for (:mod:`pipeline.build.variant_placeholder`).
+    placeholder: Placeholder | None = None
 
 
 def _loader_format(image: pyvips.Image) -> str:
@@ -165,13 +168,22 @@ def _save(image: pyvips.Image, spec: VariantSpec, settings: VariantSettings) -> 
 
 
 def encode_source(path: StrPath, specs: Sequence[VariantSpec], settings: VariantSettings, *,
-                  out_dir: Path) -> EncodeResult:
-    """Encode ``specs`` (from :func:`plan_variants` for this file) into ``out_dir/<key>``.
+                  out_dir: Path, placeholder: bool = False) -> EncodeResult:
+    """Encode ``specs`` (from :func:`plan_variants` for this file) into ``out_dir/<key>``,
+    and make its placeholder too when ``placeholder`` is true (in the same job, so on every
+    core with the encodes; ``specs`` may then be empty).
 
     Per width the fallback is encoded first (when planned here), so a modern variant that is
     not smaller is reported in ``dropped``. Files are renamed into place, so a reader never sees
     a torn variant."""
     info = probe(path, settings)  # re-checked here: the worker may get any path
+    made = None
+    if placeholder:
+        from .variant_placeholder import placeholder_of
+
+        made = placeholder_of(path)
+    if not specs:
+        return EncodeResult(source=str(path), written=(), dropped=(), placeholder=made)
     image = _decode(path, info, max(spec.width for spec in specs))
     written: list[tuple[VariantSpec, int]] = []
     dropped: list[VariantSpec] = []
@@ -187,7 +199,8 @@ def encode_source(path: StrPath, specs: Sequence[VariantSpec], settings: Variant
                 fallback_size = len(data)
             _write(out_dir / spec.key, data)
             written.append((spec, len(data)))
-    return EncodeResult(source=str(path), written=tuple(written), dropped=tuple(dropped))
+    return EncodeResult(source=str(path), written=tuple(written), dropped=tuple(dropped),
+                        placeholder=made)
 
 
 def _write(path: Path, data: bytes) -> None:

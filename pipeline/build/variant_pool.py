@@ -25,6 +25,8 @@ class EncodeJob:
 
     path: StrPath
     specs: tuple[VariantSpec, ...]
+    #: Make the source's placeholder in the same job.
+    placeholder: bool = False
 
 
 def default_workers() -> int:
@@ -76,7 +78,7 @@ def _bounded(pool: ProcessPoolExecutor, jobs: Iterator[EncodeJob],
                 exhausted = True
                 break
             pending.add(pool.submit(encode_source, job.path, job.specs, settings,
-                                    out_dir=out_dir))
+                                    out_dir=out_dir, placeholder=job.placeholder))
         if not pending:
             return
         done, _ = wait(pending, return_when=FIRST_COMPLETED)

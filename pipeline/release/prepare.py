@@ -27,6 +27,7 @@ from ..storage.base import RemoteObject
 from .confirm import DeployObserver
 from .documents import Current
 from .early import EarlyUploads
+from .placeholder_step import known_placeholders
 from .result import DeployOptions
 from .store import ReleaseStore
 from .variant_step import VariantPlan, known_sizes, plan_sources, variant_cache_dir, with_variants
@@ -124,10 +125,13 @@ def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
         observer.warned(warning)
     manifest = built.manifest
     sources = {f.logical_path: f for f in local.files}
+    released = local.current.doc.manifest if local.current.doc else None
     vplan = (plan_sources(manifest, sources, options.variants, store.prefix, local.cache_dir,
-                          save=not options.dry_run) if options.variants else None)
+                          save=not options.dry_run,
+                          placeholders=known_placeholders(released, local.cache_dir))
+             if options.variants else None)
     if vplan is not None:
-        recorded = known_sizes(local.current.doc.manifest if local.current.doc else None)
+        recorded = known_sizes(released)
         if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
             manifest = with_variants(manifest, vplan, recorded)
     return Hashed(built, manifest, sources, vplan)

@@ -16,6 +16,7 @@ from ..manifest import Manifest
 from ..storage.base import RemoteObject, Upload
 from .confirm import DeployObserver, checked, upload_all
 from .early import EarlyUploads
+from .placeholder_step import remember_placeholders
 from .plan import Plan, PlannedFile, entry_upload, plan_deploy
 from .prepare import Hashed, Prepared, is_current
 from .result import DeployOptions, DeployResult
@@ -120,12 +121,13 @@ def _variants(
     observer.encoding(len(missing.encode), missing.encode_count, dry_run=dry_run)
     if dry_run:
         return manifest, [], missing.encode_count
-    encoded = encode_missing(missing, settings, cache_dir, on_encoded=observer.encoded)
+    encoded, made = encode_missing(missing, settings, cache_dir, on_encoded=observer.encoded)
+    remember_placeholders(cache_dir, made)
     uploads = uploads_for(vplan, missing, cache_dir)
     observer.variants_ready(len(uploads), sum(upload.size for upload in uploads))
     sizes = {key: remote.size for key, remote in existing.items()}
     sizes.update((upload.key, upload.size) for upload in uploads)
-    return with_variants(manifest, vplan, sizes), uploads, encoded
+    return with_variants(manifest, vplan, sizes, made), uploads, encoded
 
 
 def _upload_for(item: PlannedFile, bodies: Mapping[str, bytes]) -> Upload:

@@ -28,7 +28,7 @@ from ..build.variants import (
 from ..errors import ImageSourceError, UnreadableImageError
 from ..keys import object_key
 from ..localfs import StrPath, write_atomic
-from ..manifest import Entry, Manifest, Variant
+from ..manifest import Entry, Manifest, Placeholder, Variant
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..storage.base import RemoteObject, Upload
 
@@ -43,6 +43,15 @@ class SourcePlan:
     width: int
     height: int
     specs: tuple[VariantSpec, ...]
+    #: Content hash; whether the image gets a placeholder (opaque, with variants), and the
+    #: one already known for it (:mod:`pipeline.release.placeholder_step`).
+    digest: str = ""
+    wants_placeholder: bool = False
+    placeholder: Placeholder | None = None
+
+    @property
+    def needs_placeholder(self) -> bool:
+        return self.wants_placeholder and self.placeholder is None
 
 
 @dataclass(frozen=True)
@@ -100,11 +109,16 @@ def cached_variant(cache_dir: Path, prefix: str, variant: Variant) -> Upload | N
 
 
 def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: VariantSettings,
-                 prefix: str, cache_dir: Path, *, save: bool = True) -> VariantPlan:
+                 prefix: str, cache_dir: Path, *, save: bool = True,
+                 placeholders: Mapping[str, Placeholder] | None = None) -> VariantPlan:
     """Probe (header only; remembered by content hash under ``cache_dir`` unless ``save`` is
     false, as on a dry run, which writes nothing) every raster image for its dimensions, and
     plan the variants of those the globs select. A bomb or an unreadable image raises
-    :class:`~pipeline.errors.ImageSourceError` (exit 2) before anything is uploaded."""
+    :class:`~pipeline.errors.ImageSourceError` (exit 2) before anything is uploaded.
+
+    An image with variants and no alpha channel wants a placeholder, taken from
+    ``placeholders`` (by content hash) when known. One with an alpha channel gets none: a
+    colour behind it would show through its transparent pixels."""
     probes = _load_probes(cache_dir / PROBE_CACHE_NAME)
     unreadable = _load_unreadable(cache_dir / UNREADABLE_CACHE_NAME)
     planned, changed, unreadable_changed = list[SourcePlan](), False, False
@@ -133,7 +147,10 @@ def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: V
             raise ImageSourceError(f"{path}: {info.width}x{info.height} is over the limit of "
                                    f"{settings.max_source_pixels:,} pixels")
         specs = tuple(plan_variants(entry.hash, info, settings)) if candidate else ()
-        planned.append(SourcePlan(logical, path, info.width, info.height, specs))
+        wants = bool(specs) and not info.has_alpha
+        known = (placeholders or {}).get(entry.hash) if wants else None
+        planned.append(SourcePlan(logical, path, info.width, info.height, specs, entry.hash,
+                                  wants, known))
     if changed and save:
         _save_probes(cache_dir / PROBE_CACHE_NAME, probes)
     if unreadable_changed and save:
@@ -189,16 +206,18 @@ def find_missing(plan: VariantPlan, existing: Mapping[str, RemoteObject],
                 cached.append(spec)
             else:
                 todo.append(spec)
-        if todo:
+        if todo or source.needs_placeholder:  # a placeholder alone is a job too
             encode.append((source, tuple(todo)))
     return Missing(tuple(encode), tuple(cached))
 
 
 def encode_missing(missing: Missing, settings: VariantSettings, cache_dir: Path, *,
-                   on_encoded: Callable[[str, int, int], None] | None = None) -> int:
-    """Encode what is missing into ``cache_dir`` on every core; returns the variants written."""
+                   on_encoded: Callable[[str, int, int], None] | None = None,
+                   ) -> tuple[int, dict[str, Placeholder]]:
+    """Encode what is missing into ``cache_dir`` on every core, and make the placeholders
+    not known yet; returns the variants written and the placeholders made, by content hash."""
     if not missing.encode:
-        return 0
+        return 0, {}
     from ..build.variant_pool import EncodeJob, encode_many
 
     names = {str(source.path): source.logical_path for source, _ in missing.encode}
@@ -210,9 +229,13 @@ def encode_missing(missing: Missing, settings: VariantSettings, cache_dir: Path,
         if on_encoded is not None:
             on_encoded(names.get(getattr(result, "source", ""), "?"), done, total)
 
-    jobs = [EncodeJob(source.path, specs) for source, specs in missing.encode]
+    jobs = [EncodeJob(source.path, specs, source.needs_placeholder)
+            for source, specs in missing.encode]
     results = encode_many(jobs, settings=settings, out_dir=cache_dir, progress=progress)
-    return sum(len(result.written) for result in results)
+    digests = {str(source.path): source.digest for source, _ in missing.encode}
+    made = {digests[result.source]: result.placeholder for result in results
+            if result.placeholder is not None}
+    return sum(len(result.written) for result in results), made
 
 
 def uploads_for(plan: VariantPlan, missing: Missing, cache_dir: Path) -> list[Upload]:
@@ -224,13 +247,17 @@ def uploads_for(plan: VariantPlan, missing: Missing, cache_dir: Path) -> list[Up
             for spec in specs]
 
 
-def with_variants(manifest: Manifest, plan: VariantPlan, sizes: Mapping[str, int]) -> Manifest:
-    """``manifest`` with each planned source's width, height and variants (sizes by full key;
-    every planned key must have one)."""
+def with_variants(manifest: Manifest, plan: VariantPlan, sizes: Mapping[str, int],
+                  made: Mapping[str, Placeholder] | None = None) -> Manifest:
+    """``manifest`` with each planned source's width, height, variants (sizes by full key;
+    every planned key must have one) and placeholder (known, or in ``made`` by hash)."""
     files: dict[str, Entry] = dict(manifest.files)
     for source in plan.sources:
         variants = tuple(Variant(plan.key(s), s.width, s.height, s.content_type,
                                  sizes[plan.key(s)]) for s in source.specs)
+        placeholder = source.placeholder or (made or {}).get(source.digest)
         files[source.logical_path] = replace(files[source.logical_path], width=source.width,
-                                             height=source.height, variants=variants)
+                                             height=source.height, variants=variants,
+                                             placeholder=placeholder if source.wants_placeholder
+                                             else None)
     return Manifest(files)
