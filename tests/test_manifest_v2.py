@@ -53,9 +53,9 @@ def test_version_2_round_trips_dimensions_and_variants(tmp_path: Path) -> None:
     assert "static/_v/ab/abababababababab.320w.1111111111.jpg" in manifest.object_keys()
 
 
-@pytest.mark.parametrize("version", [0, 3, "2", None])
+@pytest.mark.parametrize("version", [0, 4, "2", None])
 def test_unknown_versions_are_refused(version: object) -> None:
-    with pytest.raises(ManifestError, match="version 1 or 2"):
+    with pytest.raises(ManifestError, match="version 1 or 2 or 3"):
         Manifest.from_document({**V1, "version": version})
 
 

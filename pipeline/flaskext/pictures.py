@@ -48,9 +48,12 @@ from ..build.variants import (
     usable,
 )
 from ..errors import ConfigError, ImageSourceError
-from ..manifest import Variant
+from ..manifest import Placeholder, Variant
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..urls import cdn_url
+from .placeholders import APP_DEFAULT, PlaceholderSettings, placeholder_css, with_placeholder
+from .placeholders import read_mode as read_placeholder_mode
+from .placeholders import read_settings as read_placeholder_settings
 from .state import CDNState, log
 
 #: Key of the per-app :class:`Pictures` in ``app.extensions``.
@@ -72,6 +75,9 @@ class ImageFacts:
     height: int | None
     #: (url, variant), narrowest first.
     variants: tuple[tuple[str, Variant], ...] = ()
+    #: Shown behind the image until it loads; static images with variants only (never an
+    #: upload's: a private image's preview in a public page would leak its content).
+    placeholder: Placeholder | None = None
 
 
 @dataclass
@@ -84,6 +90,7 @@ class Pictures:
     static_dir: Path | None
     #: Development variants (``/_variants/`` URLs): variants on and the route registered.
     dev_variants: bool = True
+    placeholders: PlaceholderSettings = field(default_factory=PlaceholderSettings)
     _indexed: bool = False
     _dev: dict[str, tuple[tuple[int, int], ImageFacts, str, Path]] = field(default_factory=dict)
     _by_hash: dict[str, Path] = field(default_factory=dict)
@@ -102,7 +109,8 @@ class Pictures:
         if entry is None or base is None:
             return None
         return ImageFacts(src=cdn_url(base, entry.key), width=entry.width, height=entry.height,
-                          variants=tuple((cdn_url(base, v.key), v) for v in usable(entry.variants)))
+                          variants=tuple((cdn_url(base, v.key), v) for v in usable(entry.variants)),
+                          placeholder=entry.placeholder)
 
     def _development(self, filename: str) -> ImageFacts | None:
         if self.static_dir is None:
@@ -141,8 +149,8 @@ class Pictures:
             (url_for(ENDPOINT, key=spec.key),
              Variant(spec.key, spec.width, spec.height, spec.content_type, 0))
             for spec in plan_variants(digest, info, self.settings))
-        return ImageFacts(src=src, width=info.width, height=info.height,
-                          variants=variants), digest
+        return ImageFacts(src=src, width=info.width, height=info.height, variants=variants,
+                          placeholder=_dev_placeholder(path, info.has_alpha, variants)), digest
 
     def source_for(self, hash16: str) -> Path | None:
         """The static file whose content hash starts with ``hash16``: planned by a page, or
@@ -165,6 +173,20 @@ class Pictures:
                 digest = hash_file(path)
                 with self._lock:
                     self._by_hash.setdefault(digest[:16], path)
+
+
+def _dev_placeholder(path: Path, has_alpha: bool, variants: tuple[object, ...],
+                     ) -> Placeholder | None:
+    """The placeholder a deploy would store (once per file version: the caller caches)."""
+    if has_alpha or not variants:
+        return None
+    from ..build.variant_placeholder import placeholder_of
+
+    try:
+        return placeholder_of(path)
+    except ImageSourceError as exc:
+        log.warning("%s: no placeholder", exc)
+        return None
 
 
 def read_variant_settings(value: Any) -> VariantSettings:
@@ -236,10 +258,12 @@ def install_pictures(app: Flask, state: CDNState) -> None:
     route = variant_route_wanted(app) and enabled and not state.enabled
     pictures = Pictures(state=state, settings=settings,
                         cache_dir=Path(app.config["CDN_VARIANT_CACHE"]).absolute(),
-                        static_dir=static, dev_variants=route)
+                        static_dir=static, dev_variants=route,
+                        placeholders=read_placeholder_settings(app.config))
     app.extensions[EXTENSION_KEY] = pictures
     app.add_template_global(picture)
     app.add_template_global(srcset)
+    app.add_template_global(placeholder_style)
     if route:
         app.add_url_rule(ROUTE, endpoint=ENDPOINT, view_func=variant_view)
 
@@ -291,20 +315,49 @@ def srcset(filename: str, type: str | None = None) -> str:
     return _srcset_text(groups.get(wanted, [])) if wanted else ""
 
 
+def placeholder_style(filename: str, placeholder: str | None = APP_DEFAULT) -> str:
+    """The CSS (``background...``) of ``filename``'s placeholder, for custom markup
+    (``<img ... style="{{ placeholder_style('img/a.jpg') }}">``); empty when it has none."""
+    facts, mode = _known(filename), _mode(placeholder)
+    if facts.placeholder is None or mode is None:
+        return ""
+    return placeholder_css(facts.placeholder, mode, width=facts.width, height=facts.height)
+
+
+def _mode(placeholder: str | None) -> str | None:
+    if placeholder == APP_DEFAULT:
+        return _pictures().placeholders.mode
+    return read_placeholder_mode(placeholder, setting="placeholder")
+
+
+def _nonce(nonce: str | None) -> str | None:
+    source = _pictures().placeholders.nonce
+    return nonce if nonce is not None or source is None else source()
+
+
 def picture(filename: str, alt: str, sizes: str = "100vw", loading: str = "lazy",
-            fetchpriority: str | None = None, **attrs: Any) -> Markup:
+            fetchpriority: str | None = None, placeholder: str | None = APP_DEFAULT,
+            nonce: str | None = None, **attrs: Any) -> Markup:
     """``<picture>`` with one ``<source>`` per modern format and the fallback ``<img>`` (with
     intrinsic ``width``/``height``, so no layout shift). An image with no variants gets a plain
     ``<img>``. Extra keyword arguments become ``<img>`` attributes (``class_`` -> ``class``;
     ``None``/``False`` omitted, ``True`` a bare attribute); ``width``/``height`` given here
-    are used only when the image's own size is not known (e.g. an ICO)."""
+    are used only when the image's own size is not known (e.g. an ICO).
+
+    ``placeholder`` (``"color"``, ``"blur"``, ``None``; default ``CDN_IMAGE_PLACEHOLDER``)
+    paints the image's deploy-time placeholder behind it; ``nonce`` (default from
+    ``CDN_STYLE_NONCE``) puts it in a ``<style nonce>`` element instead of a ``style``
+    attribute, for a strict Content-Security-Policy (:mod:`pipeline.flaskext.placeholders`)."""
     return picture_markup(_known(filename), alt, sizes=sizes, loading=loading,
-                          fetchpriority=fetchpriority, **attrs)
+                          fetchpriority=fetchpriority, placeholder=_mode(placeholder),
+                          nonce=_nonce(nonce), **attrs)
 
 
 def picture_markup(facts: ImageFacts, alt: str, *, sizes: str = "100vw", loading: str = "lazy",
-                   fetchpriority: str | None = None, **attrs: Any) -> Markup:
-    """The markup of :func:`picture` for facts gathered elsewhere (e.g. uploaded images)."""
+                   fetchpriority: str | None = None, placeholder: str | None = None,
+                   nonce: str | None = None, **attrs: Any) -> Markup:
+    """The markup of :func:`picture` for facts gathered elsewhere (e.g. uploaded images);
+    ``placeholder`` is a mode here (no app default)."""
     img: dict[str, Any] = {}
     groups = _by_type(facts)
     fallback = next((items for t, items in groups.items() if t not in _MODERN_TYPES), [])
@@ -320,13 +373,18 @@ def picture_markup(facts: ImageFacts, alt: str, *, sizes: str = "100vw", loading
         if name in ("width", "height") and img.get(name) is not None:
             continue  # the recorded intrinsic size wins; these only fill in when unknown
         img[name] = value
+    style = Markup("")
+    if facts.placeholder is not None and placeholder is not None:
+        css = placeholder_css(facts.placeholder, placeholder, width=facts.width,
+                              height=facts.height)
+        style = with_placeholder(img, css, nonce=nonce)
     tag = f"<img{_attributes(img)}>"
     if not fallback:
-        return Markup(tag)
+        return style + Markup(tag)
     sources = "".join(
         f"<source{_attributes({'type': t, 'srcset': _srcset_text(groups[t]), 'sizes': sizes})}>"
         for t in _MODERN_TYPES if t in groups)
-    return Markup(f"<picture>{sources}{tag}</picture>")
+    return style + Markup(f"<picture>{sources}{tag}</picture>")
 
 
 def _attributes(values: Mapping[str, Any]) -> str:
