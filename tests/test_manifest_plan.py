@@ -68,7 +68,7 @@ def test_hash_cache_skips_rereading_unchanged_files(static_tree: Path, tmp_path:
 
 @pytest.mark.parametrize(
     "content",
-    ["", "{", "[]", '{"version": 3, "files": {}}', '{"version": 1}',
+    ["", "{", "[]", '{"version": 4, "files": {}}', '{"version": 1}',
      '{"version": 1, "files": {"a.png": {"key": "k"}}}'],
 )
 def test_bad_manifest_is_a_manifest_error(content: str, tmp_path: Path) -> None:

@@ -167,7 +167,7 @@ def test_the_manifest_round_trips_and_writes_the_lowest_version() -> None:
     "#7f1e7f",
 ])
 def test_hostile_placeholders_are_refused(placeholder: object) -> None:
-    with pytest.raises(ManifestError, match="img/p.jpg"):
+    with pytest.raises(ManifestError, match=r"img/p\.jpg"):
         Manifest.from_document(entry_doc(placeholder))
 
 
@@ -233,7 +233,7 @@ def test_with_a_nonce_the_placeholder_is_a_style_element(tmp_path: Path) -> None
     doc = parse(html)
     styles = [attrs for tag, attrs in doc.tags if tag == "style"]
     assert styles == [{"nonce": "n0nce"}]
-    first = [attrs for tag, attrs in doc.tags if tag == "img"][0]
+    first = next(attrs for tag, attrs in doc.tags if tag == "img")
     name = str(first["class"]).split()[0]
     assert first["class"] == f"{name} hero" and "style" not in first
     assert f"img.{name}{{background-color:#7f1e7f}}</style>" in html

@@ -54,7 +54,7 @@ def test_variants_are_in_the_bucket_decoded_and_in_the_manifest(
     # 100 (narrower than every rung: its width is the only rung) x 3
     assert out["encoded"] == 15 and out["variant_uploads"] == 15
     manifest = json.loads(manifest_path.read_text())
-    assert manifest["version"] == 2
+    assert manifest["version"] == 3  # the photo is opaque: it has a placeholder
     photo = manifest["files"]["img/photo.jpg"]
     assert (photo["width"], photo["height"]) == (700, 450)
     assert [(v["width"], v["content_type"]) for v in photo["variants"]] == [
