@@ -17,14 +17,10 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -32,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (str(ROOT), str(ROOT / "site")):  # pipeline, and cdn_servers beside this file
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 import boto3
+import cdn_servers
 from botocore.config import Config
 from flask import Flask
 from moto.server import ThreadedMotoServer
@@ -43,51 +41,9 @@ from werkzeug.serving import make_server
 
 from pipeline.cli.main import main as deploy_main
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ASSET_BUCKET = "demo-assets"
 PRIVATE_BUCKET = "demo-private"
 EXISTING_BUCKET_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
-
-#: nginx as a stand-in CDN: it caches what the origin's Cache-Control allows and says
-#: whether a response came from its cache. ``$request_uri`` is passed on untouched so
-#: percent-encoded keys (``%2B``, ``%23``) reach S3 exactly as the browser sent them.
-NGINX_CONF = """
-worker_processes 1;
-{user}
-pid {work}/nginx.pid;
-error_log {work}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log {work}/access.log;
-    client_body_temp_path {work}/tmp/body;
-    proxy_temp_path {work}/tmp/proxy;
-    fastcgi_temp_path {work}/tmp/fastcgi;
-    uwsgi_temp_path {work}/tmp/uwsgi;
-    scgi_temp_path {work}/tmp/scgi;
-    proxy_cache_path {work}/cache levels=1:2 keys_zone=cdn:10m max_size=1g inactive=7d
-                     use_temp_path=off;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            limit_except GET HEAD {{ deny all; }}
-            proxy_pass http://{origin}/{bucket}$request_uri;
-            proxy_cache cdn;
-            proxy_cache_key $request_uri;
-            proxy_cache_lock on;
-            proxy_hide_header x-amz-request-id;
-            proxy_hide_header x-amz-id-2;
-            add_header X-Cache-Status $upstream_cache_status always;
-            # Fonts and SRI-checked CSS/JS are fetched in CORS mode: one CORS answer, the
-            # CDN's, whatever the origin sends (two values make the browser refuse both).
-            proxy_hide_header Access-Control-Allow-Origin;
-            proxy_hide_header Access-Control-Allow-Methods;
-            proxy_hide_header Access-Control-Expose-Headers;
-            add_header Access-Control-Allow-Origin * always;
-        }}
-    }}
-}}
-"""
-
 
 @dataclass(frozen=True)
 class Stack:
@@ -97,22 +53,6 @@ class Stack:
     manifest_path: Path
     workdir: Path
     app: Flask
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, *, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
 def use_local_credentials() -> None:
@@ -141,10 +81,11 @@ def s3_client(endpoint: str) -> Any:
     )
 
 
-def create_buckets(endpoint: str, *, prefix: str = "static") -> None:
+def create_buckets(endpoint: str, *, prefix: str = "static",
+                   asset_bucket: str = ASSET_BUCKET) -> None:
     """The asset bucket is readable by the CDN through a bucket policy; the private one is not."""
     client = s3_client(endpoint)
-    for bucket in (ASSET_BUCKET, PRIVATE_BUCKET):
+    for bucket in (asset_bucket, PRIVATE_BUCKET):
         try:
             client.create_bucket(Bucket=bucket)
         except client.exceptions.ClientError as exc:
@@ -153,9 +94,9 @@ def create_buckets(endpoint: str, *, prefix: str = "static") -> None:
                 raise
     policy = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{ASSET_BUCKET}/{prefix}/*",
+        "Resource": f"arn:aws:s3:::{asset_bucket}/{prefix}/*",
     }]}
-    client.put_bucket_policy(Bucket=ASSET_BUCKET, Policy=json.dumps(policy))
+    client.put_bucket_policy(Bucket=asset_bucket, Policy=json.dumps(policy))
 
 
 def deploy_static(endpoint: str, manifest_path: Path, static_dir: Path = ROOT / "static") -> None:
@@ -170,43 +111,6 @@ def deploy_static(endpoint: str, manifest_path: Path, static_dir: Path = ROOT / 
     ])
     if code != 0:
         raise RuntimeError(f"deploy failed with exit code {code}")
-
-
-@contextmanager
-def nginx_cdn(s3_endpoint: str, workdir: Path) -> Iterator[str]:
-    """Run nginx in the foreground as a caching proxy for the asset bucket."""
-    work = workdir / "nginx"
-    for sub in ("tmp", "cache"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(
-        work=work, port=port, origin=s3_endpoint.removeprefix("http://"), bucket=ASSET_BUCKET,
-        # As root, workers would drop to 'nobody', who cannot write our cache folder.
-        user="user root;" if os.geteuid() == 0 else "",
-    ))
-    startup_log = work / "startup.log"
-    with open(startup_log, "wb") as log_file:
-        process = subprocess.Popen(
-            [NGINX, "-c", str(conf), "-p", str(work), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL, stderr=log_file,
-        )
-    try:
-        try:
-            wait_for_port(port)
-        except RuntimeError:
-            process.kill()
-            process.wait(timeout=5)
-            raise RuntimeError(f"nginx did not start: {startup_log.read_text()}") from None
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGQUIT)  # graceful: finish in-flight requests
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
 
 
 @contextmanager
@@ -259,7 +163,8 @@ def running_stack(workdir: Path, *, cdn_enabled: bool = True,
         create_buckets(endpoint)
         manifest_path = workdir / "cdn-manifest.json"
         deploy_static(endpoint, manifest_path)
-        cdn_url = stack.enter_context(nginx_cdn(endpoint, workdir))
+        cdn_url = stack.enter_context(
+            cdn_servers.nginx_cdn(endpoint, workdir, bucket=ASSET_BUCKET))
         private_dir = workdir / "private"
         make_sample_private_image(private_dir)
         images_dir = workdir / "images"
