@@ -37,6 +37,7 @@ from .errors import ManifestError
 from .jsondoc import parse_document, whole_number
 from .keyrule import key_problem
 from .localfs import display_name, write_atomic
+from .vitemanifest import ViteManifest
 
 #: The newest format written; :data:`READABLE_VERSIONS` are all read.
 MANIFEST_VERSION = 3
@@ -119,6 +120,9 @@ class Entry:
 @dataclass(frozen=True)
 class Manifest:
     files: Mapping[str, Entry]
+    #: The chunks of a Vite build among the files (optional ``vite`` member; see
+    #: :mod:`pipeline.vitemanifest`), for tags naming an entry.
+    vite: ViteManifest | None = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -150,7 +154,11 @@ class Manifest:
     def json_document(self) -> dict[str, Any]:
         """What :func:`dump_json` encodes (a release adds its fields to it); the entries are
         turned into JSON objects one at a time as they are encoded, never all at once."""
-        return {"version": self.lowest_version(), "files": _EntryDocuments(self.files)}
+        document: dict[str, Any] = {"version": self.lowest_version(),
+                                    "files": _EntryDocuments(self.files)}
+        if self.vite is not None:  # an optional member: older readers ignore it
+            document["vite"] = self.vite.document()
+        return document
 
     def lowest_version(self) -> int:
         """The lowest format version that can express this manifest, so older readers keep
@@ -195,7 +203,9 @@ class Manifest:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ManifestError(f"{source}: entry {name!r} is malformed ({exc})") from exc
             _check_keys(entry, name, source)
-        return cls(files)
+        vite = document.get("vite")
+        return cls(files, None if vite is None else
+                   ViteManifest.from_document(vite, source=f"{source} (vite)"))
 
     @classmethod
     def load(cls, path: Path) -> Manifest:

@@ -20,10 +20,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 #: content-type table, URL quoting, validators, local files, path filters, the extras
 #: message, the bucket key layout, the transfer settings' ranges, the pyproject table reader,
 #: the strict JSON parser of documents, atomic writes, opening files below a folder without
-#: following links, reading walked files, the one rule for names and keys.
+#: following links, reading walked files, the one rule for names and keys, Vite's manifest.
 LEAVES = frozenset({"errors", "media_types", "urls", "validate", "localfs", "pathfilter",
                     "extras", "keys", "limits", "pyproject", "jsondoc", "atomic", "nofollow",
-                    "walked", "keyrule"})
+                    "walked", "keyrule", "vitemanifest"})
 
 #: Part -> the parts it may import. Imports flow one way: leaves -> manifest -> build ->
 #: release -> cli; manifest -> releasedoc -> serving, release; storage -> release, images;

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,6 +28,7 @@ from .linking import rewrite_all
 from .mounts import UrlRoots
 from .sourcemaps import is_js, is_map, link_maps
 from .textlinks import TextLinks, parse_texts
+from .vite import ViteOutput
 
 #: Files that get a Subresource Integrity value (``<script>``/``<link>`` targets).
 SRI_SUFFIXES = (".css", ".js", ".mjs")
@@ -63,6 +64,7 @@ def build(
     static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH,
     on_hashed: HashedCallback | None = None,
     texts: TextLinks | None = None,
+    vite: ViteOutput | None = None,
 ) -> Build:
     """Hash every file, rewrite CSS references and JS module specifiers to fingerprinted
     names, name every object.
@@ -74,13 +76,15 @@ def build(
     ``sourceMappingURL`` names it. ``on_hashed`` lets
     a deploy start uploading the files stored as they are (:func:`is_verbatim`) while
     the others are still being hashed. ``texts``: what :func:`check_before_hashing`
-    returned for these files, so their CSS/JS is not parsed twice.
+    returned for these files, so their CSS/JS is not parsed twice. ``vite``: the files
+    Vite named keep their names and bytes (:mod:`pipeline.build.vite`).
     """
     files = list(files)
     by_path = {item.logical_path: item for item in files}
     read = _reader(by_path)
+    keep = vite.keep if vite is not None else frozenset()
     if texts is None:
-        texts = parse_texts(by_path, read=read, static_url_path=static_url_path,
+        texts = parse_texts(_ours(by_path, keep), read=read, static_url_path=static_url_path,
                             known_plain=known_plain(files, cache))
     if strict:
         texts.refuse_if_broken()
@@ -88,7 +92,7 @@ def build(
     # Maps first: a CSS/JS name must cover the fingerprinted name of its map, and a map's
     # sources may name only files whose names depend on nothing (see sourcemaps).
     unstable = {p for p in by_path if is_css(p)} | texts.parsed.keys()
-    linked = link_maps(set(by_path), read=read, hashes=hashes, unstable=unstable)
+    linked = link_maps(_ours(by_path, keep), read=read, hashes=hashes, unstable=unstable)
     rewritten = rewrite_all(texts.parsed, linked.hashes)
     bodies = {**linked.bodies, **{path: done.content for path, done in rewritten.items()}}
     entries: dict[str, Entry] = {}
@@ -107,35 +111,39 @@ def build(
         body = bodies.get(path)
         digest = linked.hashes[path]
         if body is None and not _wants_integrity(path):
-            entries[path] = verbatim_entry(prefix, item, digest)
+            entries[path] = verbatim_entry(prefix, item, digest, named=path in keep)
             continue
         entries[path] = Entry(  # positional: twice as fast as keywords, once per file
-            object_key(prefix, hashed_name(path, digest)), digest,
+            object_key(prefix, _object_name(path, digest, named=path in keep)), digest,
             item.size if body is None else len(body), content_type,
             (_integrity(item, body, read, cache, plain=path in texts.plain)
              if _wants_integrity(path) else None),
         )
     # Strict mode refused the problems above; the removed map comments are only warnings.
     warnings = texts.warnings if strict else texts.all_warnings()
-    return Build(Manifest(entries), bodies, warnings)
+    return Build(Manifest(entries, vite.manifest if vite is not None else None), bodies,
+                 warnings)
 
 
 def check_before_hashing(files: Iterable[LocalFile], *, prefix: str, strict: bool,
                          static_url_path: str | UrlRoots | None = DEFAULT_STATIC_URL_PATH,
-                         cache: HashCache | None = None) -> TextLinks | None:
+                         cache: HashCache | None = None, keep: Collection[str] = frozenset()
+                         ) -> TextLinks | None:
     """Refuse what :func:`build` would refuse that needs no hash: an object key S3 would
     reject and, when ``strict``, a CSS/JS file that is not UTF-8 or whose reference or
     module specifier names a missing file. A deploy runs this
     before it uploads anything, even files it uploads while still hashing others. Returns
     the parsed CSS/JS (strict mode), for :func:`build` to reuse; scripts ``cache`` knows
-    as plain are not read (:func:`known_plain`)."""
+    as plain are not read (:func:`known_plain`). ``keep``: files Vite named, never parsed
+    (:mod:`pipeline.build.vite`)."""
     files = list(files)
     for item in files:
         check_key(prefix, item.logical_path)
     if not strict:
         return None
     by_path = {item.logical_path: item for item in files}
-    texts = parse_texts(by_path, read=_reader(by_path), static_url_path=static_url_path,
+    texts = parse_texts(_ours(by_path, keep), read=_reader(by_path),
+                        static_url_path=static_url_path,
                         known_plain=known_plain(files, cache) if cache is not None else ())
     texts.refuse_if_broken()
     return texts
@@ -191,11 +199,23 @@ def is_verbatim(logical_path: str) -> bool:
     return not (is_css(logical_path) or is_js(logical_path) or is_map(logical_path))
 
 
-def verbatim_entry(prefix: str, item: LocalFile, sha256_hex: str) -> Entry:
-    """The manifest entry of a file stored as it is (see :func:`is_verbatim`)."""
+def verbatim_entry(prefix: str, item: LocalFile, sha256_hex: str, *, named: bool = False
+                   ) -> Entry:
+    """The manifest entry of a file stored as it is (see :func:`is_verbatim`); ``named``:
+    its name carries a hash already (Vite's), so it is its key as it is."""
     path = item.logical_path
-    return Entry(object_key(prefix, hashed_name(path, sha256_hex)), sha256_hex, item.size,
-                 content_type_for(path))  # positional: twice as fast as keywords
+    return Entry(object_key(prefix, _object_name(path, sha256_hex, named=named)), sha256_hex,
+                 item.size, content_type_for(path))  # positional: twice as fast as keywords
+
+
+def _object_name(logical_path: str, sha256_hex: str, *, named: bool) -> str:
+    """The one rule: fingerprinted, unless the file was named by content already."""
+    return logical_path if named else hashed_name(logical_path, sha256_hex)
+
+
+def _ours(by_path: Mapping[str, LocalFile], keep: Collection[str]) -> Collection[str]:
+    """The files whose references the deploy links: all but Vite's (stored as written)."""
+    return [path for path in by_path if path not in keep] if keep else by_path.keys()
 
 
 def _reader(by_path: Mapping[str, LocalFile]) -> Callable[[str], bytes]:

@@ -123,6 +123,7 @@ def _repair(store: ReleaseStore, settings: Any, report: VerifyReport) -> RepairR
                   hash_cache_path=settings.hash_cache_path, strict=settings.strict,
                   static_url_path=settings.static_url_path,
                   allow_hard_links=settings.allow_hard_links,
+                  vite_manifest=settings.vite_manifest,
                   variant_cache=variant_cache_dir(settings.variant_cache,
                                                   settings.manifest_path))
 

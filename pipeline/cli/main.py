@@ -177,6 +177,9 @@ def _commands(ctx: click.Context) -> list[str]:
 @click.option("--allow-hard-links", is_flag=True, default=None,
               help="Deploy files with hard links whose other names are not in the static folder "
                    "(refused by default: a hard link can make any readable file look static).")
+@click.option("--vite-manifest", type=click.Path(dir_okay=False),
+              help="Vite's build manifest, when not at .vite/manifest.json in the static folder "
+                   "or a folder directly inside it [CDN_VITE_MANIFEST; default: found there].")
 @click.option("--dry-run", is_flag=True,
               help="Print the plan (new/unchanged per file, what is left out and why); upload and "
                    "write nothing.")
@@ -254,7 +257,7 @@ def _deploy_options(settings: DeploySettings) -> DeployOptions:
         filters=settings.filters, hash_cache_path=settings.hash_cache_path,
         variants=settings.variant_settings, variant_cache=settings.variant_cache,
         static_url_path=settings.static_url_path, mounts=settings.mounts,
-        allow_hard_links=settings.allow_hard_links,
+        allow_hard_links=settings.allow_hard_links, vite_manifest=settings.vite_manifest,
     )
 
 
@@ -286,9 +289,9 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
 #: Settings shown by --show-config, by option name; some fields are named differently.
 _SHOWN = ("app", "static_dir", "static_url_path", "bucket", "target_dir", "prefix", "endpoint_url",
           "region", "cdn_url", "manifest", "hash_cache", "assets", "workers", "max_attempts",
-          "strict", "allow_hard_links", "include", "exclude", "variants", "variant_widths",
-          "variant_formats", "variant_include", "variant_exclude", "variant_cache", "relist",
-          "unsafe_no_conditional_writes", "distribution_id")
+          "strict", "allow_hard_links", "vite_manifest", "include", "exclude", "variants",
+          "variant_widths", "variant_formats", "variant_include", "variant_exclude",
+          "variant_cache", "relist", "unsafe_no_conditional_writes", "distribution_id")
 _FIELDS = {"manifest": "manifest_path", "hash_cache": "hash_cache_path"}
 
 

@@ -82,6 +82,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_attempts", "--max-attempts", ("CDN_MAX_ATTEMPTS",), "int", DEFAULT_MAX_ATTEMPTS),
     Option("strict", "--no-strict", (), "bool", True),
     Option("allow_hard_links", "--allow-hard-links", (), "bool", False),
+    #: Vite's manifest when it is not found in the folders (pipeline.build.vite).
+    Option("vite_manifest", "--vite-manifest", ("CDN_VITE_MANIFEST",), "path"),
     Option("include", "--include", (), "patterns", ()),
     Option("exclude", "--exclude", (), "patterns", ()),
     # Responsive image variants (off unless asked for; see pipeline.build.variants).
@@ -146,6 +148,8 @@ class DeploySettings:
     #: Deploy files with hard links whose other names the walk did not meet (see
     #: :func:`pipeline.localfs.check_hard_links`): off, a hard link can publish any file.
     allow_hard_links: bool = False
+    #: Vite's manifest (``None``: found in the folders; see :mod:`pipeline.build.vite`).
+    vite_manifest: Path | None = None
     #: Option name -> where its value came from (``--bucket``, ``env CDN_BUCKET``, ...).
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: The ``pyproject.toml`` whose table was read, if any.
@@ -338,6 +342,7 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         exclude=value("exclude", _check_patterns),
         static_url_path=value("static_url_path", validate_static_url_path),
         allow_hard_links=bool(value("allow_hard_links")),
+        vite_manifest=value("vite_manifest"),
         sources={name: source for name, (_, source) in picked.items()},
         config_file=project.path if project is not None else None,
         variant_settings=_variant_settings(picked),

@@ -68,6 +68,7 @@ from .state import (
     set_defaults,
 )
 from .static import dev_static_view, install_url_for
+from .vite import install_vite
 
 
 class CDN:
@@ -107,6 +108,7 @@ class CDN:
             app.before_request(_reload_hook(state))
         install_pictures(app, state)
         install_importmap(app)
+        install_vite(app)
         from .commands import cdn_group
 
         app.cli.add_command(cdn_group)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import TracebackType
 
 from ..build.assemble import is_verbatim, verbatim_entry
@@ -103,8 +103,11 @@ class EarlyUploads:
 
     def __init__(self, storage: Storage, prefix: str, listing: Mapping[str, RemoteObject],
                  *, known_etags: Mapping[str, str], on_stored: ProgressCallback,
-                 before_first: Callable[[], None] = lambda: None) -> None:
+                 before_first: Callable[[], None] = lambda: None,
+                 keep: Collection[str] = frozenset()) -> None:
         self._before_first = before_first
+        #: Files named by content already (Vite's): their key is their name.
+        self._keep = keep
         self._prefix = prefix
         self._listing = listing
         self._known = known_etags
@@ -141,7 +144,8 @@ class EarlyUploads:
         """Queue ``item`` if it is stored as it is and the listing lacks its object."""
         if not is_verbatim(item.logical_path):
             return
-        entry = verbatim_entry(self._prefix, item, sha256_hex)
+        entry = verbatim_entry(self._prefix, item, sha256_hex,
+                               named=item.logical_path in self._keep)
         if already_stored(self._listing, entry, self._known):
             return
         self.queue([entry_upload(entry, item)])

@@ -20,6 +20,7 @@ from ..build.assemble import Build, build, check_before_hashing, file_stamp, nee
 from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts, git_blob_ids
 from ..build.textlinks import TextLinks
+from ..build.vite import ViteOutput, find_vite
 from ..localfs import Ignored, LocalFile, check_writable
 from ..manifest import Manifest
 from ..releasedoc import ReleaseDoc
@@ -57,6 +58,8 @@ class Prepared:
     cache_dir: Path
     #: Probe the store's conditional writes (once per bucket) before anything is written.
     probe: Callable[[], None]
+    #: A Vite build among the files (its files keep Vite's names), or ``None``.
+    vite: ViteOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,11 @@ def prepare(static_dir: Path, store: ReleaseStore, manifest_path: Path,
     cache = HashCache(options.hash_cache_path)
     blobs = git_blob_ids(folders)
     from_git = reuse_git_hashes(files, blobs, current.doc, cache)
+    vite = find_vite(folders, present={f.logical_path for f in files},
+                     manifest_path=options.vite_manifest)
     texts = check_before_hashing(files, prefix=store.prefix, strict=options.strict,
-                                 static_url_path=folders.url_roots, cache=cache)
+                                 static_url_path=folders.url_roots, cache=cache,
+                                 keep=vite.keep if vite is not None else frozenset())
     started = time.monotonic()
     listing = None
     if not options.dry_run and options.variants is None and _likely_new(files, cache, current):
@@ -102,7 +108,8 @@ def prepare(static_dir: Path, store: ReleaseStore, manifest_path: Path,
         folders, files, tuple(scan.ignored), current, cache, blobs, from_git, texts,
         dict(current.doc.etags) if current.doc else {}, started, listing, manifest_path,
         variant_cache_dir(options.variant_cache, manifest_path),
-        partial(store.require_conditional_writes, unsafe=options.unsafe_no_conditional_writes))
+        partial(store.require_conditional_writes, unsafe=options.unsafe_no_conditional_writes),
+        vite)
 
 
 def uploads_while_hashing(local: Prepared, store: ReleaseStore, observer: DeployObserver,
@@ -111,7 +118,8 @@ def uploads_while_hashing(local: Prepared, store: ReleaseStore, observer: Deploy
     if local.listing is None:
         return nullcontext(None)
     return EarlyUploads(store.storage, store.prefix, local.listing, known_etags=local.known,
-                        on_stored=observer.stored, before_first=local.probe)
+                        on_stored=observer.stored, before_first=local.probe,
+                        keep=local.vite.keep if local.vite is not None else frozenset())
 
 
 def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
@@ -120,7 +128,7 @@ def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
     the variants from the hashes."""
     built = build(local.files, prefix=store.prefix, cache=local.cache, strict=options.strict,
                   static_url_path=local.folders.url_roots, texts=local.texts,
-                  on_hashed=early.offer if early is not None else None)
+                  on_hashed=early.offer if early is not None else None, vite=local.vite)
     for warning in built.warnings:
         observer.warned(warning)
     manifest = built.manifest

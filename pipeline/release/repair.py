@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ..build.assemble import build
 from ..build.fingerprint import HashCache
+from ..build.mounts import Mounts
+from ..build.vite import find_vite
 from ..errors import DeployError
 from ..localfs import collect_files
 from ..storage.base import Storage, Upload
@@ -34,7 +36,7 @@ def repair(
     store: ReleaseStore, report: VerifyReport, *, static_dir: Path,
     hash_cache_path: Path | None, strict: bool = True,
     static_url_path: str = DEFAULT_STATIC_URL_PATH, allow_hard_links: bool = False,
-    variant_cache: Path | None = None,
+    variant_cache: Path | None = None, vite_manifest: Path | None = None,
 ) -> RepairResult:
     """Upload a correct copy of every object with a problem that a local file (or, for an
     image variant, the local variant cache ``variant_cache``) can supply."""
@@ -45,8 +47,10 @@ def repair(
     broken = {key: p for key, p in broken.items() if key not in {u.key for u in uploads}}
     cache = HashCache(hash_cache_path)
     files = collect_files(static_dir, allow_hard_links=allow_hard_links)
+    vite = find_vite(Mounts.single(static_dir, static_url_path),  # Vite's names, as deployed
+                     present={f.logical_path for f in files}, manifest_path=vite_manifest)
     built = build(files, prefix=store.prefix, cache=cache, strict=strict,
-                  static_url_path=static_url_path)
+                  static_url_path=static_url_path, vite=vite)
     sources = {f.logical_path: f for f in files}
     local = {entry.key: path for path, entry in built.manifest.files.items()}
     for key in sorted(broken):

@@ -48,6 +48,9 @@ class DeployOptions:
     mounts: Mounts | None = None
     #: Deploy files with hard links whose other names the walk did not meet.
     allow_hard_links: bool = False
+    #: Vite's manifest (``None``: found in the folders if there is one; see
+    #: :mod:`pipeline.build.vite`).
+    vite_manifest: Path | None = None
 
 
 @dataclass(frozen=True)
