@@ -23,6 +23,7 @@ from pipeline import CDN
 from pipeline.errors import ConfigError, ManifestError
 from pipeline.flaskext.pictures import picture, placeholder_style
 from pipeline.manifest import Entry, Manifest, Placeholder
+from tests.installed import InstalledTool
 from tests.test_pictures import parse
 
 WIDTHS = ["--variants", "--variant-widths", "160,320"]
@@ -65,7 +66,9 @@ def deploy(static: Path, build: Path, *extra: str) -> dict[str, Any]:
 
 
 def entries(build: Path) -> dict[str, Any]:
-    document = json.loads((build / "manifest.json").read_text())
+    manifest = build / "manifest.json"
+    document = json.loads((manifest if manifest.exists() else build / "cdn-manifest.json")
+                          .read_text())
     assert document["version"] == 3
     files: dict[str, Any] = document["files"]
     return files
@@ -249,3 +252,34 @@ def test_bad_settings_stop_init_app(tmp_path: Path, config: dict[str, object]) -
 def test_a_bad_placeholder_argument_is_an_error(tmp_path: Path) -> None:
     with app_with(tmp_path).test_request_context(), pytest.raises(ConfigError):
         picture("img/p.jpg", "p", placeholder="colour")
+
+
+RENDER = """
+from flask import Flask, render_template_string
+from pipeline import CDN
+
+app = Flask(__name__)
+app.config.update(CDN_URL="https://cdn.example.com")
+CDN(app)
+with app.test_request_context():
+    print(render_template_string(
+        "{{ picture('img/photo.jpg', 'p', placeholder='blur') }}\\n"
+        "{{ picture('img/cut.png', 'c', placeholder='blur') }}"))
+"""
+
+
+def test_installed_deploy_then_render_from_a_foreign_project(
+        installed: InstalledTool, project: Path) -> None:
+    make_static(project)
+    deployed = installed.run("cdn-deploy", "--variants", "--variant-widths", "160,320",
+                             "--variant-exclude", "img/cat.png", "--json", cwd=project)
+    assert deployed.returncode == 0 and "Traceback" not in deployed.stderr, deployed.stderr
+    stored = entries(project / "build")["img/photo.jpg"]["placeholder"]
+    (project / "render.py").write_text(RENDER)
+    rendered = installed.run("python", "render.py", cwd=project)
+    assert rendered.returncode == 0 and "Traceback" not in rendered.stderr, rendered.stderr
+    photo, cut = rendered.stdout.strip().splitlines()
+    style = str(img_of(photo)["style"])
+    assert style.startswith(f"background:{stored['color']} url(\"data:image/svg+xml,")
+    assert stored["preview"] in style
+    assert "style" not in img_of(cut)  # transparent: nothing painted behind it

@@ -724,3 +724,20 @@ def test_public_upload_gets_variants_shown_with_picture(client: FlaskClient,
     # a private upload stays whole: no variants next to it
     upload(client, buffer.getvalue(), "secret.jpg", visibility="private")
     assert not (tmp_path / "private" / "_v").exists()
+
+
+def test_a_private_image_never_gets_a_placeholder(client: FlaskClient) -> None:
+    """A preview, even blurred, is the image's content: a page must never carry one of a
+    private image. The static photos on the same page get theirs (so the check is real)."""
+    log_in(client)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 40), (203, 17, 101)).save(buffer, "JPEG", quality=95)
+    private = upload_new(client, buffer.getvalue(), "secret.jpg", visibility="private")
+    html = client.get("/").get_data(as_text=True)
+    tags = re.findall(r"<img [^>]*>", html)
+    private_tag = next(tag for tag in tags if f'src="{private}"' in tag)
+    assert "style=" not in private_tag and "class=" not in private_tag
+    painted = [tag for tag in tags if 'style="background-color:#' in tag]
+    assert len(painted) >= 5  # the demo's photos
+    assert not re.search(r"#c[0-9a-f]1[0-9a-f]6[0-9a-f]", html)  # nothing near (203, 17, 101)
+    assert "data:image" not in html
