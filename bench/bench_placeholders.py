@@ -48,12 +48,13 @@ def median_cpu(work: Callable[[], object], rounds: int) -> float:
 
 
 def deploy_cost(photo: Path, rounds: int) -> dict[str, Any]:
+    from flask import Flask
+
     from pipeline.build.fingerprint import hash_file
     from pipeline.build.variant_codec import encode_source, probe
     from pipeline.build.variant_placeholder import placeholder_of
     from pipeline.build.variants import plan_variants
     from pipeline.flaskext.pictures import app_variant_settings
-    from flask import Flask
 
     settings, _ = app_variant_settings(Flask("bench", root_path=str(ROOT)))
     specs = plan_variants(hash_file(photo), probe(photo, settings), settings)
