@@ -116,6 +116,17 @@ def parse_duration(value: str, what: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
 
 
+def parse_budget(value: Any, what: str) -> timedelta:
+    """A time budget: ``90s``, ``15m``, ``1h`` or ``0`` (nothing). Unlike
+    :func:`parse_duration` (``--grace``, in days by default) a bare number other than 0 is
+    refused: for a budget, seconds and days are both plausible readings."""
+    text = str(value).strip()
+    if text == "0" or (_DURATION_RE.match(text) and not text.isdigit()):
+        return parse_duration(text, what)
+    raise ConfigError(f"{what} {value!r} is not a duration: use e.g. 90s, 15m, 1h, or 0 "
+                      "(encode nothing)")
+
+
 def format_duration(period: timedelta) -> str:
     """A duration the way one is written (``1m``, ``36h``, ``7d``): the largest unit of
     :func:`parse_duration` that divides it exactly, so ``--grace 1m`` is echoed as ``1m``."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from ..localfs import StrPath
@@ -27,6 +29,18 @@ class EncodeJob:
     specs: tuple[VariantSpec, ...]
     #: Make the source's placeholder in the same job.
     placeholder: bool = False
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """What :func:`encode_within` finished, and the jobs it stopped when the deadline came."""
+
+    results: tuple[EncodeResult, ...]
+    #: Jobs running at the deadline, whose workers were killed: each may have left some of
+    #: its variants (complete: every file is renamed into place) and temporary files.
+    abandoned: tuple[EncodeJob, ...] = ()
+    #: The deadline came before every job was done (abandoned or never started).
+    stopped: bool = False
 
 
 def default_workers() -> int:
@@ -46,42 +60,91 @@ def encode_many(jobs: Iterable[EncodeJob], *, settings: VariantSettings, out_dir
     memory stays bounded by a few decoded images however many files there are. ``progress`` is
     called in this process after each source. The first failure cancels what has not started and
     is raised (an :class:`~pipeline.errors.ImageSourceError` names the file)."""
+    return list(encode_within(jobs, settings=settings, out_dir=out_dir, deadline=None,
+                              workers=workers, max_in_flight=max_in_flight,
+                              progress=progress).results)
+
+
+def encode_within(jobs: Iterable[EncodeJob], *, settings: VariantSettings, out_dir: Path,
+                  deadline: float | None, workers: int | None = None,
+                  max_in_flight: int | None = None,
+                  progress: Callable[[EncodeResult], None] | None = None) -> Encoded:
+    """:func:`encode_many` that stops at ``deadline`` (a ``time.monotonic()`` value; ``None``:
+    never): no job starts after it, and the workers of jobs still running are killed, so
+    encoding never outlasts the deadline by more than the time a kill takes, whatever the size
+    of the image in flight."""
     workers = workers or default_workers()
     limit = max(1, max_in_flight or 2 * workers)
     results: list[EncodeResult] = []
+    pending: dict[Future[EncodeResult], EncodeJob] = {}
+    queue = iter(jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=limit_threads) as pool:
-        pending: set[Future[EncodeResult]] = set()
-        try:
-            for future in _bounded(pool, iter(jobs), pending, limit, settings, out_dir):
-                result = future.result()
-                results.append(result)
-                if progress is not None:
-                    progress(result)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-    return results
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=limit_threads)
+    try:
+        for future in _bounded(pool, queue, pending, limit, settings, out_dir, deadline):
+            result = future.result()
+            results.append(result)
+            if progress is not None:
+                progress(result)
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    stopped = bool(pending) or next(queue, None) is not None
+    if pending:
+        _kill_workers(pool)
+    pool.shutdown(wait=True, cancel_futures=True)
+    _remove_temporaries(out_dir, pending.values())
+    return Encoded(tuple(results), tuple(pending.values()), stopped)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's processes: a running job cannot be cancelled, and a codec call does not
+    return to Python until it is done, so a SIGTERM handled in Python would wait for it.
+    ``_processes`` is private, but the only handle on them before Python 3.14's
+    ``kill_workers()``."""
+    kill = getattr(pool, "kill_workers", None)
+    if kill is not None:
+        kill()
+        return
+    processes: dict[int, BaseProcess] = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.kill()
+
+
+def _remove_temporaries(out_dir: Path, jobs: Iterable[EncodeJob]) -> None:
+    """Delete the temporary files killed workers were writing (``.<name>.<random>.tmp`` beside
+    each variant, see :func:`pipeline.atomic.replacing`); only those of these jobs' keys, as
+    another process (the development route) may be writing into the same folder."""
+    for job in jobs:
+        for spec in job.specs:
+            target = out_dir / spec.key
+            for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
 
 
 def _bounded(pool: ProcessPoolExecutor, jobs: Iterator[EncodeJob],
-             pending: set[Future[EncodeResult]], limit: int, settings: VariantSettings,
-             out_dir: Path) -> Iterator[Future[EncodeResult]]:
-    """Keep up to ``limit`` jobs submitted; yield each future as it completes."""
+             pending: dict[Future[EncodeResult], EncodeJob], limit: int,
+             settings: VariantSettings, out_dir: Path,
+             deadline: float | None) -> Iterator[Future[EncodeResult]]:
+    """Keep up to ``limit`` jobs submitted; yield each future as it completes; return at the
+    deadline, leaving the jobs still running in ``pending``."""
     exhausted = False
     while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
         while not exhausted and len(pending) < limit:
             job = next(jobs, None)
             if job is None:
                 exhausted = True
                 break
-            pending.add(pool.submit(encode_source, job.path, job.specs, settings,
-                                    out_dir=out_dir, placeholder=job.placeholder))
+            pending[pool.submit(encode_source, job.path, job.specs, settings,
+                                out_dir=out_dir, placeholder=job.placeholder)] = job
         if not pending:
             return
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        done, _ = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
         for future in done:
-            pending.discard(future)
+            del pending[future]
             yield future

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -22,7 +23,7 @@ from ..errors import ConfigError, DeployError, PipelineError
 from ..limits import ATTEMPTS_RANGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_WORKERS, WORKERS_RANGE
 from ..media_types import MANIFEST_MAX_AGE
 from ..pyproject import read_project_config, search_pyproject
-from ..validate import validate_static_url_path
+from ..validate import format_duration, validate_static_url_path
 from .settings import (
     TABLE_KEYS,
     DeploySettings,
@@ -31,6 +32,7 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
+    from ..release.result import DeployOptions
     from ..storage import Storage
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,6 +94,76 @@ INVALIDATE_OPTION = click.option(
     "--invalidate", "distribution_id", metavar="DISTRIBUTION_ID",
     help="After publishing, invalidate the manifest path (only) on this CloudFront distribution.",
 )
+
+
+VARIANT_BUDGET_OPTION = click.option(
+    "--variant-budget", metavar="DURATION",
+    help="Encode image variants for at most this long (90s, 15m, 1h; 0: none), then publish: "
+         "images left without variants show their original until a later run encodes them "
+         "[CDN_VARIANT_BUDGET; default: no limit].")
+
+
+#: The options that choose and read the files (the deploy's and the variants command's).
+APP_OPTIONS: list[_Decorator] = [
+    click.option("--app", metavar="MODULE:FACTORY",
+                 help="Deploy this Flask app's static folder and every blueprint's, each under "
+                      "the URL path Flask serves it at (as flask --app loads it)."),
+    click.option("--hash-cache", type=click.Path(dir_okay=False),
+                 help="Hash cache file [default: build/.cdn-hash-cache.json]."),
+    click.option("--no-hash-cache", is_flag=True, help="Re-hash every file."),
+]
+FILTER_OPTIONS: list[_Decorator] = [
+    click.option("--include", multiple=True, metavar="GLOB",
+                 help="Deploy only files matching GLOB (repeatable; gitignore-like, '**' for any "
+                      "folders)."),
+    click.option("--exclude", multiple=True, metavar="GLOB",
+                 help="Leave out files and folders matching GLOB (repeatable; e.g. '*.psd', "
+                      "'drafts/')."),
+]
+#: How variants are made, where they are cached and for how long they are encoded.
+VARIANT_OPTIONS: list[_Decorator] = [
+    click.option("--variant-widths", metavar="W,W,...",
+                 help="Variant widths in px [default: 320,640,960,1280,1920,2560]."),
+    click.option("--variant-formats", metavar="F,F",
+                 help="Modern variant formats among avif,webp [default: avif,webp]."),
+    click.option("--variant-include", multiple=True, metavar="GLOB",
+                 help="Make variants only of images matching GLOB (repeatable) [default: all]."),
+    click.option("--variant-exclude", multiple=True, metavar="GLOB",
+                 help="Make no variants of images matching GLOB (repeatable)."),
+    click.option("--variant-cache", type=click.Path(file_okay=False),
+                 help="Folder of encoded variants, by key [CDN_VARIANT_CACHE; default: "
+                      "build/variants]."),
+    VARIANT_BUDGET_OPTION,
+]
+CHECK_OPTIONS: list[_Decorator] = [
+    click.option("--no-strict", is_flag=True,
+                 help="A CSS url() to a missing file is a warning, not an error."),
+    click.option("--allow-hard-links", is_flag=True, default=None,
+                 help="Deploy files with hard links whose other names are not in the static "
+                      "folder (refused by default: a hard link can make any readable file look "
+                      "static)."),
+]
+
+
+def stacked(*decorators: _Decorator) -> Callable[[F], F]:
+    """Apply ``decorators`` as if written one above the other in this order (help lists
+    options in that order)."""
+
+    def decorate(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return decorate
+
+
+def images_left_line(images: tuple[str, ...], variants: int, budget: timedelta | None) -> str:
+    """The line that says what the budget left for the next run (one source for the deploy's
+    and the shard command's output)."""
+    spent = f"the --variant-budget of {format_duration(budget)}" if budget else "the budget"
+    return (f"{len(images)} image(s) left without variants ({variants} variant(s), first: "
+            f"{images[0]}): {spent} ran out; they show their original until the next run "
+            "encodes them")
 
 
 UNSAFE_WRITES_OPTION = click.option(
@@ -223,6 +295,22 @@ def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, qui
         run.note(f"Using the embedded default: no bucket configured (--bucket / CDN_BUCKET), "
                  f"{action} local folder {str(run.settings.embedded_dir)!r}")
     return run
+
+
+def deploy_options(settings: DeploySettings) -> DeployOptions:
+    """The deploy's switches, from the resolved settings."""
+    from ..release.result import DeployOptions
+
+    return DeployOptions(
+        dry_run=settings.dry_run, strict=settings.strict, relist=settings.relist,
+        unsafe_no_conditional_writes=settings.unsafe_no_conditional_writes,
+        filters=settings.filters, hash_cache_path=settings.hash_cache_path,
+        variants=settings.variant_settings, variant_cache=settings.variant_cache,
+        variant_budget=(settings.variant_budget.total_seconds()
+                        if settings.variant_budget is not None else None),
+        static_url_path=settings.static_url_path, mounts=settings.mounts,
+        allow_hard_links=settings.allow_hard_links, vite_manifest=settings.vite_manifest,
+    )
 
 
 def open_storage(settings: DeploySettings) -> Storage:

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,27 +28,35 @@ from ..errors import ConfigError, Interrupted, PipelineError
 from ..localfs import printable_name
 from ..pyproject import TABLE_NAME
 from ..urls import cdn_url, redact_url
+from ..validate import format_duration
 from .common import (
+    APP_OPTIONS,
     CDN_URL_OPTION,
+    CHECK_OPTIONS,
+    FILTER_OPTIONS,
     INVALIDATE_OPTION,
     MANIFEST_OPTION,
     STATIC_DIR_OPTION,
     STATIC_URL_PATH_OPTION,
     UNSAFE_WRITES_OPTION,
+    VARIANT_OPTIONS,
     WORKERS_OPTION,
     Run,
     common_options,
+    deploy_options,
+    images_left_line,
     invalidate_after_publish,
     open_storage,
     program,
     resolve_for,
+    stacked,
     start_run,
 )
 from .interrupt import EXIT_INTERRUPTED, GUARD
 from .settings import OPTIONS_BY_NAME, DeploySettings, describe_source
 
 if TYPE_CHECKING:
-    from ..release.result import DeployOptions, DeployResult
+    from ..release.result import DeployResult
     from ..storage import Storage
 
 __all__ = ["cli", "deploy_command", "main", "open_storage", "run"]
@@ -88,6 +97,9 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
         "encoded": result.encoded,
         "restored": len(result.restored),
         "variant_uploads": counts.variants,
+        "images_left": len(result.images_left),
+        "variants_left": result.variants_left,
+        "encode_seconds": round(result.encode_seconds, 3),
     }
 
 
@@ -142,41 +154,16 @@ def _commands(ctx: click.Context) -> list[str]:
 @click.command(cls=DeployCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @common_options(WORKERS_OPTION, STATIC_DIR_OPTION, STATIC_URL_PATH_OPTION, MANIFEST_OPTION,
                 CDN_URL_OPTION)
-@click.option("--app", metavar="MODULE:FACTORY",
-              help="Deploy this Flask app's static folder and every blueprint's, each under the "
-                   "URL path Flask serves it at (as flask --app loads it).")
-@click.option("--hash-cache", type=click.Path(dir_okay=False),
-              help="Hash cache file [default: build/.cdn-hash-cache.json].")
-@click.option("--no-hash-cache", is_flag=True, help="Re-hash every file.")
+@stacked(*APP_OPTIONS)
 @click.option("--assets", type=click.Path(dir_okay=False),
               help="Python file whose BUNDLES (webassets) are built into the static folder first "
                    "[CDN_ASSETS; default: none].")
 @click.option("--no-assets", is_flag=True, help="Build no bundles, even if configured.")
-@click.option("--include", multiple=True, metavar="GLOB",
-              help="Deploy only files matching GLOB (repeatable; gitignore-like, '**' for any "
-                   "folders).")
-@click.option("--exclude", multiple=True, metavar="GLOB",
-              help="Leave out files and folders matching GLOB (repeatable; e.g. '*.psd', "
-                   "'drafts/').")
+@stacked(*FILTER_OPTIONS)
 @click.option("--variants/--no-variants", default=None,
               help="Make responsive image variants (AVIF, WebP, a JPEG/PNG fallback per width) of "
                    "raster images [default: off].")
-@click.option("--variant-widths", metavar="W,W,...",
-              help="Variant widths in px [default: 320,640,960,1280,1920,2560].")
-@click.option("--variant-formats", metavar="F,F",
-              help="Modern variant formats among avif,webp [default: avif,webp].")
-@click.option("--variant-include", multiple=True, metavar="GLOB",
-              help="Make variants only of images matching GLOB (repeatable) [default: all].")
-@click.option("--variant-exclude", multiple=True, metavar="GLOB",
-              help="Make no variants of images matching GLOB (repeatable).")
-@click.option("--variant-cache", type=click.Path(file_okay=False),
-              help="Folder of encoded variants, by key [CDN_VARIANT_CACHE; default: "
-                   "build/variants].")
-@click.option("--no-strict", is_flag=True,
-              help="A CSS url() to a missing file is a warning, not an error.")
-@click.option("--allow-hard-links", is_flag=True, default=None,
-              help="Deploy files with hard links whose other names are not in the static folder "
-                   "(refused by default: a hard link can make any readable file look static).")
+@stacked(*VARIANT_OPTIONS, *CHECK_OPTIONS)
 @click.option("--vite-manifest", type=click.Path(dir_okay=False),
               help="Vite's build manifest, when not at .vite/manifest.json in the static folder "
                    "or a folder directly inside it [CDN_VITE_MANIFEST; default: found there].")
@@ -224,7 +211,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
     GUARD.when_interrupted(reporter.stop)  # workers still finishing must not redraw the bar
     result = deploy(static_dir=settings.static_dir, store=ReleaseStore(storage, settings.prefix),
                     manifest_path=settings.manifest_path, observer=reporter,
-                    options=_deploy_options(settings))
+                    options=deploy_options(settings))
     # Past this point "nothing was published" would be false, also for the watchdog.
     published = Interrupted(f"interrupted after release {result.release_id} was published; "
                             "the CloudFront invalidation may not have been sent")
@@ -245,20 +232,6 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         # The deploy is done; only its reader left (``| head``). Silence stdout so the
         # interpreter's last flush cannot fail, and exit 0: nothing failed.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _deploy_options(settings: DeploySettings) -> DeployOptions:
-    """The deploy's switches, from the resolved settings."""
-    from ..release.result import DeployOptions
-
-    return DeployOptions(
-        dry_run=settings.dry_run, strict=settings.strict, relist=settings.relist,
-        unsafe_no_conditional_writes=settings.unsafe_no_conditional_writes,
-        filters=settings.filters, hash_cache_path=settings.hash_cache_path,
-        variants=settings.variant_settings, variant_cache=settings.variant_cache,
-        static_url_path=settings.static_url_path, mounts=settings.mounts,
-        allow_hard_links=settings.allow_hard_links, vite_manifest=settings.vite_manifest,
-    )
 
 
 def _show_config(settings: DeploySettings, as_json: bool) -> None:
@@ -291,14 +264,15 @@ _SHOWN = ("app", "static_dir", "static_url_path", "bucket", "target_dir", "prefi
           "region", "cdn_url", "manifest", "hash_cache", "assets", "workers", "max_attempts",
           "strict", "allow_hard_links", "vite_manifest", "include", "exclude", "variants",
           "variant_widths", "variant_formats", "variant_include", "variant_exclude",
-          "variant_cache", "relist", "unsafe_no_conditional_writes", "distribution_id")
+          "variant_cache", "variant_budget", "relist", "unsafe_no_conditional_writes",
+          "distribution_id")
 _FIELDS = {"manifest": "manifest_path", "hash_cache": "hash_cache_path"}
 
 
 def _setting(settings: DeploySettings, name: str) -> Any:
     """A setting's value for --show-config; the variant ones read from the validated settings."""
     variants = settings.variant_settings
-    if name.startswith("variant_") and name != "variant_cache":
+    if name.startswith("variant_") and name not in ("variant_cache", "variant_budget"):
         if variants is None:
             return None
         return getattr(variants, name.removeprefix("variant_"))
@@ -306,6 +280,8 @@ def _setting(settings: DeploySettings, name: str) -> Any:
 
 
 def _display_value(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return format_duration(value)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple):
@@ -384,6 +360,9 @@ def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
     if settings.variants:
         click.echo(f"Image variants: {result.encoded} encoded, {counts.variants} "
                    f"uploaded ({format_size(counts.variant_bytes)})")
+        if result.images_left:
+            click.echo(images_left_line(result.images_left, result.variants_left,
+                                        settings.variant_budget))
     click.echo(f"Manifest: {result.manifest_path} (published as {result.manifest_key})")
     if result.new_release or result.previous_release:
         click.echo(f"Release: {result.release_id} (new release; previous: "
@@ -417,6 +396,7 @@ LAZY_COMMANDS = {
     "prune": "pipeline.cli.commands:prune_command",
     "private": "pipeline.cli.commands:private_command",
     "serve": "pipeline.cli.serve:serve_command",
+    "variants": "pipeline.cli.variants:variants_command",
 }
 COMMAND_NAMES = frozenset({"deploy", *LAZY_COMMANDS})
 

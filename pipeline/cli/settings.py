@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..pyproject import ProjectConfig
 from ..validate import (
     DEFAULT_MANIFEST_PATH,
     DEFAULT_STATIC_URL_PATH,
+    parse_budget,
     validate_bucket,
     validate_int,
     validate_prefix,
@@ -93,6 +95,8 @@ OPTIONS: tuple[Option, ...] = (
     #: Encoded variants by key; the Flask extension's dev route caches into the same folder.
     Option("variant_cache", "--variant-cache", ("CDN_VARIANT_CACHE",), "path",
            DEFAULT_VARIANT_CACHE),
+    #: Encoding time after which the deploy publishes what it has (``15m``; ``None``: no limit).
+    Option("variant_budget", "--variant-budget", ("CDN_VARIANT_BUDGET",)),
     # The deploy's and rollback's switches: settings like the rest, so --show-config and the
     # pyproject table see them (a table may keep --relist on for a bucket with a lifecycle rule).
     Option("relist", "--relist", (), "bool", False),
@@ -157,6 +161,8 @@ class DeploySettings:
     #: Make responsive variants of raster images (``None``: off), validated up front.
     variant_settings: VariantSettings | None = None
     variant_cache: Path | None = None
+    #: Encoding stops after this long; the rest is left to the next run (``None``: no limit).
+    variant_budget: timedelta | None = None
     #: The Flask app whose folders are deployed (``module:factory``), if any.
     app: str | None = None
     #: The app's static folder plus each blueprint's, when an app is deployed and has
@@ -347,6 +353,7 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         config_file=project.path if project is not None else None,
         variant_settings=_variant_settings(picked),
         variant_cache=value("variant_cache"),
+        variant_budget=value("variant_budget", parse_budget, "variant budget"),
         app=value("app"),
         embedded_dir=embedded_dir,
         relist=bool(value("relist")),

@@ -41,6 +41,9 @@ class DeployOptions:
     #: (``None``: ``variants/`` beside the local manifest).
     variants: VariantSettings | None = None
     variant_cache: Path | None = None
+    #: Seconds of encoding after which no encode starts and running ones stop (``None``: no
+    #: limit); images left without variants are published with their originals.
+    variant_budget: float | None = None
     #: Where the app serves the static folder (a CSS ``url(/static/...)`` names a file in it).
     static_url_path: str = DEFAULT_STATIC_URL_PATH
     #: Several folders deployed as one (an app's and its blueprints'); ``None``: the one
@@ -87,6 +90,12 @@ class DeployResult:
     #: Keys the release current at the start names that were missing from the bucket
     #: (deleted behind its back) and that this run uploaded again.
     restored: tuple[str, ...] = ()
+    #: Images whose variants are not all stored yet (the variant budget ran out): the
+    #: release names none of their variants; the next run continues. And how many of
+    #: their variants are missing, and the seconds spent encoding.
+    images_left: tuple[str, ...] = ()
+    variants_left: int = 0
+    encode_seconds: float = 0.0
 
     @property
     def uploaded(self) -> int:

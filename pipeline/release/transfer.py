@@ -9,19 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-from ..build.variants import VariantSettings
 from ..manifest import Manifest
 from ..storage.base import RemoteObject, Upload
 from .confirm import DeployObserver, checked, upload_all
 from .early import EarlyUploads
-from .placeholder_step import remember_placeholders
 from .plan import Plan, PlannedFile, entry_upload, plan_deploy
 from .prepare import Hashed, Prepared, is_current
 from .result import DeployOptions, DeployResult
 from .store import ReleaseStore
-from .variant_step import VariantPlan, encode_missing, find_missing, uploads_for, with_variants
+from .variant_phase import variant_phase
 
 
 @dataclass(frozen=True)
@@ -67,12 +64,17 @@ def plan(local: Prepared, hashed: Hashed, store: ReleaseStore, options: DeployOp
     result = _result(local, hashed.manifest, planned, store, existing, options)
     manifest, variant_uploads = hashed.manifest, list[Upload]()
     if hashed.vplan is not None:
-        manifest, variant_uploads, encoded = _variants(
-            hashed.vplan, hashed.built.manifest, existing, local.cache_dir, options.variants,
-            observer, dry_run=options.dry_run)
-        result = replace(result, manifest=manifest, encoded=encoded,
+        assert options.variants is not None
+        made = variant_phase(hashed.vplan, hashed.built.manifest, existing,
+                             cache_dir=local.cache_dir, settings=options.variants,
+                             observer=observer, dry_run=options.dry_run,
+                             budget=options.variant_budget)
+        manifest, variant_uploads = made.manifest, list(made.uploads)
+        result = replace(result, manifest=manifest, encoded=made.encoded,
                          variant_uploads=len(variant_uploads),
-                         variant_bytes=sum(u.size for u in variant_uploads))
+                         variant_bytes=sum(u.size for u in variant_uploads),
+                         images_left=made.images_left, variants_left=made.variants_left,
+                         encode_seconds=made.encode_seconds)
     if options.dry_run:  # what the real run would do: publish unless this is the current release
         result = replace(result, new_release=not is_current(local.current, manifest))
         return Planned(local, hashed, manifest, planned, existing, started, result, [], {})
@@ -108,26 +110,6 @@ def _result(local: Prepared, manifest: Manifest, planned: Plan, store: ReleaseSt
         current_is_rollback=bool(current and ids and ids[-1] > current),
         hashes_from_git=local.hashes_from_git,
     )
-
-
-def _variants(
-    vplan: VariantPlan, manifest: Manifest, existing: dict[str, RemoteObject], cache_dir: Path,
-    settings: VariantSettings | None, observer: DeployObserver, *, dry_run: bool,
-) -> tuple[Manifest, list[Upload], int]:
-    """Find the variants the listing lacks, encode those not cached (not on a dry run), and
-    return the manifest with every source's variants, their uploads and the encode count."""
-    assert settings is not None
-    missing = find_missing(vplan, existing, cache_dir)
-    observer.encoding(len(missing.encode), missing.encode_count, dry_run=dry_run)
-    if dry_run:
-        return manifest, [], missing.encode_count
-    encoded, made = encode_missing(missing, settings, cache_dir, on_encoded=observer.encoded)
-    remember_placeholders(cache_dir, made)
-    uploads = uploads_for(vplan, missing, cache_dir)
-    observer.variants_ready(len(uploads), sum(upload.size for upload in uploads))
-    sizes = {key: remote.size for key, remote in existing.items()}
-    sizes.update((upload.key, upload.size) for upload in uploads)
-    return with_variants(manifest, vplan, sizes, made), uploads, encoded
 
 
 def _upload_for(item: PlannedFile, bodies: Mapping[str, bytes]) -> Upload:

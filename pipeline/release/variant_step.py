@@ -194,14 +194,17 @@ def known_sizes(manifest: Manifest | None) -> dict[str, int]:
 
 def find_missing(plan: VariantPlan, existing: Mapping[str, RemoteObject],
                  cache_dir: Path) -> Missing:
-    """The planned keys not in the listing, split into cached locally and to be encoded."""
+    """The planned keys not in the listing, split into cached locally and to be encoded; a key
+    two sources share (the same bytes under two names) is taken once."""
     encode: list[tuple[SourcePlan, tuple[VariantSpec, ...]]] = []
     cached: list[VariantSpec] = []
+    claimed: set[str] = set()
     for source in plan.sources:
         todo = []
         for spec in source.specs:
-            if plan.key(spec) in existing:
+            if plan.key(spec) in existing or spec.key in claimed:
                 continue
+            claimed.add(spec.key)
             if (cache_dir / spec.key).is_file():
                 cached.append(spec)
             else:
@@ -212,13 +215,16 @@ def find_missing(plan: VariantPlan, existing: Mapping[str, RemoteObject],
 
 
 def encode_missing(missing: Missing, settings: VariantSettings, cache_dir: Path, *,
+                   deadline: float | None = None,
                    on_encoded: Callable[[str, int, int], None] | None = None,
                    ) -> tuple[int, dict[str, Placeholder]]:
-    """Encode what is missing into ``cache_dir`` on every core, and make the placeholders
-    not known yet; returns the variants written and the placeholders made, by content hash."""
+    """Encode what is missing into ``cache_dir`` on every core, stopping at ``deadline`` (see
+    :func:`pipeline.build.variant_pool.encode_within`), and make the placeholders not known
+    yet; returns the variants now in the cache (those of jobs stopped half-way too: each file
+    is complete once it has its name) and the placeholders made, by content hash."""
     if not missing.encode:
         return 0, {}
-    from ..build.variant_pool import EncodeJob, encode_many
+    from ..build.variant_pool import EncodeJob, encode_within
 
     names = {str(source.path): source.logical_path for source, _ in missing.encode}
     total, done = len(missing.encode), 0
@@ -231,33 +237,51 @@ def encode_missing(missing: Missing, settings: VariantSettings, cache_dir: Path,
 
     jobs = [EncodeJob(source.path, specs, source.needs_placeholder)
             for source, specs in missing.encode]
-    results = encode_many(jobs, settings=settings, out_dir=cache_dir, progress=progress)
+    results = encode_within(jobs, settings=settings, out_dir=cache_dir, deadline=deadline,
+                            progress=progress).results
     digests = {str(source.path): source.digest for source, _ in missing.encode}
     made = {digests[result.source]: result.placeholder for result in results
             if result.placeholder is not None}
-    return sum(len(result.written) for result in results), made
+    written = sum((cache_dir / spec.key).is_file()
+                  for _, specs in missing.encode for spec in specs)
+    return written, made
 
 
 def uploads_for(plan: VariantPlan, missing: Missing, cache_dir: Path) -> list[Upload]:
-    """One immutable upload per missing variant, from the local cache."""
+    """One immutable upload per missing variant now in the local cache (after a budget ran
+    out, some are not)."""
     specs = [*missing.cached, *(spec for _, specs in missing.encode for spec in specs)]
-    return [Upload(key=plan.key(spec), source=cache_dir / spec.key,
-                   size=(cache_dir / spec.key).stat().st_size, content_type=spec.content_type,
-                   cache_control=IMMUTABLE_CACHE_CONTROL)
-            for spec in specs]
+    uploads = []
+    for spec in specs:
+        try:
+            size = (cache_dir / spec.key).stat().st_size
+        except FileNotFoundError:
+            continue
+        uploads.append(Upload(key=plan.key(spec), source=cache_dir / spec.key, size=size,
+                              content_type=spec.content_type,
+                              cache_control=IMMUTABLE_CACHE_CONTROL))
+    return uploads
 
 
 def with_variants(manifest: Manifest, plan: VariantPlan, sizes: Mapping[str, int],
                   made: Mapping[str, Placeholder] | None = None) -> Manifest:
-    """``manifest`` with each planned source's width, height, variants (sizes by full key;
-    every planned key must have one) and placeholder (known, or in ``made`` by hash)."""
+    """``manifest`` with each planned source's width and height, and its variants (sizes by
+    full key) and placeholder (known, or in ``made`` by hash) when every variant has a size; a
+    source still lacking some gets neither yet, so pages show its original
+    (:func:`pipeline.flaskext.pictures.picture` gives it a plain ``<img>``)."""
     files: dict[str, Entry] = dict(manifest.files)
     for source in plan.sources:
+        complete = is_complete(plan, source, sizes)
         variants = tuple(Variant(plan.key(s), s.width, s.height, s.content_type,
-                                 sizes[plan.key(s)]) for s in source.specs)
+                                 sizes[plan.key(s)]) for s in source.specs) if complete else ()
         placeholder = source.placeholder or (made or {}).get(source.digest)
         files[source.logical_path] = replace(files[source.logical_path], width=source.width,
                                              height=source.height, variants=variants,
-                                             placeholder=placeholder if source.wants_placeholder
-                                             else None)
+                                             placeholder=placeholder
+                                             if source.wants_placeholder and complete else None)
     return Manifest(files)
+
+
+def is_complete(plan: VariantPlan, source: SourcePlan, sizes: Mapping[str, int]) -> bool:
+    """Whether every planned variant of ``source`` is stored (has a size)."""
+    return all(plan.key(spec) in sizes for spec in source.specs)
