@@ -160,7 +160,8 @@ def stacked(*decorators: _Decorator) -> Callable[[F], F]:
 def images_left_line(images: tuple[str, ...], variants: int, budget: timedelta | None) -> str:
     """The line that says what the budget left for the next run (one source for the deploy's
     and the shard command's output)."""
-    spent = f"the --variant-budget of {format_duration(budget)}" if budget else "the budget"
+    spent = ("the budget" if budget is None
+             else f"the --variant-budget of {format_duration(budget)}")
     return (f"{len(images)} image(s) left without variants ({variants} variant(s), first: "
             f"{images[0]}): {spent} ran out; they show their original until the next run "
             "encodes them")
