@@ -18,7 +18,12 @@ def write_local_manifest(path: Path, doc: ReleaseDoc, *, published: bytes | None
     took a second and 100 MiB). An identical file is left alone: rewriting it would bump
     its mtime, and apps that reload on change would reload for nothing.
     """
-    data = doc.to_json() if published is None else published
+    write_local_bytes(path, doc.to_json() if published is None else published)
+
+
+def write_local_bytes(path: Path, data: bytes) -> None:
+    """:func:`write_local_manifest` of a current manifest's bytes as read (a recognised one
+    is never decoded: :class:`pipeline.release.documents.Current`)."""
     try:
         if path.is_file() and _file_holds(path, data):
             return

@@ -23,12 +23,12 @@ from ..build.textlinks import TextLinks
 from ..build.vite import ViteOutput, find_vite
 from ..localfs import Ignored, LocalFile, check_writable
 from ..manifest import Manifest
-from ..releasedoc import ReleaseDoc
 from ..storage.base import RemoteObject
 from .confirm import DeployObserver
 from .documents import Current
 from .early import EarlyUploads
 from .placeholder_step import known_placeholders
+from .recognise import is_known_current, read_known, record_path
 from .result import DeployOptions
 from .store import ReleaseStore
 from .variant_step import VariantPlan, known_sizes, plan_sources, variant_cache_dir, with_variants
@@ -47,8 +47,6 @@ class Prepared:
     blobs: dict[str, str]
     hashes_from_git: int
     texts: TextLinks | None
-    #: The current release's ETags by key (uploads of the same bytes are skipped).
-    known: dict[str, str]
     #: ``time.monotonic()`` before the listing: deletions after it are what confirmation
     #: looks for (:func:`pipeline.release.confirm.confirm_release`).
     started: float
@@ -60,6 +58,15 @@ class Prepared:
     probe: Callable[[], None]
     #: A Vite build among the files (its files keep Vite's names), or ``None``.
     vite: ViteOutput | None = None
+    #: Where what the current manifest's bytes decode to is recorded (:mod:`.recognise`).
+    record: Path | None = None
+    #: Warnings found on the way (an unusable record file).
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> dict[str, str]:
+        """The current release's ETags by key (uploads of the same bytes are skipped)."""
+        return dict(self.current.doc.etags) if self.current.doc else {}
 
 
 @dataclass(frozen=True)
@@ -88,10 +95,12 @@ def prepare(static_dir: Path, store: ReleaseStore, manifest_path: Path,
     if not options.dry_run:
         check_writable(manifest_path, "the local manifest")
     store.storage.check()
-    current = store.read_current()
+    record = record_path(options.hash_cache_path)
+    known, problem = read_known(record)
+    current = store.read_current(known=known)
     cache = HashCache(options.hash_cache_path)
     blobs = git_blob_ids(folders)
-    from_git = reuse_git_hashes(files, blobs, current.doc, cache)
+    from_git = reuse_git_hashes(files, blobs, current, cache)
     vite = find_vite(folders, present={f.logical_path for f in files},
                      manifest_path=options.vite_manifest)
     texts = check_before_hashing(files, prefix=store.prefix, strict=options.strict,
@@ -106,10 +115,10 @@ def prepare(static_dir: Path, store: ReleaseStore, manifest_path: Path,
         listing = store.list(hints=_release_keys(current))
     return Prepared(
         folders, files, tuple(scan.ignored), current, cache, blobs, from_git, texts,
-        dict(current.doc.etags) if current.doc else {}, started, listing, manifest_path,
+        started, listing, manifest_path,
         variant_cache_dir(options.variant_cache, manifest_path),
         partial(store.require_conditional_writes, unsafe=options.unsafe_no_conditional_writes),
-        vite)
+        vite, record, (problem,) if problem else ())
 
 
 def uploads_while_hashing(local: Prepared, store: ReleaseStore, observer: DeployObserver,
@@ -129,11 +138,12 @@ def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
     built = build(local.files, prefix=store.prefix, cache=local.cache, strict=options.strict,
                   static_url_path=local.folders.url_roots, texts=local.texts,
                   on_hashed=early.offer if early is not None else None, vite=local.vite)
-    for warning in built.warnings:
+    for warning in (*local.warnings, *built.warnings):
         observer.warned(warning)
     manifest = built.manifest
     sources = {f.logical_path: f for f in local.files}
-    released = local.current.doc.manifest if local.current.doc else None
+    # Only variants need the current release here: a recognised one is not decoded otherwise.
+    released = local.current.doc.manifest if options.variants and local.current.doc else None
     vplan = (plan_sources(manifest, sources, options.variants, store.prefix, local.cache_dir,
                           save=not options.dry_run,
                           placeholders=known_placeholders(released, local.cache_dir))
@@ -146,7 +156,10 @@ def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
 
 
 def is_current(current: Current, manifest: Manifest) -> bool:
-    """Whether ``manifest`` is the current release's."""
+    """Whether ``manifest`` is the current release's (recognised bytes: by digest)."""
+    recognised = is_known_current(current, manifest)
+    if recognised is not None:
+        return recognised
     doc = current.doc
     return doc is not None and doc.release_id is not None and doc.manifest == manifest
 
@@ -155,12 +168,15 @@ def _likely_new(files: list[LocalFile], cache: HashCache, current: Current) -> b
     """Whether a file to be read (its hash not cached) has a path or size the current release
     lacks: then something will be uploaded, and listing first lets it start while hashing.
     A fresh checkout of the released files (all to be read, all alike) is hashed first
-    instead, and needs no listing when nothing changed. The release is asked first: on a
-    warm re-run no file is new to it, so the cache is not consulted twice."""
+    instead, and needs no listing when nothing changed. The cache is asked first: on a
+    warm re-run it answers for every file, and the release need not be decoded."""
+    to_read = [item for item in files if needs_hashing(item, cache)]
+    if not to_read:
+        return False
     released = current.doc.manifest.files if current.doc is not None else {}
-    for item in files:
+    for item in to_read:
         entry = released.get(item.logical_path)
-        if (entry is None or entry.size != item.size) and needs_hashing(item, cache):
+        if entry is None or entry.size != item.size:
             return True
     return False
 
@@ -172,7 +188,7 @@ def _release_keys(current: Current) -> list[str]:
     return [entry.key for entry in current.doc.manifest.files.values()]
 
 
-def reuse_git_hashes(files: list[LocalFile], blobs: dict[str, str], doc: ReleaseDoc | None,
+def reuse_git_hashes(files: list[LocalFile], blobs: dict[str, str], current: Current,
                      cache: HashCache) -> int:
     """Seed ``cache`` with the current release's SHA-256 of files git vouches are unchanged.
 
@@ -180,9 +196,14 @@ def reuse_git_hashes(files: list[LocalFile], blobs: dict[str, str], doc: Release
     unconverted files only); a file qualifies when its blob id and size equal what the
     release recorded for the same path. The release records blob ids only for files
     uploaded as they are (not rewritten CSS or JS), whose entry hash is the file's own
-    SHA-256. Returns how many files will not be read.
+    SHA-256. Returns how many files will not be read: none when the hash cache already
+    answers for every file git vouches for (the release is then not decoded for this).
     """
-    if doc is None or not doc.git_blobs or not blobs:
+    if not blobs or not any(item.logical_path in blobs and needs_hashing(item, cache)
+                            for item in files):
+        return 0
+    doc = current.doc
+    if doc is None or not doc.git_blobs:
         return 0
     reused = 0
     for item in files:

@@ -38,9 +38,10 @@ from ..releasedoc import ReleaseDoc
 from ..storage.base import RemoteObject
 from .confirm import DeployObserver, Silent, confirm_release
 from .documents import Current, make_release
-from .local_manifest import write_local_manifest, write_published_manifest
+from .local_manifest import write_local_bytes, write_published_manifest
 from .plan import Plan, PlannedFile, Reason, missing_keys
 from .prepare import Hashed, Prepared, hash_files, prepare, uploads_while_hashing
+from .recognise import remember
 from .result import DeployOptions, DeployResult
 from .store import ReleaseStore
 from .transfer import Uploaded, plan, upload
@@ -103,6 +104,7 @@ def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver) -
     confirm_release(store, manifest, planned.by_key, observer, release_id=doc.release_id,
                     started=planned.started)
     conflicts = store.point_current(doc, expected=current, retry=True)
+    remember(local.record, doc.to_json(), doc.release_id, manifest, known=None)
     write_published_manifest(local.manifest_path, doc, manifest_key=store.manifest_key,
                              redo="run the deploy again (it uploads nothing and writes "
                                   "the manifest)")
@@ -115,7 +117,7 @@ def _unchanged(local: Prepared, hashed: Hashed, store: ReleaseStore, observer: D
                *, dry_run: bool) -> DeployResult:
     """Nothing changed since the current release: plan it all unchanged, write locally only."""
     current, manifest = local.current, hashed.manifest
-    assert current.doc is not None
+    assert current.release_id is not None and current.data is not None
     # What plan_deploy answers against a listing of exactly these objects, without making
     # that listing (100,000 RemoteObjects): every file unchanged.
     plan = Plan(tuple(PlannedFile(path, entry, hashed.sources[path], Reason.UNCHANGED)
@@ -127,7 +129,8 @@ def _unchanged(local: Prepared, hashed: Hashed, store: ReleaseStore, observer: D
     if dry_run:
         return result
     local.cache.save()
-    write_local_manifest(local.manifest_path, current.doc, published=current.data)
+    remember(local.record, current.data, current.release_id, manifest, known=current.known)
+    write_local_bytes(local.manifest_path, current.data)
     return replace(result, release_id=current.release_id, new_release=False)
 
 

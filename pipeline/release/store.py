@@ -28,6 +28,7 @@ case (success) from a real conflict.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,7 @@ from ..errors import ConfigError, ConflictError, ManifestError
 from ..media_types import IMMUTABLE_CACHE_CONTROL, MANIFEST_CACHE_CONTROL, content_type_for
 from ..releasedoc import ReleaseDoc, validate_release_id
 from ..storage.base import RemoteObject, Storage
-from .documents import Current, make_release
+from .documents import Current, KnownCurrent, make_release
 
 #: Tries to replace the current manifest before a deploy gives up (each loss means
 #: another deploy finished in between, so this bounds a pile-up, not bad luck).
@@ -106,15 +107,18 @@ class ReleaseStore:
         """The objects under ``<prefix>/releases/`` only (one cheap listing)."""
         return self.storage.list_keys(self.releases_prefix)
 
-    def read_current(self) -> Current:
+    def read_current(self, *, known: KnownCurrent | None = None) -> Current:
         """The current manifest; an unreadable one counts as absent-with-ETag (it gets
-        replaced)."""
+        replaced). Bytes ``known`` describes are decoded only when used (:class:`Current`)."""
         key = self.manifest_key
         stored = self.storage.read(key)
         if stored is None:
             return Current(None, None, None)
+        source = f"current manifest {key!r}"
+        if known is not None and known.sha256 == hashlib.sha256(stored.data).hexdigest():
+            return Current(None, stored.etag, stored.data, known=known, source=source)
         try:
-            doc = ReleaseDoc.from_json(stored.data, source=f"current manifest {key!r}")
+            doc = ReleaseDoc.from_json(stored.data, source=source)
         except ManifestError as exc:
             return Current(None, stored.etag, stored.data, problem=str(exc))
         return Current(doc, stored.etag, stored.data)
