@@ -129,3 +129,26 @@ def test_a_forged_integrity_under_another_stamp_is_not_used(
     code, result = run_json(capsys, args(tmp_path, static))
     assert code == 0, result
     assert entry(tmp_path, "js/a.js")["integrity"] == sri(PLAIN)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"version": 2, "entries": 7}'])
+def test_a_corrupt_hash_cache_is_ignored_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,
+) -> None:
+    from pipeline.cli.main import main
+
+    static = write_tree(tmp_path / "static", {"js/a.js": PLAIN, "img/a.png": b"png"})
+    assert run_json(capsys, args(tmp_path, static))[0] == 0
+    cache_file = tmp_path / "cache.json"
+    cache_file.write_text(content)
+    (static / "js/a.js").write_bytes(IMPORTS.replace(b"b.js", b"a.js"))  # changed meanwhile
+    capsys.readouterr()
+    assert main(args(tmp_path, static)) == 0
+    err = capsys.readouterr().err
+    assert err.count(str(cache_file)) == 1 and "warning" in err, err
+    assert entry(tmp_path, "js/a.js")["hash"] == hashlib.sha256(
+        (tmp_path / "cdn" / entry(tmp_path, "js/a.js")["key"]).read_bytes()).hexdigest()
+    assert json.loads(cache_file.read_text())["version"] == 2  # rewritten whole
+    capsys.readouterr()
+    assert main(args(tmp_path, static)) == 0
+    assert str(cache_file) not in capsys.readouterr().err

@@ -118,7 +118,7 @@ def prepare(static_dir: Path, store: ReleaseStore, manifest_path: Path,
         started, listing, manifest_path,
         variant_cache_dir(options.variant_cache, manifest_path),
         partial(store.require_conditional_writes, unsafe=options.unsafe_no_conditional_writes),
-        vite, record, (problem,) if problem else ())
+        vite, record, tuple(note for note in (cache.problem, problem) if note))
 
 
 def uploads_while_hashing(local: Prepared, store: ReleaseStore, observer: DeployObserver,
