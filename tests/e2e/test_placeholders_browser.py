@@ -17,6 +17,9 @@ from pipeline.manifest import Manifest
 from tests.e2e.artifacts import save_screenshot
 from tests.test_placeholders import BLUE, RED, deploy, make_static
 
+#: Once: these pages come from a folder-target deploy; the e2e S3 server is not involved.
+pytestmark = pytest.mark.moto_only("no S3 server is used: a folder target, requests routed")
+
 SITE, CDN_HOST = "http://site.test/", "http://cdn.test"
 STRICT_CSP = f"default-src 'none'; img-src {CDN_HOST} data:; style-src 'nonce-n0nce'"
 
