@@ -51,8 +51,13 @@ from ..errors import ConfigError, ImageSourceError
 from ..manifest import Placeholder, Variant
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..urls import cdn_url
-from .placeholders import APP_DEFAULT, PlaceholderSettings, placeholder_css, with_placeholder
-from .placeholders import read_mode as read_placeholder_mode
+from .placeholders import (
+    APP_DEFAULT,
+    PlaceholderSettings,
+    dev_placeholder,
+    placeholder_css,
+    with_placeholder,
+)
 from .placeholders import read_settings as read_placeholder_settings
 from .state import CDNState, log
 
@@ -149,8 +154,9 @@ class Pictures:
             (url_for(ENDPOINT, key=spec.key),
              Variant(spec.key, spec.width, spec.height, spec.content_type, 0))
             for spec in plan_variants(digest, info, self.settings))
+        placeholder = dev_placeholder(path, wanted=bool(variants) and not info.has_alpha)
         return ImageFacts(src=src, width=info.width, height=info.height, variants=variants,
-                          placeholder=_dev_placeholder(path, info.has_alpha, variants)), digest
+                          placeholder=placeholder), digest
 
     def source_for(self, hash16: str) -> Path | None:
         """The static file whose content hash starts with ``hash16``: planned by a page, or
@@ -173,20 +179,6 @@ class Pictures:
                 digest = hash_file(path)
                 with self._lock:
                     self._by_hash.setdefault(digest[:16], path)
-
-
-def _dev_placeholder(path: Path, has_alpha: bool, variants: tuple[object, ...],
-                     ) -> Placeholder | None:
-    """The placeholder a deploy would store (once per file version: the caller caches)."""
-    if has_alpha or not variants:
-        return None
-    from ..build.variant_placeholder import placeholder_of
-
-    try:
-        return placeholder_of(path)
-    except ImageSourceError as exc:
-        log.warning("%s: no placeholder", exc)
-        return None
 
 
 def read_variant_settings(value: Any) -> VariantSettings:
@@ -325,14 +317,11 @@ def placeholder_style(filename: str, placeholder: str | None = APP_DEFAULT) -> s
 
 
 def _mode(placeholder: str | None) -> str | None:
-    if placeholder == APP_DEFAULT:
-        return _pictures().placeholders.mode
-    return read_placeholder_mode(placeholder, setting="placeholder")
+    return _pictures().placeholders.resolve_mode(placeholder)
 
 
 def _nonce(nonce: str | None) -> str | None:
-    source = _pictures().placeholders.nonce
-    return nonce if nonce is not None or source is None else source()
+    return _pictures().placeholders.resolve_nonce(nonce)
 
 
 def picture(filename: str, alt: str, sizes: str = "100vw", loading: str = "lazy",

@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ImageSourceError
 from ..manifest import Placeholder
+from .state import log
 
 #: What ``placeholder=`` takes; ``None`` is none.
 MODES = ("color", "blur")
@@ -47,6 +49,16 @@ class PlaceholderSettings:
     mode: str | None = DEFAULT_MODE
     nonce: Callable[[], str] | None = None
 
+    def resolve_mode(self, placeholder: str | None) -> str | None:
+        """A helper's ``placeholder=`` argument: :data:`APP_DEFAULT` is the app's mode."""
+        if placeholder == APP_DEFAULT:
+            return self.mode
+        return read_mode(placeholder, setting="placeholder")
+
+    def resolve_nonce(self, nonce: str | None) -> str | None:
+        """A helper's ``nonce=`` argument, else the app's ``CDN_STYLE_NONCE`` (if any)."""
+        return nonce if nonce is not None or self.nonce is None else self.nonce()
+
 
 def read_mode(value: Any, *, setting: str = "CDN_IMAGE_PLACEHOLDER") -> str | None:
     """``"color"``, ``"blur"`` or ``None`` (``False`` and ``"none"`` too), else a ConfigError."""
@@ -65,6 +77,20 @@ def read_settings(config: Any) -> PlaceholderSettings:
         raise ConfigError(f"CDN_STYLE_NONCE must be a callable returning the request's CSP "
                           f"nonce, not {nonce!r}")
     return PlaceholderSettings(mode=mode, nonce=nonce)
+
+
+def dev_placeholder(path: Path, *, wanted: bool) -> Placeholder | None:
+    """Development: the placeholder a deploy would store for the static file ``path`` (the
+    caller keeps it per file version), so pages look as they will once deployed."""
+    if not wanted:
+        return None
+    from ..build.variant_placeholder import placeholder_of
+
+    try:
+        return placeholder_of(path)
+    except ImageSourceError as exc:
+        log.warning("%s: no placeholder", exc)
+        return None
 
 
 def placeholder_css(placeholder: Placeholder, mode: str, *, width: int | None,

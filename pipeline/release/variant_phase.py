@@ -63,7 +63,8 @@ def variant_phase(vplan: VariantPlan, manifest: Manifest, existing: Mapping[str,
     missing = find_missing(owned, existing, cache_dir)
     if budget == 0 and not dry_run:  # a zero budget encodes nothing: not even a pool starts
         missing = replace(missing, encode=())
-    observer.encoding(len(missing.encode), missing.encode_count, dry_run=dry_run)
+    sources = sum(1 for _, specs in missing.encode if specs)  # not placeholder-only jobs
+    observer.encoding(sources, missing.encode_count, dry_run=dry_run)
     if dry_run:
         return VariantOutcome(manifest, (), missing.encode_count)
     started = time.monotonic()
