@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +287,36 @@ def test_vite_tags_from_the_bucket_in_pinned_and_follow_modes(
     keys = {o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]}
     assert {k for k in keys if k.startswith("static/assets/")} == {
         f"static/{name}" for name in VITE_NAMED}
+
+
+def test_vite_next_to_flask_assets_bundles_and_plain_files_in_one_deploy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The demo's static folder (bundles built by flask-assets, CSS naming fonts and images)
+    plus a Vite ``dist/``: one deploy, one page with both kinds of tags."""
+    import shutil
+
+    from pipeline.build.bundles import build_bundles, load_bundles
+    from pipeline.flaskext.bundles import init_bundles
+
+    root = Path(__file__).resolve().parent.parent
+    static = tmp_path / "static"
+    shutil.copytree(root / "static", static,
+                    ignore=shutil.ignore_patterns("gen", ".webassets-cache"))
+    bundles = load_bundles(root / "site" / "assets.py")
+    build_bundles(bundles, static_dir=static)
+    write_tree(static / "dist", DIST)
+    deploy(capsys, folder_args(tmp_path, static))
+    files = Manifest.load(tmp_path / "out" / "manifest.json").files
+    app = make_app(tmp_path, static, CDN_ENABLED=True, CDN_STRICT=True)
+    init_bundles(app, bundles)
+    with app.test_request_context():
+        page = render_template_string("{{ asset_tags('css_all') }}\n{{ vite_tags('src/main.ts') }}")
+    site_css = files["gen/site.css"]
+    assert f'href="{CDN_BASE}/{site_css.key}" integrity="{site_css.integrity}"' in page
+    assert f'src="{CDN_BASE}/static/dist/assets/main-BRBmoGS9.js"' in page
+    # The bundle's CSS was rewritten to fingerprinted names; Vite's CSS was not touched.
+    stored = (tmp_path / "cdn" / site_css.key).read_text()
+    assert re.search(r"url\([^)]*\.[0-9a-f]{12}\.", stored)
+    assert (tmp_path / "cdn/static/dist/assets/main-CsUDhMuy.css").read_bytes() == \
+        DIST["assets/main-CsUDhMuy.css"]

@@ -100,3 +100,19 @@ def clean_env(clean_env: None, s3_server: S3Server, monkeypatch: pytest.MonkeyPa
     """The suite-wide clean environment plus the credentials of the stack's S3 server."""
     for name, value in s3_server.credentials.env().items():
         monkeypatch.setenv(name, value)
+
+
+def visit(page: Any, url: str) -> tuple[list[str], list[str], list[str]]:
+    """Load ``url``; return every request made, the failed ones, and the console errors."""
+    requests: list[str] = []
+    failed: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("requestfailed", lambda request: failed.append(f"{request.url} {request.failure}"))
+    page.on("response", lambda r: failed.append(f"{r.url} {r.status}") if r.status >= 400
+            else None)
+    page.on("console", lambda message: errors.append(message.text)
+            if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url, wait_until="networkidle")
+    return requests, failed, errors

@@ -15,7 +15,7 @@ import pytest
 
 from tests.app_project import write_blog_project
 from tests.e2e.artifacts import save_screenshot
-from tests.e2e.conftest import stack_module
+from tests.e2e.conftest import stack_module, visit
 from tests.installed import InstalledTool
 
 
@@ -44,22 +44,6 @@ def site_url(deployed_blog: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -
             yield url
     finally:
         sys.modules.pop("blog", None)
-
-
-def visit(page: Any, url: str) -> tuple[list[str], list[str], list[str]]:
-    """Load ``url``; return every request made, the failed ones, and the console errors."""
-    requests: list[str] = []
-    failed: list[str] = []
-    errors: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
-    page.on("requestfailed", lambda request: failed.append(f"{request.url} {request.failure}"))
-    page.on("response", lambda r: failed.append(f"{r.url} {r.status}") if r.status >= 400
-            else None)
-    page.on("console", lambda message: errors.append(message.text)
-            if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(url, wait_until="networkidle")
-    return requests, failed, errors
 
 
 @pytest.mark.parametrize("path", ["/admin/", "/gallery/"])
