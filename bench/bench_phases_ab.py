@@ -22,13 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus
 
 
-def run(tree: str, static: str, tmp: str, *, warm: bool) -> tuple[float, float]:
-    """One deploy by ``tree``'s ``deploy.py`` into ``tmp``: (wall seconds, CPU seconds)."""
+def run(tree: str, static: str, tmp: str, *, warm: bool,
+        extra: tuple[str, ...] = ()) -> tuple[float, float]:
+    """One deploy by ``tree``'s ``deploy.py`` into ``tmp`` (``extra`` flags appended):
+    (wall seconds, CPU seconds)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
     env["PYTHONPATH"] = tree
     cache = ("--hash-cache", f"{tmp}/h.json") if warm else ("--no-hash-cache",)
     cmd = [sys.executable, f"{tree}/deploy.py", "--static-dir", static, "--target-dir",
-           f"{tmp}/out", *cache, "--manifest", f"{tmp}/m.json", "--json", "-q"]
+           f"{tmp}/out", *cache, "--manifest", f"{tmp}/m.json", "--json", "-q", *extra]
     if warm:  # the first deploy fills the target and the cache; the re-run is timed
         subprocess.run(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, check=True)
     started = time.monotonic()
