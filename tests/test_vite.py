@@ -285,6 +285,8 @@ def test_vite_tags_from_the_bucket_in_pinned_and_follow_modes(
     assert tags.count('rel="modulepreload"') == 2
     # Early uploads (the bucket is listed first on a first deploy) used Vite's names too.
     keys = {o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]}
+    head = s3.client.head_object(Bucket=s3.bucket, Key="static/assets/main-BRBmoGS9.js")
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
     assert {k for k in keys if k.startswith("static/assets/")} == {
         f"static/{name}" for name in VITE_NAMED}
 
@@ -320,3 +322,24 @@ def test_vite_next_to_flask_assets_bundles_and_plain_files_in_one_deploy(
     assert re.search(r"url\([^)]*\.[0-9a-f]{12}\.", stored)
     assert (tmp_path / "cdn/static/dist/assets/main-CsUDhMuy.css").read_bytes() == \
         DIST["assets/main-CsUDhMuy.css"]
+
+
+def test_the_closure_survives_cycles_and_long_chains() -> None:
+    """Import cycles end at a chunk seen before; a forged 10,000-link chain is walked without
+    recursion (a request must not die of a RecursionError)."""
+    from pipeline.vitemanifest import ViteManifest
+
+    cyclic = ViteManifest.from_document({
+        "a.ts": {"file": "assets/a-AAAAAAAA.js", "isEntry": True, "imports": ["_b"]},
+        "_b": {"file": "assets/b-BBBBBBBB.js", "imports": ["_c"]},
+        "_c": {"file": "assets/c-CCCCCCCC.js", "imports": ["_b", "a.ts"]},
+    }, source="test")
+    closure = cyclic.closure("a.ts")
+    assert closure is not None and closure.preloads == ("assets/c-CCCCCCCC.js",
+                                                        "assets/b-BBBBBBBB.js")
+    chain = {f"_{i}": {"file": f"assets/c{i}-ABCDEFGH.js", "imports": [f"_{i + 1}"]}
+             for i in range(10_000)}
+    chain["_10000"] = {"file": "assets/end-ABCDEFGH.js"}
+    long = ViteManifest.from_document(chain, source="test").closure("_0")
+    assert long is not None and len(long.preloads) == 10_000
+    assert long.preloads[0] == "assets/end-ABCDEFGH.js"
