@@ -91,6 +91,8 @@ DEFAULTS: dict[str, Any] = {
     # dev route caches its encodes where the deploy looks for them.
     "CDN_VARIANT_CACHE": ROOT / "build" / "variants",
     "GALLERY_DIR": "img",
+    # The first photo is picture(..., priority=True): eager, high priority, preloaded.
+    "GALLERY_PRIORITY": True,
     "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
     # Variants of public uploads are encoded in the background (site/gallery.py): threads,
     # uploads waiting (more: 503), uploads waiting or encoding per user (more: 429), the
@@ -268,7 +270,8 @@ class GalleryImage:
 
 
 def gallery_images(static_folder: Path, subdir: str) -> list[GalleryImage]:
-    """The images below ``static_folder/subdir``, walked with the deploy's own safe walk."""
+    """The images below ``static_folder/subdir``, walked with the deploy's own safe walk,
+    those in ``photos/`` first, biggest first."""
     try:
         files = collect_files(static_folder / subdir)
     except ConfigError:
@@ -284,7 +287,9 @@ def gallery_images(static_folder: Path, subdir: str) -> list[GalleryImage]:
             width=size[0] if size else None,
             height=size[1] if size else None,
         ))
-    return images
+    # Photos lead, the biggest first: the first is the page's largest paint (priority).
+    return sorted(images, key=lambda image: (not image.filename.startswith(f"{subdir}/photos/"),
+                                             -(image.width or 0) * (image.height or 0)))
 
 
 @lru_cache(maxsize=512)

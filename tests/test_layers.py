@@ -20,10 +20,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 #: content-type table, URL quoting, validators, local files, path filters, the extras
 #: message, the bucket key layout, the transfer settings' ranges, the pyproject table reader,
 #: the strict JSON parser of documents, atomic writes, opening files below a folder without
-#: following links, reading walked files, the one rule for names and keys, Vite's manifest.
+#: following links, reading walked files, the one rule for names and keys, Vite's manifest,
+#: resource hints and the DPR cap (first paint).
 LEAVES = frozenset({"errors", "media_types", "urls", "validate", "localfs", "pathfilter",
                     "extras", "keys", "limits", "pyproject", "jsondoc", "atomic", "nofollow",
-                    "walked", "keyrule", "vitemanifest"})
+                    "walked", "keyrule", "vitemanifest", "hints", "dprcap"})
 
 #: Part -> the parts it may import. Imports flow one way: leaves -> manifest -> build ->
 #: release -> cli; manifest -> releasedoc -> serving, release; storage -> release, images;

@@ -741,3 +741,20 @@ def test_a_private_image_never_gets_a_placeholder(client: FlaskClient) -> None:
     assert len(painted) >= 5  # the demo's photos
     assert not re.search(r"#c[0-9a-f]1[0-9a-f]6[0-9a-f]", html)  # nothing near (203, 17, 101)
     assert "data:image" not in html
+
+
+def test_gallery_leads_with_the_biggest_photo_preloaded(make_app: Any) -> None:
+    """The first photo is the page's largest paint: first in the grid, eager, high priority,
+    and the one set the response's Link header preloads; GALLERY_PRIORITY=False: none."""
+    response = make_app().test_client().get("/")
+    html = response.get_data(as_text=True)
+    first = re.search(r"<figure>\s*<picture>.*?<img [^>]*>", html, re.S)
+    assert first is not None and 'width="2560" height="1600"' in first.group(0)
+    assert 'loading="eager"' in first.group(0) and 'fetchpriority="high"' in first.group(0)
+    assert html.count('fetchpriority="high"') == 1
+    avif = re.search(r'<source type="image/avif" srcset="([^"]+)"', first.group(0))
+    assert avif is not None
+    assert f'imagesrcset="{avif.group(1)}"' in response.headers["Link"]
+    plain = make_app(GALLERY_PRIORITY=False).test_client().get("/")
+    assert "Link" not in plain.headers and 'fetchpriority="high"' not in plain.get_data(
+        as_text=True)

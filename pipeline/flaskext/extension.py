@@ -56,6 +56,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from .firstpaint import install_first_paint
 from .importmap import install_importmap
 from .pictures import install_pictures
 from .state import (
@@ -106,6 +107,7 @@ class CDN:
             app.view_functions["static"] = dev_static_view(state, app.view_functions["static"])
         if state.settings.reload and state.settings.cdn_url:
             app.before_request(_reload_hook(state))
+        install_first_paint(app)
         install_pictures(app, state)
         install_importmap(app)
         install_vite(app)

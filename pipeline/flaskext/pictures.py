@@ -26,19 +26,18 @@ the defaults, and none when that table says ``variants = false``), ``CDN_VARIANT
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, current_app, send_from_directory, url_for
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from ..build.fingerprint import hash_file
 from ..build.variants import (
     FORMATS,
-    MODERN_FORMATS,
     VARIANT_TABLE_KEYS,
     VariantSettings,
     has_dimensions,
@@ -48,16 +47,21 @@ from ..build.variants import (
     usable,
 )
 from ..errors import ConfigError, ImageSourceError
-from ..manifest import Placeholder, Variant
+from ..manifest import Variant
 from ..media_types import IMMUTABLE_CACHE_CONTROL
 from ..urls import cdn_url
-from .placeholders import (
-    APP_DEFAULT,
-    PlaceholderSettings,
-    dev_placeholder,
-    placeholder_css,
-    with_placeholder,
+from .firstpaint import add_hint
+from .picturetags import (
+    MODERN_TYPES,
+    ImageFacts,
+    by_type,
+    image_hint,
+    image_sizes,
+    picture_hint,
+    picture_markup,
+    srcset_text,
 )
+from .placeholders import APP_DEFAULT, PlaceholderSettings, dev_placeholder, placeholder_css
 from .placeholders import read_settings as read_placeholder_settings
 from .state import CDNState, log
 
@@ -66,23 +70,6 @@ EXTENSION_KEY = "cdn_pictures"
 DEFAULT_CACHE = Path("build/variants")
 ROUTE = "/_variants/<path:key>"
 ENDPOINT = "cdn_variant"
-_MODERN_TYPES = tuple(FORMATS[f][1] for f in MODERN_FORMATS)
-#: Width the fallback ``src`` aims at, for the rare browser that ignores ``srcset``.
-_SRC_WIDTH = 1280
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What markup needs about one image: intrinsic size (when known) and usable variants."""
-
-    src: str
-    width: int | None
-    height: int | None
-    #: (url, variant), narrowest first.
-    variants: tuple[tuple[str, Variant], ...] = ()
-    #: Shown behind the image until it loads; static images with variants only (never an
-    #: upload's: a private image's preview in a public page would leak its content).
-    placeholder: Placeholder | None = None
 
 
 @dataclass
@@ -255,7 +242,9 @@ def install_pictures(app: Flask, state: CDNState) -> None:
     app.extensions[EXTENSION_KEY] = pictures
     app.add_template_global(picture)
     app.add_template_global(srcset)
+    app.add_template_global(image_sizes)
     app.add_template_global(placeholder_style)
+    app.add_template_global(preload_image)
     if route:
         app.add_url_rule(ROUTE, endpoint=ENDPOINT, view_func=variant_view)
 
@@ -283,28 +272,26 @@ def _known(filename: str) -> ImageFacts:
     return ImageFacts(src=url_for("static", filename=filename), width=None, height=None)
 
 
-def _by_type(facts: ImageFacts) -> dict[str, list[tuple[str, Variant]]]:
-    groups: dict[str, list[tuple[str, Variant]]] = {}
-    for url, variant in facts.variants:
-        groups.setdefault(variant.content_type, []).append((url, variant))
-    return groups
-
-
-def _srcset_text(items: Sequence[tuple[str, Variant]]) -> str:
-    return ", ".join(f"{url} {variant.width}w" for url, variant in items)
-
-
-def srcset(filename: str, type: str | None = None) -> str:
+def srcset(filename: str, type: str | None = None, *, priority: bool = False,
+           sizes: str | None = None) -> str:
     """The ``w``-descriptor ``srcset`` of ``filename``'s variants of one type (``"image/avif"``
-    or ``"avif"``; default: the fallback format), for custom markup (pair it with ``sizes``).
-    Empty when the image has no such variants."""
-    groups = _by_type(_known(filename))
+    or ``"avif"``; default: the fallback format), for custom markup (pair it with
+    ``image_sizes(sizes)``, which applies the DPR cap). Empty when the image has no such
+    variants. ``priority=True`` (with the ``sizes`` of the tag) also preloads this set
+    through the response's ``Link`` header; the tag should then be eager."""
+    groups = by_type(_known(filename))
     if type is None:
-        fallback = [t for t in groups if t not in _MODERN_TYPES]
+        fallback = [t for t in groups if t not in MODERN_TYPES]
         wanted = fallback[0] if fallback else None
     else:
         wanted = FORMATS[type][1] if type in FORMATS else type
-    return _srcset_text(groups.get(wanted, [])) if wanted else ""
+    items = groups.get(wanted, []) if wanted else []
+    if priority:
+        if sizes is None:
+            raise TypeError("srcset(..., priority=True) needs the tag's sizes= to preload it")
+        if items:
+            add_hint(image_hint(items, wanted, image_sizes(sizes)))
+    return srcset_text(items)
 
 
 def placeholder_style(filename: str, placeholder: str | None = APP_DEFAULT) -> str:
@@ -324,65 +311,32 @@ def _nonce(nonce: str | None) -> str | None:
     return _pictures().placeholders.resolve_nonce(nonce)
 
 
-def picture(filename: str, alt: str, sizes: str = "100vw", loading: str = "lazy",
-            fetchpriority: str | None = None, placeholder: str | None = APP_DEFAULT,
-            nonce: str | None = None, **attrs: Any) -> Markup:
+def picture(filename: str, alt: str, sizes: str | None = None, loading: str = "lazy",
+            fetchpriority: str | None = None, priority: bool = False,
+            placeholder: str | None = APP_DEFAULT, nonce: str | None = None,
+            **attrs: Any) -> Markup:
     """``<picture>`` with one ``<source>`` per modern format and the fallback ``<img>`` (with
     intrinsic ``width``/``height``, so no layout shift). An image with no variants gets a plain
     ``<img>``. Extra keyword arguments become ``<img>`` attributes (``class_`` -> ``class``;
     ``None``/``False`` omitted, ``True`` a bare attribute); ``width``/``height`` given here
-    are used only when the image's own size is not known (e.g. an ICO).
+    are used only when the image's own size is not known (e.g. an ICO). ``sizes`` not given:
+    ``auto, 100vw`` for a lazy image (``CDN_SIZES_AUTO``), else ``100vw``. ``priority=True``
+    (the image that is likely the page's largest paint): ``loading="eager"``,
+    ``fetchpriority="high"`` and a preload in the response's ``Link`` header.
 
     ``placeholder`` (``"color"``, ``"blur"``, ``None``; default ``CDN_IMAGE_PLACEHOLDER``)
     paints the image's deploy-time placeholder behind it; ``nonce`` (default from
     ``CDN_STYLE_NONCE``) puts it in a ``<style nonce>`` element instead of a ``style``
     attribute, for a strict Content-Security-Policy (:mod:`pipeline.flaskext.placeholders`)."""
     return picture_markup(_known(filename), alt, sizes=sizes, loading=loading,
-                          fetchpriority=fetchpriority, placeholder=_mode(placeholder),
-                          nonce=_nonce(nonce), **attrs)
+                          fetchpriority=fetchpriority, priority=priority,
+                          placeholder=_mode(placeholder), nonce=_nonce(nonce), **attrs)
 
 
-def picture_markup(facts: ImageFacts, alt: str, *, sizes: str = "100vw", loading: str = "lazy",
-                   fetchpriority: str | None = None, placeholder: str | None = None,
-                   nonce: str | None = None, **attrs: Any) -> Markup:
-    """The markup of :func:`picture` for facts gathered elsewhere (e.g. uploaded images);
-    ``placeholder`` is a mode here (no app default)."""
-    img: dict[str, Any] = {}
-    groups = _by_type(facts)
-    fallback = next((items for t, items in groups.items() if t not in _MODERN_TYPES), [])
-    if fallback:
-        under = [item for item in fallback if item[1].width <= _SRC_WIDTH] or fallback[:1]
-        img.update(src=under[-1][0], srcset=_srcset_text(fallback), sizes=sizes)
-    else:
-        img["src"] = facts.src
-    img.update(width=facts.width, height=facts.height, alt=alt, loading=loading,
-               decoding="async", fetchpriority=fetchpriority)
-    for name, value in attrs.items():
-        name = name.rstrip("_").replace("_", "-")
-        if name in ("width", "height") and img.get(name) is not None:
-            continue  # the recorded intrinsic size wins; these only fill in when unknown
-        img[name] = value
-    style = Markup("")
-    if facts.placeholder is not None and placeholder is not None:
-        css = placeholder_css(facts.placeholder, placeholder, width=facts.width,
-                              height=facts.height)
-        style = with_placeholder(img, css, nonce=nonce)
-    tag = f"<img{_attributes(img)}>"
-    if not fallback:
-        return style + Markup(tag)
-    sources = "".join(
-        f"<source{_attributes({'type': t, 'srcset': _srcset_text(groups[t]), 'sizes': sizes})}>"
-        for t in _MODERN_TYPES if t in groups)
-    return style + Markup(f"<picture>{sources}{tag}</picture>")
-
-
-def _attributes(values: Mapping[str, Any]) -> str:
-    parts = []
-    for name, value in values.items():
-        if value is None or value is False:
-            continue
-        parts.append(f" {escape(name)}" if value is True else f' {escape(name)}="{escape(value)}"')
-    return "".join(parts)
+def preload_image(filename: str, sizes: str = "100vw") -> Markup:
+    """The ``<link rel="preload">`` that ``picture(filename, sizes=sizes, priority=True)``
+    sends as a header, as markup for the ``<head>`` of pages cached without their headers."""
+    return picture_hint(_known(filename), image_sizes(sizes)).tag()
 
 
 def variant_view(key: str) -> Response:
