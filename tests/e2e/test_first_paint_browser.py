@@ -72,3 +72,35 @@ def test_a_3x_screen_fetches_what_a_2x_screen_fetches(prod_stack: Any, browser: 
             context.close()
     assert len(chosen[2]) >= 5 and all(chosen[2]), chosen
     assert chosen[3] == chosen[2]
+
+
+def test_lazy_auto_pictures_use_the_laid_out_width_and_the_cap(prod_stack: Any,
+                                                               browser: Any) -> None:
+    """A lazy picture() given no sizes ("auto, 100vw", the cap in <source media>) in a 160 px
+    slot: Chromium picks by the laid-out width (the smallest rung at 1x, not 100vw's), and a
+    3x screen the file a 2x screen picks."""
+    from pipeline.flaskext.pictures import picture
+
+    with prod_stack.app.test_request_context():
+        markup = str(picture("img/photos/moss.jpg", "moss"))
+    assert 'sizes="auto, 100vw"' in markup and "min-resolution" in markup
+    # Put into a page of the site (a page made up by the test would be a "public" document,
+    # which Chromium's Private Network Access then forbids to load from the loopback CDN).
+    slot = (f'<div style="width: 160px">{markup}</div>'
+            "<style>img { width: 100%; height: auto }</style>")
+    chosen = {}
+    for scale in (1, 2, 3):
+        context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                      device_scale_factor=scale)
+        page = context.new_page()
+        try:
+            page.goto(prod_stack.site_url + "/login", wait_until="load")
+            page.evaluate("html => { document.body.innerHTML = html }", slot)
+            page.wait_for_function("document.images[0].complete && document.images[0].naturalWidth")
+            chosen[scale] = page.evaluate("document.images[0].currentSrc")
+        finally:
+            context.close()
+    widths = {scale: int(re.search(r"\.(\d+)w\.", url).group(1))  # type: ignore[union-attr]
+              for scale, url in chosen.items()}
+    assert widths[1] == 320 and widths[2] == 320  # 160 px laid out, not 100vw = 1280 px
+    assert chosen[3] == chosen[2]
