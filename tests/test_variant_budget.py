@@ -70,7 +70,10 @@ def test_budget_zero_publishes_originals_for_new_images_and_the_next_run_complet
 
     # One page, both kinds: a <picture> with sources for the first, a plain sized <img> of the
     # original for the second.
-    tags = parse(page(manifest_path, "img/old.jpg", "img/new.jpg")).tags
+    # (the DPR cap's <source media> of a lazy picture left aside: tests/test_first_paint.py)
+    tags = [(tag, attrs) for tag, attrs in parse(page(manifest_path, "img/old.jpg",
+                                                      "img/new.jpg")).tags
+            if "media" not in attrs]
     names = [tag for tag, _ in tags]
     assert names == ["main", "picture", "source", "source", "img", "img"], tags
     assert [attrs["type"] for tag, attrs in tags if tag == "source"] == ["image/avif",
