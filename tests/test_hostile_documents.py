@@ -33,6 +33,12 @@ def entry_with_size(size: bytes) -> bytes:
     return b'{"version": 1, "files": {"a.css": ' + ENTRY % size + b"}}"
 
 
+def placeholder_entry(placeholder: bytes) -> bytes:
+    return (b'{"version": 3, "files": {"a.jpg": {"key": "static/a.1.jpg", "hash": "ab", '
+            b'"size": 1, "content_type": "image/jpeg", "width": 1, "height": 1, '
+            b'"placeholder": ' + placeholder + b"}}}")
+
+
 #: Name -> a document that must be refused; the first two are the ones of the report.
 HOSTILE: dict[str, bytes] = {
     "size 1e400": entry_with_size(b"1e400"),
@@ -56,6 +62,10 @@ HOSTILE: dict[str, bytes] = {
                           b'"height": 1, "variants": [{"key": "static/a.2.webp", "width": 1, '
                           b'"height": 1, "content_type": "image/webp", "size": 1e400}]}}}',
     "version 1.0": b'{"version": 1.0, "files": {}}',
+    "placeholder that closes its CSS": placeholder_entry(
+        b'{"color": "#000000", "preview": "data:image/webp;base64,AA\\")}*{background:red"}'),
+    "placeholder of 100,000 characters": placeholder_entry(
+        b'{"color": "#000000", "preview": "data:image/webp;base64,' + b"A" * 100_000 + b'"}'),
 }
 
 
