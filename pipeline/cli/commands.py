@@ -26,9 +26,9 @@ from ..media_types import DEFAULT_CONTENT_TYPE
 from ..release.local_manifest import write_published_manifest
 from ..release.prune import PruneResult, prune
 from ..release.repair import RepairResult, repair
+from ..release.result import variant_cache_dir
 from ..release.rollback import rollback
 from ..release.store import ReleaseStore
-from ..release.variant_step import variant_cache_dir
 from ..release.verify import VerifyReport, verify
 from ..releasedoc import validate_release_id
 from ..validate import parse_duration, validate_int, validate_prefix

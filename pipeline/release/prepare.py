@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..build.assemble import Build, build, check_before_hashing, file_stamp, needs_hashing
 from ..build.fingerprint import HashCache
@@ -26,12 +27,13 @@ from ..manifest import Manifest
 from ..storage.base import RemoteObject
 from .confirm import DeployObserver
 from .documents import Current
-from .early import EarlyUploads
-from .placeholder_step import known_placeholders
 from .recognise import is_known_current, read_known, record_path
-from .result import DeployOptions
+from .result import DeployOptions, variant_cache_dir
 from .store import ReleaseStore
-from .variant_step import VariantPlan, known_sizes, plan_sources, variant_cache_dir, with_variants
+
+if TYPE_CHECKING:
+    from .early import EarlyUploads
+    from .variant_step import VariantPlan
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ def uploads_while_hashing(local: Prepared, store: ReleaseStore, observer: Deploy
     """Uploads that start while hashing when the bucket was listed first, else nothing."""
     if local.listing is None:
         return nullcontext(None)
+    from .early import EarlyUploads  # only on this path: a warm re-run never imports it
+
     return EarlyUploads(store.storage, store.prefix, local.listing, known_etags=local.known,
                         on_stored=observer.stored, before_first=local.probe,
                         keep=local.vite.keep if local.vite is not None else frozenset())
@@ -142,16 +146,20 @@ def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
         observer.warned(warning)
     manifest = built.manifest
     sources = {f.logical_path: f for f in local.files}
+    if not options.variants:
+        return Hashed(built, manifest, sources, None)
+    # Imported only with variants on: a deploy without them never runs the variant step.
+    from .placeholder_step import known_placeholders
+    from .variant_step import known_sizes, plan_sources, with_variants
+
     # Only variants need the current release here: a recognised one is not decoded otherwise.
-    released = local.current.doc.manifest if options.variants and local.current.doc else None
-    vplan = (plan_sources(manifest, sources, options.variants, store.prefix, local.cache_dir,
-                          save=not options.dry_run,
-                          placeholders=known_placeholders(released, local.cache_dir))
-             if options.variants else None)
-    if vplan is not None:
-        recorded = known_sizes(released)
-        if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
-            manifest = with_variants(manifest, vplan, recorded)
+    released = local.current.doc.manifest if local.current.doc else None
+    vplan = plan_sources(manifest, sources, options.variants, store.prefix, local.cache_dir,
+                         save=not options.dry_run,
+                         placeholders=known_placeholders(released, local.cache_dir))
+    recorded = known_sizes(released)
+    if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
+        manifest = with_variants(manifest, vplan, recorded)
     return Hashed(built, manifest, sources, vplan)
 
 

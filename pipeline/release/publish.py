@@ -28,6 +28,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..build.css import is_css
 from ..build.mounts import Mounts, git_blob_ids
@@ -44,7 +45,9 @@ from .prepare import Hashed, Prepared, hash_files, prepare, uploads_while_hashin
 from .recognise import remember
 from .result import DeployOptions, DeployResult
 from .store import ReleaseStore
-from .transfer import Uploaded, plan, upload
+
+if TYPE_CHECKING:
+    from .transfer import Uploaded
 
 __all__ = ["DeployOptions", "DeployResult", "deploy"]
 
@@ -76,6 +79,11 @@ def deploy(*, static_dir: Path, store: ReleaseStore, manifest_path: Path,
         # lacks, so the manifest differs from the release's.
         if not options.relist and hashed.is_release(local.current):
             return _unchanged(local, hashed, store, observer, dry_run=options.dry_run)
+        # The upload phase is imported only when there is something to plan: a no-change
+        # re-deploy never runs it, and importing it (frozen dataclasses are compiled at
+        # import) was what made the warm re-run slower after the phase split.
+        from .transfer import plan, upload
+
         planned = plan(local, hashed, store, options, observer)
         if options.dry_run:
             return planned.result

@@ -56,6 +56,12 @@ class DeployOptions:
     vite_manifest: Path | None = None
 
 
+def variant_cache_dir(configured: Path | None, manifest_path: Path) -> Path:
+    """Where encoded variants are kept: ``--variant-cache``, else ``variants/`` beside the
+    local manifest (``build/variants`` by default, the development route's folder too)."""
+    return configured or manifest_path.parent / "variants"
+
+
 @dataclass(frozen=True)
 class DeployResult:
     manifest: Manifest

@@ -87,12 +87,6 @@ PROBE_CACHE_NAME = "probes.json"
 UNREADABLE_CACHE_NAME = "probes-unreadable.json"
 
 
-def variant_cache_dir(configured: Path | None, manifest_path: Path) -> Path:
-    """Where encoded variants are kept: ``--variant-cache``, else ``variants/`` beside the
-    local manifest (``build/variants`` by default, the development route's folder too)."""
-    return configured or manifest_path.parent / "variants"
-
-
 def cached_variant(cache_dir: Path, prefix: str, variant: Variant) -> Upload | None:
     """The upload of ``variant`` (a manifest record, full key) from the local cache, if the
     file there has the recorded size: the key names the source's hash and the encoding
