@@ -29,6 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import corpus
 
+from pipeline.build.mounts import Mounts
 from pipeline.release import confirm, publish
 from pipeline.release.result import DeployOptions
 from pipeline.release.store import ReleaseStore
@@ -93,7 +94,8 @@ def main() -> None:
                         changed.write_bytes(changed.read_bytes() + b"x")
                     spent.clear()
                     started = time.monotonic()
-                    publish.deploy(static_dir=static, store=ReleaseStore(storage, "static"),
+                    publish.deploy(folders=Mounts.single(static),
+                                   store=ReleaseStore(storage, "static"),
                                    manifest_path=Path(scratch) / "m.json",
                                    options=DeployOptions(hash_cache_path=Path(scratch) / "h.json"))
                     row.append((time.monotonic() - started, spent[0]))

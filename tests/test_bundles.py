@@ -17,6 +17,7 @@ from flask import Flask, render_template_string
 from pipeline import CDN
 from pipeline.build.bundles import build_bundles, load_bundles
 from pipeline.build.css import find_references
+from pipeline.build.mounts import Mounts
 from pipeline.errors import ConfigError
 from pipeline.flaskext.bundles import init_bundles
 from pipeline.manifest import Manifest
@@ -48,7 +49,7 @@ def deployed(s3: S3Env, site_static: Path, tmp_path: Path) -> tuple[Manifest, Pa
     s3.allow_public_read("static/")
     storage = S3Storage(S3Settings(bucket=s3.bucket, endpoint_url=s3.endpoint))
     manifest_path = tmp_path / "manifest.json"
-    deploy(static_dir=site_static, store=ReleaseStore(storage, "static"),
+    deploy(folders=Mounts.single(site_static), store=ReleaseStore(storage, "static"),
            manifest_path=manifest_path)
     return Manifest.load(manifest_path), manifest_path
 

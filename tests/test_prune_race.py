@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.build.mounts import Mounts
 from pipeline.errors import ConfigError
 from pipeline.manifest import Entry, Manifest
 from pipeline.release.documents import Current
@@ -42,7 +43,8 @@ def storage_for(s3: S3Env) -> S3Storage:
 
 def run_deploy(s3: S3Env, static: Path, tmp_path: Path, observer: Any = None,
                storage: S3Storage | None = None) -> str | None:
-    result = deploy(static_dir=static, store=ReleaseStore(storage or storage_for(s3), "static"),
+    result = deploy(folders=Mounts.single(static),
+                    store=ReleaseStore(storage or storage_for(s3), "static"),
                     manifest_path=tmp_path / "out.json", observer=observer)
     return result.release_id
 
@@ -245,7 +247,8 @@ def test_library_functions_refuse_a_root_or_empty_prefix(
     with pytest.raises(ConfigError, match="bucket root"):
         owned_keys({"other/a.0123456789ab.png": None}, prefix)
     with pytest.raises(ConfigError, match="bucket root"):
-        deploy(static_dir=tree(tmp_path / "static", "v1"), store=ReleaseStore(storage, prefix),
+        deploy(folders=Mounts.single(tree(tmp_path / "static", "v1")),
+               store=ReleaseStore(storage, prefix),
                manifest_path=tmp_path / "m.json")
     assert set(s3.keys()) == {"other/a.0123456789ab.png"}
 

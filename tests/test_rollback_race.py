@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.build.mounts import Mounts
 from pipeline.errors import ConfigError, DeployError
 from pipeline.release.prune import prune
 from pipeline.release.publish import deploy
@@ -46,7 +47,8 @@ def store_for(s3: S3Env, storage: S3Storage | None = None) -> ReleaseStore:
 
 
 def publish(s3: S3Env, static: Path, tmp_path: Path) -> str:
-    result = deploy(static_dir=static, store=store_for(s3), manifest_path=tmp_path / "out.json")
+    result = deploy(folders=Mounts.single(static), store=store_for(s3),
+                    manifest_path=tmp_path / "out.json")
     assert result.release_id
     return result.release_id
 

@@ -298,6 +298,12 @@ def start_run(ctx: click.Context, options: dict[str, Any], *, as_json: bool, qui
     return run
 
 
+def deploy_folders(settings: DeploySettings) -> Mounts:
+    """The folders to deploy, resolved once here: the app's and its blueprints' when
+    ``--app`` found some, else the static folder alone at its URL path."""
+    return settings.mounts or Mounts.single(settings.static_dir, settings.static_url_path)
+
+
 def deploy_options(settings: DeploySettings) -> DeployOptions:
     """The deploy's switches, from the resolved settings."""
     from ..release.result import DeployOptions
@@ -309,7 +315,6 @@ def deploy_options(settings: DeploySettings) -> DeployOptions:
         variants=settings.variant_settings, variant_cache=settings.variant_cache,
         variant_budget=(settings.variant_budget.total_seconds()
                         if settings.variant_budget is not None else None),
-        static_url_path=settings.static_url_path, mounts=settings.mounts,
         allow_hard_links=settings.allow_hard_links, vite_manifest=settings.vite_manifest,
     )
 

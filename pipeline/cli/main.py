@@ -43,6 +43,7 @@ from .common import (
     WORKERS_OPTION,
     Run,
     common_options,
+    deploy_folders,
     deploy_options,
     images_left_line,
     invalidate_after_publish,
@@ -209,7 +210,7 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
         tty=sys.stderr.isatty(), verbose_plan=settings.dry_run and not quiet, verbose=verbose,
     )
     GUARD.when_interrupted(reporter.stop)  # workers still finishing must not redraw the bar
-    result = deploy(static_dir=settings.static_dir, store=ReleaseStore(storage, settings.prefix),
+    result = deploy(folders=deploy_folders(settings), store=ReleaseStore(storage, settings.prefix),
                     manifest_path=settings.manifest_path, observer=reporter,
                     options=deploy_options(settings))
     # Past this point "nothing was published" would be false, also for the watchdog.

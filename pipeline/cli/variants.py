@@ -28,6 +28,7 @@ from .common import (
     WORKERS_OPTION,
     Run,
     common_options,
+    deploy_folders,
     deploy_options,
     images_left_line,
     open_storage,
@@ -58,7 +59,7 @@ def variants_command(ctx: click.Context, /, as_json: bool, quiet: bool, shard: s
     storage = open_storage(settings)
     reporter = ProgressReporter(out=run.out, err=sys.stderr, quiet=quiet,
                                 tty=sys.stderr.isatty(), verbose_plan=False)
-    result = encode_shard(static_dir=settings.static_dir,
+    result = encode_shard(folders=deploy_folders(settings),
                           store=ReleaseStore(storage, settings.prefix),
                           manifest_path=settings.manifest_path, options=deploy_options(settings),
                           shard=part, observer=reporter)

@@ -86,12 +86,11 @@ class Hashed:
         return is_current(current, self.manifest)
 
 
-def prepare(static_dir: Path, store: ReleaseStore, manifest_path: Path,
+def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
             options: DeployOptions) -> Prepared:
     """Scan the folders, read the current release, seed hashes git vouches for, refuse what
     needs no hash, and choose the path (list first or hash first)."""
     store.require_prefix()
-    folders = options.mounts or Mounts.single(static_dir, options.static_url_path)
     scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
     files = scan.files
     if not options.dry_run:

@@ -54,10 +54,10 @@ __all__ = ["DeployOptions", "DeployResult", "deploy"]
 _NO_OPTIONS = DeployOptions()
 
 
-def deploy(*, static_dir: Path, store: ReleaseStore, manifest_path: Path,
+def deploy(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
            options: DeployOptions = _NO_OPTIONS,
            observer: DeployObserver | None = None) -> DeployResult:
-    """Publish ``static_dir`` (or ``options.mounts``) to ``store``; see the module docstring.
+    """Publish ``folders`` (resolved once, by the caller) to ``store``; see the module docstring.
 
     When files must be read (their hashes are neither cached nor vouched for by git) and
     some are new to the current release (path or size), the prefix is listed first and
@@ -72,7 +72,7 @@ def deploy(*, static_dir: Path, store: ReleaseStore, manifest_path: Path,
     from the variant cache or encoded, uploaded and confirmed with everything else.
     """
     observer = observer or Silent()
-    local = prepare(static_dir, store, manifest_path, options)
+    local = prepare(folders, store, manifest_path, options)
     with uploads_while_hashing(local, store, observer) as early:
         hashed = hash_files(local, store, options, observer, early)
         # Never after an early listing: a file read then had a path or size the release

@@ -7,12 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build.mounts import Mounts
 from ..build.variants import VariantSettings
 from ..localfs import Ignored
 from ..manifest import Manifest
 from ..pathfilter import PathFilter
-from ..validate import DEFAULT_STATIC_URL_PATH
 from .plan import Plan
 
 
@@ -44,11 +42,6 @@ class DeployOptions:
     #: Seconds of encoding after which no encode starts and running ones stop (``None``: no
     #: limit); images left without variants are published with their originals.
     variant_budget: float | None = None
-    #: Where the app serves the static folder (a CSS ``url(/static/...)`` names a file in it).
-    static_url_path: str = DEFAULT_STATIC_URL_PATH
-    #: Several folders deployed as one (an app's and its blueprints'); ``None``: the one
-    #: static folder, served at ``static_url_path``.
-    mounts: Mounts | None = None
     #: Deploy files with hard links whose other names the walk did not meet.
     allow_hard_links: bool = False
     #: Vite's manifest (``None``: found in the folders if there is one; see

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..build.mounts import Mounts
 from ..build.shards import Shard
 from ..errors import ConfigError
 from .confirm import DeployObserver, Silent, upload_all
@@ -36,14 +37,14 @@ class ShardResult:
     encode_seconds: float = 0.0
 
 
-def encode_shard(*, static_dir: Path, store: ReleaseStore, manifest_path: Path,
+def encode_shard(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
                  options: DeployOptions, shard: Shard,
                  observer: DeployObserver | None = None) -> ShardResult:
     """Encode and upload the missing variants of ``shard``'s images; publish nothing."""
     if options.variants is None:
         raise ConfigError("the variants command needs variant settings")
     observer = observer or Silent()
-    local = prepare(static_dir, store, manifest_path, options)
+    local = prepare(folders, store, manifest_path, options)
     hashed = hash_files(local, store, options, observer, None)
     local.cache.save()
     assert hashed.vplan is not None
