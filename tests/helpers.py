@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,3 +146,26 @@ def run_json(capsys: Any, args: list[str]) -> tuple[int, dict[str, Any]]:
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one JSON object, got {out!r}"
     return code, json.loads(lines[0])
+
+
+def run_in_process(argv: list[str], *, cwd: Path, env: dict[str, str],
+                   prog_name: str = "deploy.py") -> subprocess.CompletedProcess[str]:
+    """``deploy.py ARGV`` as a subprocess would run it (working folder, whole environment,
+    its own stdout and stderr), but in this process: the same exit code and output for a
+    fraction of the start-up. For refusals and reports; a handful of tests per command
+    still run the real process (no traceback, the interpreter's own exit)."""
+    from pipeline.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        os.environ.clear()
+        os.environ.update(env)  # boto3 and the AWS config lookups read os.environ directly
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv, env=env, prog_name=prog_name)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess([prog_name, *argv], code, out.getvalue(), err.getvalue())

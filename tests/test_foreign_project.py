@@ -1,4 +1,5 @@
-"""deploy.py as someone else's project meets it: run as a subprocess from their folder.
+"""deploy.py as someone else's project meets it: run from their folder with their environment
+(in this process through ``main``, as a subprocess where only a process shows the point).
 
 Only the flags a user would type; no ``--no-assets``. The project is a tmp folder
 with its own ``static/`` (and sometimes its own ``pyproject.toml``).
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FOREIGN_FILES, S3Env, write_tree
+from tests.helpers import FOREIGN_FILES, S3Env, run_in_process, write_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = str(ROOT / "deploy.py")
@@ -29,6 +30,13 @@ def user_env(**extra: str) -> dict[str, str]:
 
 
 def deploy_py(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``deploy.py ARGS`` from ``cwd`` with a user's environment, run in this process (the
+    same exit code and output; the inner loop's time); :func:`deploy_py_process` runs the
+    real process, for the tests that check what only a process shows."""
+    return run_in_process(list(args), cwd=cwd, env=user_env(**env))
+
+
+def deploy_py_process(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, DEPLOY, *args], cwd=cwd, env=user_env(**env),
                           capture_output=True, text=True, timeout=120, check=False)
 
@@ -45,7 +53,7 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *nee
 # --- the regression: any folder deploys, no demo bundles ---------------------------------
 
 def test_deploying_another_folder_needs_no_extra_flag(project: Path) -> None:
-    result = deploy_py("--static-dir", "static", "--target-dir", "out", cwd=project)
+    result = deploy_py_process("--static-dir", "static", "--target-dir", "out", cwd=project)
     assert result.returncode == 0, result.stderr
     assert "Deployed 4 files" in result.stdout
     assert not (project / "static" / "gen").exists()  # our demo's bundles stay ours
@@ -179,7 +187,7 @@ def test_excluded_files_are_never_hashed_or_uploaded(project: Path) -> None:
 def test_version_and_usage_lines_name_the_real_command(project: Path) -> None:
     from importlib.metadata import version
 
-    result = deploy_py("--version", cwd=project)
+    result = deploy_py_process("--version", cwd=project)
     assert result.returncode == 0
     assert (
         result.stdout.strip() == f"deploy.py (flask-cdn-pipeline) {version('flask-cdn-pipeline')}"
@@ -208,7 +216,7 @@ def test_subcommand_help_lists_only_options_that_apply(
 
 
 def test_quiet_and_verbose_together_are_a_usage_error(project: Path) -> None:
-    assert_clean_error(deploy_py("-q", "-v", cwd=project), 2, "-q and -v")
+    assert_clean_error(deploy_py_process("-q", "-v", cwd=project), 2, "-q and -v")
 
 
 def test_verbose_without_a_terminal_prints_one_line_per_file(project: Path) -> None:
