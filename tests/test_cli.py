@@ -15,14 +15,16 @@ from pipeline.cli.main import main
 from pipeline.cli.reporting import ProgressReporter
 from pipeline.release.plan import Plan
 from pipeline.storage.base import Upload
-from tests.helpers import S3Env
+from tests.helpers import S3Env, run_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, *, process: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """``deploy.py ARGS`` from ``cwd``: in this process through ``main`` (the same exit code
+    and output), or with ``process`` the real interpreter."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
     full_env.update({"AWS_EC2_METADATA_DISABLED": "true", "PYTHONPATH": str(ROOT),
                      "AWS_CONFIG_FILE": str(cwd / "none"),
@@ -30,6 +32,8 @@ def run_cli(
     full_env.update(env or {})
     # These trees are not the demo's static folder: build none of its bundles.
     args = [*args, "--no-assets"] if args[:1] != ["--no-such-flag"] else args
+    if not process:
+        return run_in_process(args, cwd=cwd, env=full_env)
     return subprocess.run([sys.executable, str(ROOT / "deploy.py"), *args], cwd=cwd,
                           env=full_env, capture_output=True, text=True, timeout=120, check=False)
 
@@ -38,7 +42,7 @@ def run_cli(
 def test_embedded_default_needs_no_bucket_and_second_run_uploads_nothing(
     static_tree: Path, tmp_path: Path
 ) -> None:
-    first = run_cli(["--static-dir", str(static_tree)], cwd=tmp_path)
+    first = run_cli(["--static-dir", str(static_tree)], cwd=tmp_path, process=True)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines()[0].startswith("Using the embedded default")
     assert "build/cdn" in first.stdout.splitlines()[0]
@@ -52,7 +56,7 @@ def test_embedded_default_needs_no_bucket_and_second_run_uploads_nothing(
         tmp_path / "build" / "cdn-manifest.json"
     ).read_bytes()
 
-    second = run_cli(["--static-dir", str(static_tree), "--json"], cwd=tmp_path)
+    second = run_cli(["--static-dir", str(static_tree), "--json"], cwd=tmp_path, process=True)
     assert second.returncode == 0
     summary = json.loads(second.stdout)
     assert summary["uploaded"] == 0 and summary["skipped"] == 9

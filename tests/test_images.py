@@ -63,6 +63,10 @@ BIG = bytes(range(256)) * 40  # 10 KiB, for ranges
 
 @pytest.fixture
 def dirs(tmp_path: Path) -> dict[str, Path]:
+    return make_dirs(tmp_path)
+
+
+def make_dirs(tmp_path: Path) -> dict[str, Path]:
     """IMAGES_DIR and PRIVATE_DIR, with secrets (and links to them) just outside."""
     images, private = tmp_path / "images", tmp_path / "private"
     files = {
@@ -439,10 +443,11 @@ def test_safe_relative_path_accepts(name: str) -> None:
     assert safe_relative_path(name) == name
 
 
-@pytest.fixture
-def live_url(dirs: dict[str, Path]) -> Iterator[str]:
-    """The app on a real HTTP server on a free loopback port."""
-    app = make_app(dirs)
+@pytest.fixture(scope="module")
+def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on a real HTTP server on a free loopback port, one for the module (its tests
+    only read)."""
+    app = make_app(make_dirs(tmp_path_factory.mktemp("live")))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -14,10 +14,16 @@ from pipeline.storage.base import NotModified
 from pipeline.storage.s3 import S3Settings, S3Storage
 
 
-@pytest.fixture
-def stubbed() -> Iterator[tuple[S3Storage, Stubber]]:
-    client = boto3.session.Session().client(
+@pytest.fixture(scope="module")
+def client() -> object:
+    """One client for the module (making one loads botocore's models: the slow part); each
+    test stubs it afresh."""
+    return boto3.session.Session().client(
         "s3", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+
+
+@pytest.fixture
+def stubbed(client: object) -> Iterator[tuple[S3Storage, Stubber]]:
     with Stubber(client) as stub:
         yield S3Storage(S3Settings(bucket="b", workers=1), client=client), stub
         stub.assert_no_pending_responses()

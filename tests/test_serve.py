@@ -24,10 +24,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Deploy a foreign project's static/ to the embedded default, then run `deploy.py serve`."""
-    project = tmp_path / "project"
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """Deploy a foreign project's static/ to the embedded default, then run `deploy.py serve`
+    (once for the module: its tests only read)."""
+    project = tmp_path_factory.mktemp("served") / "project"
     write_tree(project / "static", {"css/site.css": b"body{color:red}",
                                     "js/app.js": b"go()", "fonts/f.woff2": b"wOF2",
                                     "img/i.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>"})
@@ -83,10 +84,10 @@ def test_objects_have_cors_type_and_cache_headers(served: tuple[str, Path]) -> N
 
 
 def test_nothing_outside_the_folder_nor_hidden_files_nor_listings(
-    served: tuple[str, Path], tmp_path: Path
+    served: tuple[str, Path]
 ) -> None:
-    base, _ = served
-    (tmp_path / "project" / "build" / "secret.txt").write_text("secret")
+    base, folder = served
+    (folder.parent / "secret.txt").write_text("secret")  # build/secret.txt, beside build/cdn
     for path in ("/../secret.txt", "/static/../../secret.txt", "/%2e%2e/secret.txt",
                  "/static/%2e%2e/%2e%2e/secret.txt", "/.cdn-lock", "/static/", "/",
                  "//etc/passwd"):

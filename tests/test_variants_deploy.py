@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import S3Env, run_json, target_args
-from tests.test_foreign_project import DEPLOY, user_env
+from tests.test_foreign_project import DEPLOY, deploy_py, user_env
 
 WIDTHS = ["--variants", "--variant-widths", "320,640"]
 PIL_TYPES = {"image/avif": "AVIF", "image/webp": "WEBP", "image/jpeg": "JPEG", "image/png": "PNG"}
@@ -158,9 +158,8 @@ def test_deploy_with_variants_from_a_foreign_project(tmp_path: Path) -> None:
 def test_bad_variant_setting_exits_2_before_anything(tmp_path: Path) -> None:
     project = tmp_path / "p"
     make_static(project)
-    result = subprocess.run([sys.executable, DEPLOY, "--target-dir", "out", "--variants",
-                             "--variant-formats", "avif,gif"], cwd=project, env=user_env(),
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = deploy_py("--target-dir", "out", "--variants", "--variant-formats", "avif,gif",
+                       cwd=project)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "variant formats" in result.stderr and "--variant-formats" in result.stderr
     assert not (project / "out").exists()
@@ -172,9 +171,7 @@ def test_bad_widths_in_pyproject_exit_2(tmp_path: Path, value: str) -> None:
     make_static(project)
     (project / "pyproject.toml").write_text(
         f"[tool.flask-cdn-pipeline]\nvariants = true\nvariant-widths = {value}\n")
-    result = subprocess.run([sys.executable, DEPLOY, "--target-dir", "out"], cwd=project,
-                            env=user_env(), capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = deploy_py("--target-dir", "out", cwd=project)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "variant" in result.stderr
 
