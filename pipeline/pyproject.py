@@ -18,7 +18,6 @@ each with one TOML type: a typo (``statc-dir``) or a wrong type (``workers = "8"
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 import tomllib
@@ -133,7 +132,7 @@ def _near_misses(tools: Mapping[str, Any], path: Path) -> tuple[str, ...]:
         if name == TABLE_NAME or not isinstance(tools[name], dict):
             continue
         folded = name.lower().replace("_", "-").replace(".", "-")
-        if folded == TABLE_NAME or difflib.get_close_matches(folded, [TABLE_NAME], cutoff=0.8):
+        if folded == TABLE_NAME or _close_matches(folded, [TABLE_NAME], cutoff=0.8):
             notes.append(f"[tool.{name}] in {str(path)!r} is not read: did you mean "
                          f"[tool.{TABLE_NAME}]?")
     return tuple(notes)
@@ -159,8 +158,16 @@ def closest(key: str, known: Iterable[str]) -> str | None:
     """The known key a misspelled one most likely means (``bucekt`` -> ``bucket``,
     ``static_dir`` -> ``static-dir``), or ``None``."""
     folded = key.lower().replace("_", "-")
-    matches = difflib.get_close_matches(folded, list(known), n=1, cutoff=0.6)
+    matches = _close_matches(folded, list(known), cutoff=0.6)
     return matches[0] if matches else None
+
+
+def _close_matches(word: str, candidates: list[str], *, cutoff: float) -> list[str]:
+    """difflib's best match, imported only when a table has a name to check (a deploy
+    without a pyproject.toml never needs it)."""
+    import difflib
+
+    return difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
 
 
 def _typed(raw: Any, kind: str, *, where: str, base: Path) -> Any:

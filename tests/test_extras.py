@@ -114,7 +114,8 @@ def test_start_up_loads_no_heavy_module_it_does_not_use(
 #: never imports it, since compiling its frozen dataclasses at import is a fixed cost paid on
 #: every run (the phase split made the warm re-run of 2,000 files 1.08x slower through it).
 UPLOAD_PHASE = ("pipeline.release.transfer", "pipeline.release.early",
-                "pipeline.release.variant_step")
+                "pipeline.release.variant_step", "pipeline.release.placeholder_step",
+                "concurrent.futures")  # thread pools: only to hash or upload
 
 
 def test_a_no_change_re_deploy_loads_no_upload_or_variant_code(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -259,6 +258,10 @@ def _hash_all(files: list[LocalFile], cache: HashCache,
         hashes[item.logical_path] = cached
         if on_hashed is not None:
             on_hashed(item, cached)
+    if not stale:  # a warm re-run: no pool (nor the import of concurrent.futures) at all
+        return hashes
+    from concurrent.futures import ThreadPoolExecutor
+
     # One strided slice per worker, not one task per file: most static files are small,
     # and per-task overhead would eat the gain of hashing on several cores.
     workers = max(1, min(_HASH_WORKERS, os.cpu_count() or 1, len(stale)))

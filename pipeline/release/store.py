@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import keys
@@ -135,6 +134,8 @@ class ReleaseStore:
 
     def read_releases(self, ids: Iterable[str]) -> dict[str, ReleaseDoc]:
         """Several release documents, fetched concurrently (one GET each)."""
+        from concurrent.futures import ThreadPoolExecutor  # here: a deploy never needs it
+
         wanted = sorted(set(ids))
         with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
             docs = list(pool.map(self.read_release, wanted))
