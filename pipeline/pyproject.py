@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +104,8 @@ def load_project_config(start: Path, keys: KeyTable, *,
 
 def read_project_config(path: Path, keys: KeyTable, *, others: bool = False) -> ProjectConfig:
     """Read and check the table of ``path`` (see :func:`load_project_config`)."""
+    import tomllib  # only once a file is found: a run without one never parses TOML
+
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
