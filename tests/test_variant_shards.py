@@ -139,3 +139,14 @@ def test_concurrent_shards_then_the_deploy_encodes_nothing(
     files = json.loads((project / "build" / "cdn-manifest.json").read_text())["files"]
     published = {v["key"] for name in names for v in files[name]["variants"]}
     assert published == set(uploaded) == set(s3.keys("static/_v/"))  # each present once
+
+
+def test_a_dry_run_shard_counts_its_encodes_and_uploads_nothing(capsys: Any,
+                                                                tmp_path: Path) -> None:
+    photos(tmp_path / "static")
+    code, planned = run_json(capsys, [*shard_args(tmp_path, "2/2", "c"), "--dry-run"])
+    assert code == 0, planned
+    assert planned["dry_run"] and planned["uploaded"] == 0
+    assert 0 < planned["encoded"] < 36 and planned["assigned"]
+    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "c").rglob("*.avif"))

@@ -39,8 +39,6 @@ class Encoded:
     #: Jobs running at the deadline, whose workers were killed: each may have left some of
     #: its variants (complete: every file is renamed into place) and temporary files.
     abandoned: tuple[EncodeJob, ...] = ()
-    #: The deadline came before every job was done (abandoned or never started).
-    stopped: bool = False
 
 
 def default_workers() -> int:
@@ -91,12 +89,11 @@ def encode_within(jobs: Iterable[EncodeJob], *, settings: VariantSettings, out_d
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    stopped = bool(pending) or next(queue, None) is not None
     if pending:
         _kill_workers(pool)
     pool.shutdown(wait=True, cancel_futures=True)
     _remove_temporaries(out_dir, pending.values())
-    return Encoded(tuple(results), tuple(pending.values()), stopped)
+    return Encoded(tuple(results), tuple(pending.values()))
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
