@@ -131,8 +131,12 @@ class ProgressReporter:
 
     def variants_ready(self, uploads: int, size: int) -> None:
         """Variant uploads join the totals the progress counts against, which then count
-        objects, not the user's files."""
+        objects, not the user's files. Without a plan of files before (``cdn-deploy
+        variants``), these are the totals."""
         with self._lock:
+            if not self._planned:
+                self._planned, self._started = True, self._clock()
+                self._last_draw = self._started
             self._total += uploads
             self._total_bytes += size
             if uploads:
