@@ -3,6 +3,8 @@
 Under a deploy prefix ``p`` (``static`` by default)::
 
     p/<dir>/<stem>.<12 hex>.<ext>     fingerprinted objects (immutable)
+    p/<dir>/<stem>.<12 hex>.<ext>.br  its brotli sibling (precompressed; same Content-Type,
+    p/<dir>/<stem>.<12 hex>.<ext>.gz  its gzip sibling     Content-Encoding br / gzip)
     p/manifest.json                   the current manifest (a copy of the current release)
     p/releases/<id>.json              release documents (written once)
     p/releases/pruning-<stamp>.json   a prune under way (its marker)
@@ -37,6 +39,26 @@ def under(prefix: str, name: str) -> str:
 def object_key(prefix: str, fingerprinted_name: str) -> str:
     """The key of a fingerprinted object (``img/cat.<h>.jpg``, see ``hashed_name``)."""
     return under(prefix, fingerprinted_name)
+
+
+#: Content-Encoding token -> the suffix its sibling's key adds to the identity object's key.
+#: The file-beside-file convention of nginx ``gzip_static``/``brotli_static`` and Caddy's
+#: ``precompressed``, so a web server in front of a folder target finds them by itself.
+ENCODING_SUFFIXES = {"br": ".br", "gzip": ".gz"}
+
+
+def encoded_key(identity_key: str, encoding: str) -> str:
+    """The key of the ``encoding`` sibling of the object at ``identity_key``."""
+    return identity_key + ENCODING_SUFFIXES[encoding]
+
+
+def identity_key(key: str) -> str:
+    """``key`` without a sibling's suffix (the object a ``.br``/``.gz`` sibling belongs to);
+    any other key unchanged."""
+    for suffix in ENCODING_SUFFIXES.values():
+        if key.endswith(suffix):
+            return key[:-len(suffix)]
+    return key
 
 
 def manifest_key(prefix: str) -> str:

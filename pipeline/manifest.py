@@ -19,6 +19,13 @@ and the image shrunk to at most 16x16 pixels, at most :data:`MAX_PREVIEW_CHARS` 
 Both are validated strictly on reading, as they end up in pages' CSS. A manifest is written as
 the lowest version that can express it: no placeholder, version 2 (or 1).
 
+Version 3 also adds, to a compressible entry, ``encodings``: ``{"br": {"key", "size"},
+"gzip": {"key", "size"}}``, its stored precompressed siblings (key: the entry's key plus
+``.br``/``.gz``, see :func:`pipeline.keys.encoded_key`), each kept only when at most 95% of
+the identity size; an empty object means "compressed, nothing worth keeping", so the next
+deploy need not compress the file again (:mod:`pipeline.build.compress`). Without either
+version-3 field, a manifest is still version 2 (or 1).
+
 Keys are sorted and the output has no timestamps, so the same input gives the same
 bytes on every machine and an unchanged deploy is recognisable by its manifest.
 """
@@ -36,6 +43,7 @@ from typing import Any
 from .errors import ManifestError
 from .jsondoc import parse_document, whole_number
 from .keyrule import key_problem
+from .keys import ENCODING_SUFFIXES, encoded_key
 from .localfs import display_name, write_atomic
 from .vitemanifest import ViteManifest
 
@@ -92,6 +100,15 @@ class Placeholder:
 
 
 @dataclass(frozen=True, slots=True)
+class Sibling:
+    """A stored precompressed representation of an entry (manifest version 3)."""
+
+    encoding: str
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One deployed file: the object key it lives at and what is known of its bytes.
 
@@ -111,10 +128,17 @@ class Entry:
     variants: tuple[Variant, ...] = ()
     #: Shown behind the image until it loads (version 3); opaque images with variants only.
     placeholder: Placeholder | None = None
+    #: Precompressed siblings, ``br`` before ``gzip`` (version 3); ``None``: never compressed
+    #: (not a compressible type, or precompression off), ``()``: none worth keeping.
+    encodings: tuple[Sibling, ...] | None = None
 
     @property
     def has_image_fields(self) -> bool:
         return self.width is not None or bool(self.variants)
+
+    def sibling(self, encoding: str) -> Sibling | None:
+        """The stored ``encoding`` representation, if one was kept."""
+        return next((s for s in self.encodings or () if s.encoding == encoding), None)
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,7 @@ class Manifest:
         """Every object key this manifest names: the files' and their variants'."""
         keys = {entry.key for entry in self.files.values()}
         keys.update(v.key for entry in self.files.values() for v in entry.variants)
+        keys.update(s.key for entry in self.files.values() for s in entry.encodings or ())
         return keys
 
     @property
@@ -164,7 +189,8 @@ class Manifest:
         """The lowest format version that can express this manifest, so older readers keep
         reading every deploy that does not use the newer fields."""
         entries = self.files.values()
-        if any(entry.placeholder is not None for entry in entries):
+        if any(entry.placeholder is not None or entry.encodings is not None
+               for entry in entries):
             return 3
         return 2 if any(entry.has_image_fields for entry in entries) else 1
 
@@ -177,8 +203,9 @@ class Manifest:
         """The manifest in an already parsed document (extra top-level fields are ignored)."""
         version = document.get("version") if isinstance(document, dict) else None
         if type(version) is not int or version not in READABLE_VERSIONS:
-            raise ManifestError(f"{source} is not a version "
-                                f"{' or '.join(map(str, READABLE_VERSIONS))} manifest")
+            *older, newest = map(str, READABLE_VERSIONS)
+            raise ManifestError(f"{source} is not a version {', '.join(older)} or {newest} "
+                                "manifest")
         raw_files = document.get("files")
         if not isinstance(raw_files, dict):
             raise ManifestError(f"{source} has no 'files' object")
@@ -196,6 +223,8 @@ class Manifest:
                     types.setdefault(content_type, content_type),
                     str(raw["integrity"]) if raw.get("integrity") else None,
                     **(_image_fields(raw) if version >= 2 and _has_image_fields(raw) else {}),
+                    **(_encodings(raw, entry_key=str(raw["key"]))
+                       if version >= 3 and "encodings" in raw else {}),
                 )
                 if version >= 3 and "placeholder" in raw:  # rare: not worth a keyword per entry
                     entry = files[name] = replace(
@@ -321,6 +350,28 @@ def _image_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def _encodings(raw: Mapping[str, Any], *, entry_key: str) -> dict[str, Any]:
+    """``encodings`` of a version 3 entry: each sibling's key must be the entry's key plus the
+    encoding's suffix (a document naming any other key was not written by a deploy)."""
+    encodings = raw["encodings"]
+    if not isinstance(encodings, dict):
+        raise TypeError("encodings must be an object")
+    siblings = []
+    for encoding in ENCODING_SUFFIXES:  # the order a client that accepts both prefers
+        if encoding not in encodings:
+            continue
+        sibling = encodings[encoding]
+        if str(sibling["key"]) != encoded_key(entry_key, encoding):
+            raise ValueError(f"the {encoding} sibling's key is not the entry's key "
+                             f"plus {ENCODING_SUFFIXES[encoding]!r}")
+        siblings.append(Sibling(encoding, encoded_key(entry_key, encoding),
+                                whole_number(sibling["size"], low=1, high=MAX_OBJECT_SIZE)))
+    unknown = set(encodings) - set(ENCODING_SUFFIXES)
+    if unknown:
+        raise ValueError(f"unknown encoding {sorted(unknown)[0]!r}")
+    return {"encodings": tuple(siblings)}
+
+
 def _positive(value: Any) -> int:
     return whole_number(value, low=1, high=MAX_IMAGE_SIDE)
 
@@ -339,4 +390,7 @@ def _entry_json(entry: Entry) -> dict[str, object]:
                                 for v in entry.variants]
     if entry.placeholder is not None:
         document["placeholder"] = entry.placeholder.to_json()
+    if entry.encodings is not None:
+        document["encodings"] = {s.encoding: {"key": s.key, "size": s.size}
+                                 for s in entry.encodings}
     return document

@@ -21,10 +21,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 #: message, the bucket key layout, the transfer settings' ranges, the pyproject table reader,
 #: the strict JSON parser of documents, atomic writes, opening files below a folder without
 #: following links, reading walked files, the one rule for names and keys, Vite's manifest,
-#: resource hints and the DPR cap (first paint).
+#: resource hints and the DPR cap (first paint), content-coding negotiation (`serve` and the
+#: Flask extension share it).
 LEAVES = frozenset({"errors", "media_types", "urls", "validate", "localfs", "pathfilter",
                     "extras", "keys", "limits", "pyproject", "jsondoc", "atomic", "nofollow",
-                    "walked", "keyrule", "vitemanifest", "hints", "dprcap"})
+                    "walked", "keyrule", "vitemanifest", "hints", "dprcap", "negotiate"})
 
 #: Part -> the parts it may import. Imports flow one way: leaves -> manifest -> build ->
 #: release -> cli; manifest -> releasedoc -> serving, release; storage -> release, images;

@@ -55,7 +55,7 @@ def test_version_2_round_trips_dimensions_and_variants(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("version", [0, 4, "2", None])
 def test_unknown_versions_are_refused(version: object) -> None:
-    with pytest.raises(ManifestError, match="version 1 or 2 or 3"):
+    with pytest.raises(ManifestError, match="version 1, 2 or 3"):
         Manifest.from_document({**V1, "version": version})
 
 

@@ -99,7 +99,7 @@ def test_a_change_is_published_even_when_the_current_release_is_recognised(
     assert (tmp_path / "cdn" / entry["key"]).read_bytes() == b"\x89PNG A"
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"version": 2, "sha256": 7}', "[]"])
+@pytest.mark.parametrize("content", ["{not json", '{"version": 3, "sha256": 7}', "[]"])
 def test_a_corrupt_record_is_ignored_with_one_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,
 ) -> None:
@@ -113,7 +113,7 @@ def test_a_corrupt_record_is_ignored_with_one_warning(
     assert main(args(tmp_path, static)) == 0
     err = capsys.readouterr().err
     assert err.count(str(record)) == 1 and "warning" in err, err
-    assert json.loads(record.read_text())["version"] == 2  # replaced by a good record
+    assert json.loads(record.read_text())["version"] == 3  # replaced by a good record
 
 
 def test_a_record_of_another_version_is_ignored_quietly(

@@ -21,6 +21,7 @@ from flask import Flask, render_template_string
 
 from pipeline import CDN
 from pipeline.errors import MissingAssetError
+from pipeline.keys import identity_key
 from pipeline.manifest import Manifest
 from tests.helpers import S3Env, run_json, target_args, write_tree
 
@@ -108,7 +109,8 @@ def test_vite_files_keep_their_names_and_bytes_others_are_fingerprinted(
     # manifest, which lists source paths, is not uploaded.
     objects = {p.relative_to(bucket).as_posix() for p in bucket.rglob("*") if p.is_file()}
     assert {o for o in objects if o.startswith("static/dist/")} == {
-        e.key for p, e in manifest.files.items() if p.startswith("dist/")}
+        key for p, e in manifest.files.items() if p.startswith("dist/")
+        for key in (e.key, *(s.key for s in e.encodings or ()))}  # and their .br/.gz
     assert not any(".vite" in o for o in objects)
     # The chunks are recorded with logical paths; an entry's closure is its static imports.
     assert manifest.vite is not None
@@ -287,7 +289,8 @@ def test_vite_tags_from_the_bucket_in_pinned_and_follow_modes(
     keys = {o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]}
     head = s3.client.head_object(Bucket=s3.bucket, Key="static/assets/main-BRBmoGS9.js")
     assert head["CacheControl"] == "public, max-age=31536000, immutable"
-    assert {k for k in keys if k.startswith("static/assets/")} == {
+    # (their precompressed siblings beside them, under the same names plus .br/.gz)
+    assert {identity_key(k) for k in keys if k.startswith("static/assets/")} == {
         f"static/{name}" for name in VITE_NAMED}
 
 

@@ -138,6 +138,9 @@ VARIANT_OPTIONS: list[_Decorator] = [
 CHECK_OPTIONS: list[_Decorator] = [
     click.option("--no-strict", is_flag=True,
                  help="A CSS url() to a missing file is a warning, not an error."),
+    click.option("--no-precompress", is_flag=True,
+                 help="Store no brotli/gzip siblings of CSS, JS, SVG, JSON and other text files "
+                      "[default: store them, each kept only if at most 95% of the file's size]."),
     click.option("--allow-hard-links", is_flag=True, default=None,
                  help="Deploy files with hard links whose other names are not in the static "
                       "folder (refused by default: a hard link can make any readable file look "
@@ -316,6 +319,7 @@ def deploy_options(settings: DeploySettings) -> DeployOptions:
         variant_budget=(settings.variant_budget.total_seconds()
                         if settings.variant_budget is not None else None),
         allow_hard_links=settings.allow_hard_links, vite_manifest=settings.vite_manifest,
+        precompress=settings.precompress,
     )
 
 

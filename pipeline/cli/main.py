@@ -101,6 +101,8 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
         "images_left": len(result.images_left),
         "variants_left": result.variants_left,
         "encode_seconds": round(result.encode_seconds, 3),
+        "compressed": result.compressed,
+        "sibling_uploads": 0 if result.dry_run else result.sibling_uploads,
     }
 
 
@@ -263,8 +265,8 @@ def _show_config(settings: DeploySettings, as_json: bool) -> None:
 #: Settings shown by --show-config, by option name; some fields are named differently.
 _SHOWN = ("app", "static_dir", "static_url_path", "bucket", "target_dir", "prefix", "endpoint_url",
           "region", "cdn_url", "manifest", "hash_cache", "assets", "workers", "max_attempts",
-          "strict", "allow_hard_links", "vite_manifest", "include", "exclude", "variants",
-          "variant_widths", "variant_formats", "variant_include", "variant_exclude",
+          "strict", "precompress", "allow_hard_links", "vite_manifest", "include", "exclude",
+          "variants", "variant_widths", "variant_formats", "variant_include", "variant_exclude",
           "variant_cache", "variant_budget", "relist", "unsafe_no_conditional_writes",
           "distribution_id")
 _FIELDS = {"manifest": "manifest_path", "hash_cache": "hash_cache_path"}

@@ -22,8 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..keys import MANIFEST_NAME
-from ..media_types import IMMUTABLE_CACHE_CONTROL, MANIFEST_CACHE_CONTROL, content_type_for
+from ..keys import ENCODING_SUFFIXES, MANIFEST_NAME, encoded_key
+from ..media_types import (
+    IMMUTABLE_CACHE_CONTROL,
+    MANIFEST_CACHE_CONTROL,
+    content_type_for,
+    is_compressible,
+)
+from ..negotiate import choose_encoding
 from .settings import DEFAULT_EMBEDDED_DIR
 
 if TYPE_CHECKING:
@@ -56,9 +62,15 @@ def resolved_inside(folder: Path, key: str) -> Path | None:
     return target
 
 
+def _siblings(folder: Path, key: str) -> list[str]:
+    """The encodings whose precompressed sibling (``key.br``, ``key.gz``) lies in ``folder``."""
+    return [encoding for encoding in ENCODING_SUFFIXES
+            if resolved_inside(folder, encoded_key(key, encoding)) is not None]
+
+
 def create_app(root: Path) -> Flask:
     """A WSGI app serving ``root`` like the bucket it mirrors, readable from any origin."""
-    from flask import Flask, abort, send_from_directory
+    from flask import Flask, abort, request, send_from_directory
     from werkzeug.wrappers import Response
 
     app = Flask(__name__, static_folder=None)
@@ -71,12 +83,24 @@ def create_app(root: Path) -> Flask:
         target = resolved_inside(folder, key)
         if target is None:
             abort(404)
+        content_type = content_type_for(key)
+        negotiated = is_compressible(content_type)
+        encoding = choose_encoding(request.headers.get("Accept-Encoding"),
+                                   _siblings(folder, key)) if negotiated else None
+        if encoding is not None:  # the precompressed sibling beside it, checked the same way
+            target = resolved_inside(folder, encoded_key(key, encoding)) or target
         # The file that was checked, by its real name (the type still follows the key).
+        # Its own ETag per file, so each encoding has its own (RFC 9110 8.8.3), and a Range
+        # is served from the bytes of the chosen representation, as RFC 9110 14 defines it.
         response = send_from_directory(folder, target.relative_to(folder).as_posix(),
                                        conditional=True, etag=True)
         # Set after send_file, which would append a second charset to text/* types.
-        response.headers["Content-Type"] = content_type_for(key)
+        response.headers["Content-Type"] = content_type
         response.headers["Cache-Control"] = cache_control_for(key)
+        if encoding is not None:
+            response.headers["Content-Encoding"] = encoding
+        if negotiated:  # caches must key this URL's answers by the request's Accept-Encoding
+            response.headers["Vary"] = "Accept-Encoding"
         del response.headers["Content-Disposition"]  # a bucket sends none
         return response
 

@@ -83,6 +83,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", "--workers", ("CDN_WORKERS",), "int", DEFAULT_WORKERS),
     Option("max_attempts", "--max-attempts", ("CDN_MAX_ATTEMPTS",), "int", DEFAULT_MAX_ATTEMPTS),
     Option("strict", "--no-strict", (), "bool", True),
+    #: Brotli/gzip siblings of compressible files (pipeline.release.sibling_step).
+    Option("precompress", "--no-precompress", (), "bool", True),
     Option("allow_hard_links", "--allow-hard-links", (), "bool", False),
     #: Vite's manifest when it is not found in the folders (pipeline.build.vite).
     Option("vite_manifest", "--vite-manifest", ("CDN_VITE_MANIFEST",), "path"),
@@ -141,6 +143,8 @@ class DeploySettings:
     dry_run: bool = False
     #: A CSS reference to a missing file is an error (``--no-strict``: a warning).
     strict: bool = True
+    #: Store brotli/gzip siblings of compressible files (``--no-precompress``: none).
+    precompress: bool = True
     #: A Python file with a ``BUNDLES`` dict of webassets bundles to build first.
     assets: Path | None = None
     #: Glob patterns (:mod:`pipeline.pathfilter`) of files to deploy / leave out.
@@ -242,6 +246,8 @@ def _flag_layer(options: Mapping[str, Any]) -> Layer:
         values[option.name] = _convert(option, value, option.flag)
     if options.get("no_strict"):
         values["strict"] = False
+    if options.get("no_precompress"):
+        values["precompress"] = False
     return Layer("command line", values, {name: OPTIONS_BY_NAME[name].flag for name in values})
 
 
@@ -343,6 +349,7 @@ def _validated(picked: dict[str, tuple[Any, str]], options: Mapping[str, Any],
         max_attempts=value("max_attempts", validate_int, "max attempts", *ATTEMPTS_RANGE),
         dry_run=bool(options.get("dry_run")),
         strict=value("strict"),
+        precompress=bool(value("precompress")),
         assets=value("assets"),
         include=value("include", _check_patterns),
         exclude=value("exclude", _check_patterns),

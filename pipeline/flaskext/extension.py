@@ -104,7 +104,8 @@ class CDN:
         if state.enabled:
             install_url_for(app, state)
         elif "static" in app.view_functions:
-            app.view_functions["static"] = dev_static_view(state, app.view_functions["static"])
+            app.view_functions["static"] = dev_static_view(state, app.view_functions["static"],
+                                                           folder=app.static_folder)
         if state.settings.reload and state.settings.cdn_url:
             app.before_request(_reload_hook(state))
         install_first_paint(app)

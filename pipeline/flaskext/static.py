@@ -6,22 +6,35 @@ Two Flask-facing pieces, installed by :meth:`pipeline.flaskext.extension.CDN.ini
   ``url_for('static', filename=...)`` of a deployed file) is one dict lookup; the
   rest (blueprints, query args, anchors, ``_scheme``, fallback) is built here too.
 * Development: a wrapper of Flask's static view that, for a missing file only,
-  redirects to the CDN copy or answers the placeholder image with 404.
+  redirects to the CDN copy or answers the placeholder image with 404, and serves a
+  precompressed sibling lying beside a file (``app.css.br``) to a client that accepts it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from flask import Flask, Response, has_request_context, redirect, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    has_request_context,
+    redirect,
+    request,
+    send_from_directory,
+)
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import iter_multi_items
 from werkzeug.exceptions import NotFound
+from werkzeug.security import safe_join
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..media_types import content_type_for
+from ..keys import ENCODING_SUFFIXES, encoded_key
+from ..media_types import content_type_for, is_compressible
+from ..negotiate import choose_encoding
 from ..urls import cdn_url
 from .mounts import blueprint_prefix
 from .state import CDNState, Placeholder
@@ -143,12 +156,17 @@ def decorate_url(url: str, values: dict[str, Any], *, anchor: str | None,
 
 
 def dev_static_view(
-    state: CDNState, view: Callable[..., Any]
+    state: CDNState, view: Callable[..., Any], *, folder: str | None = None,
 ) -> Callable[..., ResponseReturnValue]:
-    """Wrap Flask's static view: files that exist keep Flask's handling (ETag, 304, Range)."""
+    """Wrap Flask's static view: files that exist keep Flask's handling (ETag, 304, Range);
+    one with a precompressed sibling beside it in ``folder`` is negotiated first."""
 
     def static(**kwargs: Any) -> ResponseReturnValue:
+        filename = str(kwargs.get("filename", ""))
+        encodings = precompressed_beside(folder, filename)
         try:
+            if encodings:
+                return negotiated_static(folder, filename, encodings)  # type: ignore[arg-type]
             response: ResponseReturnValue = view(**kwargs)
         except NotFound:
             fallback = missing_static_response(state, str(kwargs.get("filename", "")))
@@ -158,6 +176,33 @@ def dev_static_view(
         return response
 
     return static
+
+
+def precompressed_beside(folder: str | None, filename: str) -> list[str]:
+    """The encodings whose sibling (``name.br``, ``name.gz``, as a build tool or the deploy
+    writes them) lies beside the compressible file ``filename`` of ``folder``."""
+    if folder is None or not is_compressible(content_type_for(filename)):
+        return []
+    path = safe_join(folder, filename)  # Werkzeug's: None for "..", absolute paths
+    if path is None or not os.path.isfile(path):
+        return []
+    return [encoding for encoding in ENCODING_SUFFIXES
+            if os.path.isfile(encoded_key(path, encoding))]
+
+
+def negotiated_static(folder: str, filename: str, encodings: list[str]) -> Response:
+    """The representation ``Accept-Encoding`` picks (:mod:`pipeline.negotiate`), with Flask's
+    handling (ETag per file, 304, Range), the file's own type and ``Vary``."""
+    encoding = choose_encoding(request.headers.get("Accept-Encoding"), encodings)
+    name = filename if encoding is None else encoded_key(filename, encoding)
+    response = send_from_directory(folder, name,
+                                   max_age=current_app.get_send_file_max_age(filename))
+    # Set after send_file, which would append a second charset to text/* types.
+    response.headers["Content-Type"] = content_type_for(filename)
+    if encoding is not None:
+        response.headers["Content-Encoding"] = encoding
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
 
 
 def missing_static_response(state: CDNState, filename: str) -> BaseResponse | None:

@@ -110,9 +110,11 @@ def already_stored(existing: Mapping[str, RemoteObject], entry: Entry,
 
 
 def missing_keys(manifest: Manifest, confirmed: Mapping[str, RemoteObject]) -> list[str]:
-    """Keys the manifest names (variants too) that are not confirmed present with the right size."""
+    """Keys the manifest names (variants and siblings too) not confirmed present with the
+    right size."""
     pairs = [(entry.key, entry.size) for entry in manifest.files.values()]
     pairs += [(v.key, v.size) for entry in manifest.files.values() for v in entry.variants]
+    pairs += [(s.key, s.size) for entry in manifest.files.values() for s in entry.encodings or ()]
     return sorted(
         key for key, size in pairs
         if not is_present(confirmed, key, size)

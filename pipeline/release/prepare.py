@@ -24,6 +24,7 @@ from ..build.textlinks import TextLinks
 from ..build.vite import ViteOutput, find_vite
 from ..localfs import Ignored, LocalFile, check_writable
 from ..manifest import Manifest
+from ..media_types import is_compressible
 from ..storage.base import RemoteObject
 from .confirm import DeployObserver
 from .documents import Current
@@ -80,10 +81,12 @@ class Hashed:
     manifest: Manifest
     sources: dict[str, LocalFile]
     vplan: VariantPlan | None
+    #: A compressible file has no sibling decision yet (precompression on): publish anew.
+    undecided: bool = False
 
     def is_release(self, current: Current) -> bool:
         """Whether these files are the current release's (then nothing needs uploading)."""
-        return is_current(current, self.manifest)
+        return not self.undecided and is_current(current, self.manifest)
 
 
 def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
@@ -145,8 +148,21 @@ def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
         observer.warned(warning)
     manifest = built.manifest
     sources = {f.logical_path: f for f in local.files}
-    if not options.variants:
-        return Hashed(built, manifest, sources, None)
+    vplan = None
+    if options.variants:
+        manifest, vplan = _variant_plan(local, store, options, manifest, sources)
+    undecided = False
+    if options.precompress:
+        manifest, undecided = _sibling_decisions(manifest, local.current)
+    return Hashed(built, manifest, sources, vplan, undecided)
+
+
+def _variant_plan(local: Prepared, store: ReleaseStore, options: DeployOptions,
+                  manifest: Manifest, sources: dict[str, LocalFile],
+                  ) -> tuple[Manifest, VariantPlan]:
+    """The variant plan from the hashes, and the manifest with the variants the current
+    release confirmed when none is missing."""
+    assert options.variants is not None
     # Imported only with variants on: a deploy without them never runs the variant step.
     from .placeholder_step import known_placeholders
     from .variant_step import known_sizes, plan_sources, with_variants
@@ -159,7 +175,22 @@ def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
     recorded = known_sizes(released)
     if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
         manifest = with_variants(manifest, vplan, recorded)
-    return Hashed(built, manifest, sources, vplan)
+    return manifest, vplan
+
+
+def _sibling_decisions(manifest: Manifest, current: Current) -> tuple[Manifest, bool]:
+    """``manifest`` with the current release's sibling decisions for the same keys, and
+    whether a compressible entry has none. A recognised release (by digest, not decoded)
+    that decided every compressible entry equals it with all of them decided."""
+    # Imported here: a deploy without precompression never loads the sibling step.
+    from .sibling_step import assume_decided, with_recorded
+
+    decided = assume_decided(manifest)
+    if is_known_current(current, decided):
+        return decided, False
+    manifest = with_recorded(manifest, current.doc.manifest if current.doc else None)
+    return manifest, any(e.encodings is None and is_compressible(e.content_type)
+                         for e in manifest.files.values())
 
 
 def is_current(current: Current, manifest: Manifest) -> bool:

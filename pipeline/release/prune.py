@@ -16,10 +16,10 @@ per request: a prune killed half-way leaves orphans (removed next time), never a
 release naming deleted objects.
 
 Only keys of the shapes a deploy creates are ever considered: fingerprinted names
-(``<stem>.<12 hex>.<ext>``) under ``<prefix>/`` and release objects. The current
-manifest, anything else under the prefix, and another deploy's prefix nested inside
-this one (a folder with its own ``manifest.json``) are never candidates, so a
-wrong ``--prefix`` cannot turn prune on objects it did not make.
+(``<stem>.<12 hex>.<ext>``, and their ``.br``/``.gz`` siblings) under ``<prefix>/`` and
+release objects. The current manifest, anything else under the prefix, and another
+deploy's prefix nested inside this one (a folder with its own ``manifest.json``) are never
+candidates, so a wrong ``--prefix`` cannot turn prune on objects it did not make.
 
 Racing a deploy, why no release can name a deleted object:
 
@@ -54,7 +54,14 @@ from datetime import UTC, datetime, timedelta
 
 from ..build.fingerprint import is_hashed_name
 from ..errors import ConfigError, DeployError
-from ..keys import MANIFEST_NAME, manifest_key, release_id_of, release_key, releases_prefix
+from ..keys import (
+    MANIFEST_NAME,
+    identity_key,
+    manifest_key,
+    release_id_of,
+    release_key,
+    releases_prefix,
+)
 from ..releasedoc import ReleaseDoc
 from ..storage.base import DeleteOutcome, RemoteObject, Storage, UploadFailure
 from ..validate import format_duration
@@ -123,8 +130,9 @@ def plan_prune(
 def owned_keys(listing: Iterable[str], prefix: str) -> list[str]:
     """The keys of ``listing`` whose shape a deploy under ``prefix`` creates.
 
-    Release objects, and fingerprinted names under ``<prefix>/`` outside ``releases/``
-    and outside any nested folder that holds its own manifest (another prefix's deploy).
+    Release objects, and fingerprinted names (and their ``.br``/``.gz`` siblings) under
+    ``<prefix>/`` outside ``releases/`` and outside any nested folder that holds its own
+    manifest (another prefix's deploy).
     """
     require_prefix(prefix)
     keys = list(listing)
@@ -133,7 +141,7 @@ def owned_keys(listing: Iterable[str], prefix: str) -> list[str]:
               if key.endswith("/" + MANIFEST_NAME) and key != manifest_key(prefix)}
     return [key for key in keys if release_id_of(key, prefix) or (
         key.startswith(head) and not key.startswith(releases)
-        and is_hashed_name(key.rpartition("/")[2])
+        and is_hashed_name(identity_key(key).rpartition("/")[2])
         and not any(key.startswith(root) for root in nested))]
 
 

@@ -24,12 +24,16 @@ from ..localfs import write_atomic
 from ..manifest import Entry, Manifest
 from .documents import Current, KnownCurrent
 
-_VERSION = 2
+_VERSION = 3  # 3: the digest also says which entries have sibling decisions
 #: Entries encoded per piece of the digest: the whole encoding at once (20 MB for 100,000
 #: entries, plus its bytes) set the first deploy's peak memory.
 _CHUNK = 2048
 #: Every field of an entry, so two manifests with equal digests have equal entries.
-_FIELDS = operator.attrgetter(*(field.name for field in dataclasses.fields(Entry)))
+#: Precompressed siblings count by whether they were decided (``encodings`` not ``None``),
+#: not by their keys and sizes: a deploy recognises its release before it knows them (the
+#: decisions are that release's, :func:`pipeline.release.sibling_step.assume_decided`).
+_FIELDS = operator.attrgetter(*(field.name for field in dataclasses.fields(Entry)
+                                if field.name != "encodings"))
 
 
 def record_path(hash_cache: Path | None) -> Path | None:
@@ -48,8 +52,10 @@ def manifest_digest(manifest: Manifest) -> str:
     names = sorted(files)
     digest = hashlib.sha256()
     for start in range(0, len(names), _CHUNK):
-        piece = names[start:start + _CHUNK]
-        digest.update(repr((piece, list(map(_FIELDS, map(files.__getitem__, piece))))).encode())
+        entries = list(map(files.__getitem__, names[start:start + _CHUNK]))
+        decided = [entry.encodings is not None for entry in entries]
+        digest.update(repr((names[start:start + _CHUNK], list(map(_FIELDS, entries)),
+                            decided)).encode())
     return digest.hexdigest()
 
 

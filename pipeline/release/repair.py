@@ -12,15 +12,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build.assemble import build
+from ..build.assemble import Build, build
+from ..build.compress import available_encodings
 from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts
 from ..build.vite import find_vite
 from ..errors import DeployError
-from ..localfs import collect_files
+from ..keys import identity_key
+from ..localfs import LocalFile, collect_files
 from ..storage.base import Storage, Upload
 from ..validate import DEFAULT_STATIC_URL_PATH
 from .plan import entry_upload
+from .sibling_step import compressed, sibling_upload
 from .store import ReleaseStore
 from .variant_step import cached_variant
 from .verify import Problem, VerifyReport
@@ -59,11 +62,34 @@ def repair(
             continue
         entry = built.manifest.files[path]
         uploads.append(entry_upload(entry, sources[path], built.bodies.get(path)))
+    uploads += _sibling_uploads(report, broken, built, sources, local)
     cache.save()
     _upload(store.storage, uploads)
     done = {u.key for u in uploads}
     left = [p for p in report.problems if p.key not in done]
     return RepairResult(tuple(sorted(done)), tuple(left))
+
+
+def _sibling_uploads(report: VerifyReport, broken: Mapping[str, Problem], built: Build,
+                     sources: Mapping[str, LocalFile], local: Mapping[str, str]) -> list[Upload]:
+    """Broken precompressed siblings made again from the local file whose object they belong
+    to, when the bytes come out at the recorded size (compression is deterministic for one
+    encoder version; another size needs a new release: ``deploy --relist``)."""
+    recorded = {s.key: s for entry in report.doc.manifest.files.values()
+                for s in entry.encodings or ()}
+    uploads = []
+    for key in sorted(k for k in broken if k in recorded):
+        path = local.get(identity_key(key))
+        if path is None:
+            continue
+        entry, sibling = built.manifest.files[path], recorded[key]
+        if sibling.encoding not in available_encodings():
+            continue
+        for encoded in compressed(entry, sources[path], built.bodies.get(path),
+                                  (sibling.encoding,)):
+            if len(encoded.data) == sibling.size:
+                uploads.append(sibling_upload(entry, sources[path], encoded))
+    return uploads
 
 
 def _variant_uploads(store: ReleaseStore, report: VerifyReport, broken: Mapping[str, Problem],

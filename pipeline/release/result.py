@@ -42,6 +42,8 @@ class DeployOptions:
     #: Seconds of encoding after which no encode starts and running ones stop (``None``: no
     #: limit); images left without variants are published with their originals.
     variant_budget: float | None = None
+    #: Store brotli/gzip siblings of compressible files (:mod:`pipeline.release.sibling_step`).
+    precompress: bool = True
     #: Deploy files with hard links whose other names the walk did not meet.
     allow_hard_links: bool = False
     #: Vite's manifest (``None``: found in the folders if there is one; see
@@ -83,6 +85,10 @@ class DeployResult:
     encoded: int = 0
     variant_uploads: int = 0
     variant_bytes: int = 0
+    #: Files compressed by this run, and the precompressed siblings uploaded and their bytes.
+    compressed: int = 0
+    sibling_uploads: int = 0
+    sibling_bytes: int = 0
     #: Files whose SHA-256 came from the current release because git vouched that
     #: their bytes are unchanged (:mod:`pipeline.build.gitindex`); they were not read.
     hashes_from_git: int = 0
@@ -98,8 +104,10 @@ class DeployResult:
 
     @property
     def uploaded(self) -> int:
-        return 0 if self.dry_run else len(self.plan.uploads) + self.variant_uploads
+        return (0 if self.dry_run
+                else len(self.plan.uploads) + self.variant_uploads + self.sibling_uploads)
 
     @property
     def bytes_uploaded(self) -> int:
-        return 0 if self.dry_run else self.plan.bytes_to_upload + self.variant_bytes
+        return (0 if self.dry_run
+                else self.plan.bytes_to_upload + self.variant_bytes + self.sibling_bytes)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from ..build.compress import brotli_available
 from ..manifest import Manifest
 from ..storage.base import RemoteObject, Upload
 from .confirm import DeployObserver, checked, upload_all
@@ -17,6 +18,7 @@ from .early import EarlyUploads
 from .plan import Plan, PlannedFile, entry_upload, plan_deploy
 from .prepare import Hashed, Prepared, is_current
 from .result import DeployOptions, DeployResult
+from .sibling_step import NO_BROTLI, plan_siblings
 from .store import ReleaseStore
 from .variant_phase import variant_phase
 
@@ -78,6 +80,9 @@ def plan(local: Prepared, hashed: Hashed, store: ReleaseStore, options: DeployOp
     if options.dry_run:  # what the real run would do: publish unless this is the current release
         result = replace(result, new_release=not is_current(local.current, manifest))
         return Planned(local, hashed, manifest, planned, existing, started, result, [], {})
+    if options.precompress:
+        manifest, variant_uploads, result = _siblings(manifest, hashed, existing, variant_uploads,
+                                                      result, observer, relist=options.relist)
     by_key = {item.entry.key: _upload_for(item, hashed.built.bodies) for item in planned.files}
     uploads = [by_key[item.entry.key] for item in planned.uploads] + variant_uploads
     by_key.update((upload.key, upload) for upload in variant_uploads)
@@ -110,6 +115,21 @@ def _result(local: Prepared, manifest: Manifest, planned: Plan, store: ReleaseSt
         current_is_rollback=bool(current and ids and ids[-1] > current),
         hashes_from_git=local.hashes_from_git,
     )
+
+
+def _siblings(manifest: Manifest, hashed: Hashed, existing: dict[str, RemoteObject],
+              extra_uploads: list[Upload], result: DeployResult, observer: DeployObserver,
+              *, relist: bool) -> tuple[Manifest, list[Upload], DeployResult]:
+    """The manifest with precompressed siblings, the uploads beside the files' (variants
+    first, then siblings) and the result counting them; brotli's absence said once."""
+    siblings = plan_siblings(manifest, hashed.sources, hashed.built.bodies, existing,
+                             relist=relist)
+    if siblings.compressed and not brotli_available():
+        observer.warned(NO_BROTLI)
+    result = replace(result, manifest=siblings.manifest, compressed=siblings.compressed,
+                     sibling_uploads=len(siblings.uploads),
+                     sibling_bytes=sum(upload.size for upload in siblings.uploads))
+    return siblings.manifest, extra_uploads + siblings.uploads, result
 
 
 def _upload_for(item: PlannedFile, bodies: Mapping[str, bytes]) -> Upload:

@@ -106,15 +106,16 @@ def verify(
     current = store.read_current()
     doc = _current_doc(store, current) if release_id is None else store.read_release(release_id)
     entries = unique_entries(doc)
-    listing = store.list(hints=[*entries, *(
-        v.key for entry in doc.manifest.files.values() for v in entry.variants)])
+    listing = store.list(hints=sorted(doc.manifest.object_keys()))
     problems = list(_release_problems(doc, store, listing, is_current=release_id is None))
     problems += listing_problems(entries, listing, doc.etags)
     problems += variant_problems(doc, listing)
+    problems += sibling_problems(doc, listing)
     present = [key for key in entries if _listed_intact(key, entries, listing)]
     to_inspect = _choose_inspections(store, doc, present, listing, full, sample)
     found = store.storage.inspect(to_inspect, content=full)
     problems += inspection_problems(entries, found, doc.etags)
+    problems += sibling_header_problems(store, entries, to_inspect, listing)
     # Bytes that hash to the manifest's SHA-256 are right whatever ETag was recorded
     # (a repaired object replacing one stored with the wrong bytes has a new ETag).
     hashed = {key for key, info in found.items()
@@ -170,6 +171,39 @@ def variant_problems(doc: ReleaseDoc, listing: Mapping[str, RemoteObject]) -> It
             elif remote.size != variant.size:
                 yield Problem(variant.key, path, "variant of the wrong size",
                               str(variant.size), str(remote.size))
+
+
+def sibling_problems(doc: ReleaseDoc, listing: Mapping[str, RemoteObject]) -> Iterable[Problem]:
+    """Precompressed siblings the release names, checked by the listing (presence, size)."""
+    for path, entry in sorted(doc.manifest.files.items()):
+        for sibling in entry.encodings or ():
+            remote = listing.get(sibling.key)
+            if remote is None:
+                yield Problem(sibling.key, path, f"{sibling.encoding} sibling missing "
+                              "(verify --repair or deploy --relist makes it again)")
+            elif remote.size != sibling.size:
+                yield Problem(sibling.key, path, f"{sibling.encoding} sibling of the wrong size",
+                              str(sibling.size), str(remote.size))
+
+
+def sibling_header_problems(store: ReleaseStore, entries: Mapping[str, tuple[str, Entry]],
+                            inspected: Iterable[str], listing: Mapping[str, RemoteObject],
+                            ) -> Iterable[Problem]:
+    """The headers of the listed siblings of the inspected objects: a client that gets one
+    must be told its encoding, the original's type and the immutable cache policy."""
+    wanted = {s.key: (path, entry, s.encoding) for key in inspected
+              for path, entry in (entries[key],) for s in entry.encodings or ()
+              if s.key in listing}
+    for key, info in store.storage.inspect(sorted(wanted)).items():
+        path, entry, encoding = wanted[key]
+        if info is None:
+            continue  # listed a moment ago; the listing's check reports a missing one
+        expected = (("Content-Encoding", encoding, info.content_encoding),
+                    ("Content-Type", entry.content_type, info.content_type),
+                    ("Cache-Control", IMMUTABLE_CACHE_CONTROL, info.cache_control))
+        for header, want, got in expected:
+            if got is not None and got != want:  # None: a folder stores no headers
+                yield Problem(key, path, f"wrong {header}", want, got)
 
 
 def _listed_intact(key: str, entries: Mapping[str, tuple[str, Entry]],

@@ -55,6 +55,8 @@ class Upload:
     #: Hex SHA-256 the stored bytes must have (the content hash the key was named
     #: after); ``None`` for objects not named by content (private images).
     sha256: str | None = None
+    #: ``Content-Encoding`` of a precompressed sibling (``br``, ``gzip``); ``None``: identity.
+    content_encoding: str | None = None
 
 
 class ContentChanged(FileChangedError):
@@ -157,6 +159,8 @@ class ObjectInfo:
     cache_control: str | None
     #: SHA-256 of the stored bytes where reading them is cheap (a folder), else ``None``.
     sha256: str | None = None
+    #: The stored ``Content-Encoding`` (``""``: none; ``None``: a folder has no such notion).
+    content_encoding: str | None = None
 
 
 @dataclass

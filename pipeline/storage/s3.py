@@ -346,6 +346,7 @@ class S3Storage:
             size=int(response.get("ContentLength", 0)), etag=_etag(response.get("ETag")),
             content_type=response.get("ContentType", ""),
             cache_control=response.get("CacheControl", ""), sha256=digest.hexdigest(),
+            content_encoding=response.get("ContentEncoding", ""),
         )
 
     def _head(self, key: str) -> ObjectInfo | None:
@@ -358,6 +359,7 @@ class S3Storage:
         return ObjectInfo(
             size=int(head.get("ContentLength", 0)), etag=_etag(head.get("ETag")),
             content_type=head.get("ContentType", ""), cache_control=head.get("CacheControl", ""),
+            content_encoding=head.get("ContentEncoding", ""),
         )
 
     def bucket_policy(self) -> str | None:
@@ -554,7 +556,7 @@ class S3Storage:
         data = verified_bytes(upload)
         response = self.client.put_object(
             Bucket=self.bucket, Key=upload.key, Body=data, ContentType=upload.content_type,
-            CacheControl=upload.cache_control, **_checksum(upload.sha256),
+            CacheControl=upload.cache_control, **_checksum(upload.sha256), **_encoding(upload),
         )
         return _etag(response.get("ETag"))
 
@@ -565,7 +567,7 @@ class S3Storage:
         At most :data:`MULTIPART_CONCURRENCY` parts are in memory or in flight."""
         started = self.client.create_multipart_upload(
             Bucket=self.bucket, Key=upload.key, ContentType=upload.content_type,
-            CacheControl=upload.cache_control, ChecksumAlgorithm="SHA256")
+            CacheControl=upload.cache_control, ChecksumAlgorithm="SHA256", **_encoding(upload))
         upload_id = started["UploadId"]
         try:
             parts = self._send_parts(upload, upload_id)
@@ -610,3 +612,9 @@ def _checksum(sha256_hex: str | None) -> dict[str, str]:
     # Naming the algorithm too makes botocore send x-amz-sdk-checksum-algorithm, which
     # some servers (moto) need before they record the checksum.
     return {"ChecksumAlgorithm": "SHA256", "ChecksumSHA256": sha256_base64(sha256_hex)}
+
+
+def _encoding(upload: Upload) -> dict[str, str]:
+    """``Content-Encoding`` for a precompressed sibling. S3 stores it and sends it with every
+    GET (it cannot store ``Vary``: the server or CDN in front adds that)."""
+    return {"ContentEncoding": upload.content_encoding} if upload.content_encoding else {}
