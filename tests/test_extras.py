@@ -115,6 +115,7 @@ def test_start_up_loads_no_heavy_module_it_does_not_use(
 #: every run (the phase split made the warm re-run of 2,000 files 1.08x slower through it).
 UPLOAD_PHASE = ("pipeline.release.transfer", "pipeline.release.early",
                 "pipeline.release.variant_step", "pipeline.release.placeholder_step",
+                "pipeline.release.confirm", "pipeline.release.markers",
                 "concurrent.futures")  # thread pools: only to hash or upload
 
 

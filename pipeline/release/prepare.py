@@ -26,13 +26,13 @@ from ..localfs import Ignored, LocalFile, check_writable
 from ..manifest import Manifest
 from ..media_types import is_compressible
 from ..storage.base import RemoteObject
-from .confirm import DeployObserver
 from .documents import Current
 from .recognise import is_known_current, read_known, record_path
 from .result import DeployOptions, variant_cache_dir
 from .store import ReleaseStore
 
 if TYPE_CHECKING:
+    from .confirm import DeployObserver
     from .early import EarlyUploads
     from .variant_step import VariantPlan
 

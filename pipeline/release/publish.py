@@ -37,7 +37,6 @@ from ..localfs import LocalFile
 from ..manifest import Manifest
 from ..releasedoc import ReleaseDoc
 from ..storage.base import RemoteObject
-from .confirm import DeployObserver, Silent, confirm_release
 from .documents import Current, make_release
 from .local_manifest import write_local_bytes, write_published_manifest
 from .plan import Plan, PlannedFile, Reason, missing_keys
@@ -47,6 +46,7 @@ from .result import DeployOptions, DeployResult
 from .store import ReleaseStore
 
 if TYPE_CHECKING:
+    from .confirm import DeployObserver
     from .transfer import Uploaded
 
 __all__ = ["DeployOptions", "DeployResult", "deploy"]
@@ -71,7 +71,10 @@ def deploy(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
     (:mod:`pipeline.release.variant_step`): planned before the listing, the missing ones taken
     from the variant cache or encoded, uploaded and confirmed with everything else.
     """
-    observer = observer or Silent()
+    if observer is None:
+        from .confirm import Silent
+
+        observer = Silent()
     local = prepare(folders, store, manifest_path, options)
     with uploads_while_hashing(local, store, observer) as early:
         hashed = hash_files(local, store, options, observer, early)
@@ -107,6 +110,8 @@ def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver) -
     blobs = git_blobs_to_record(local.folders, local.files, local.blobs,
                                 planned.hashed.built.bodies)
     doc, new = _release_for(store, manifest, current, planned.existing, confirmed, blobs)
+    from .confirm import confirm_release  # the publish phase only: a no-change run never confirms
+
     # A failure here leaves the release object stored but not current. It is not deleted:
     # a concurrent deploy of the same files may be publishing this very release.
     confirm_release(store, manifest, planned.by_key, observer, release_id=doc.release_id,
