@@ -116,6 +116,7 @@ def test_start_up_loads_no_heavy_module_it_does_not_use(
 UPLOAD_PHASE = ("pipeline.release.transfer", "pipeline.release.early",
                 "pipeline.release.variant_step", "pipeline.release.placeholder_step",
                 "pipeline.release.confirm", "pipeline.release.markers",
+                "pipeline.release.sibling_step", "pipeline.build.compress",  # only to compress
                 "concurrent.futures")  # thread pools: only to hash or upload
 
 

@@ -182,8 +182,8 @@ def _sibling_decisions(manifest: Manifest, current: Current) -> tuple[Manifest, 
     """``manifest`` with the current release's sibling decisions for the same keys, and
     whether a compressible entry has none. A recognised release (by digest, not decoded)
     that decided every compressible entry equals it with all of them decided."""
-    # Imported here: a deploy without precompression never loads the sibling step.
-    from .sibling_step import assume_decided, with_recorded
+    # Imported here: a deploy without precompression never loads the sibling decisions.
+    from .sibling_decisions import assume_decided, with_recorded
 
     decided = assume_decided(manifest)
     if is_known_current(current, decided):

@@ -31,7 +31,7 @@ _CHUNK = 2048
 #: Every field of an entry, so two manifests with equal digests have equal entries.
 #: Precompressed siblings count by whether they were decided (``encodings`` not ``None``),
 #: not by their keys and sizes: a deploy recognises its release before it knows them (the
-#: decisions are that release's, :func:`pipeline.release.sibling_step.assume_decided`).
+#: decisions are that release's, :func:`pipeline.release.sibling_decisions.assume_decided`).
 _FIELDS = operator.attrgetter(*(field.name for field in dataclasses.fields(Entry)
                                 if field.name != "encodings"))
 

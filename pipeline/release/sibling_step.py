@@ -7,8 +7,8 @@ file is compressed only when the bucket lacks one of its siblings and no earlier
 decided it was not worth keeping, so:
 
 - a re-deploy of unchanged files compresses nothing (the decisions of the current release
-  are copied by :func:`with_recorded`, so the manifest equals the release's and nothing is
-  even listed);
+  are copied by :func:`pipeline.release.sibling_decisions.with_recorded`, so the manifest
+  equals the release's and nothing is even listed);
 - a fresh checkout against a bucket that has the siblings compresses nothing (the listing
   the deploy already makes shows them; their sizes come from it);
 - ``--relist`` re-decides what a release recorded as not kept (a deploy made without
@@ -32,6 +32,7 @@ from ..manifest import Entry, Manifest, Sibling
 from ..media_types import IMMUTABLE_CACHE_CONTROL, is_compressible
 from ..storage.base import RemoteObject, Upload, verified_bytes
 from .plan import entry_upload
+from .sibling_decisions import with_encodings
 
 #: Threads compressing at once: brotli and zlib release the GIL while they work.
 COMPRESS_WORKERS = 4
@@ -48,27 +49,6 @@ class SiblingPlan:
     uploads: list[Upload]
     #: Files compressed by this run.
     compressed: int
-
-
-def with_recorded(manifest: Manifest, recorded: Manifest | None) -> Manifest:
-    """``manifest`` with the decisions ``recorded`` (the current release) made for the same
-    keys: that release confirmed those siblings stored, as it confirmed its files."""
-    if recorded is None:
-        return manifest
-    by_key = {e.key: e.encodings for e in recorded.files.values() if e.encodings is not None}
-    files = {path: _with_encodings(entry, by_key.get(entry.key))
-             for path, entry in manifest.files.items()}
-    return replace(manifest, files=files)
-
-
-def assume_decided(manifest: Manifest) -> Manifest:
-    """``manifest`` with every compressible entry marked decided (``encodings=()``): what a
-    recognised current release, published with precompression on, has decided, for
-    :func:`pipeline.release.recognise.manifest_digest`, without decoding that release."""
-    files = {path: _with_encodings(entry, ()) if entry.encodings is None
-             and is_compressible(entry.content_type) else entry
-             for path, entry in manifest.files.items()}
-    return replace(manifest, files=files)
 
 
 def plan_siblings(manifest: Manifest, sources: Mapping[str, StrPath],
@@ -89,11 +69,11 @@ def plan_siblings(manifest: Manifest, sources: Mapping[str, StrPath],
     uploads: list[Upload] = []
     for path, entry in manifest.files.items():
         if not is_compressible(entry.content_type):
-            files[path] = _with_encodings(entry, None)
+            files[path] = with_encodings(entry, None)
             continue
         new = [sibling_upload(entry, sources[path], encoded) for encoded in made.get(path, ())]
         uploads += new
-        files[path] = _with_encodings(entry, _siblings(entry, existing, new))
+        files[path] = with_encodings(entry, _siblings(entry, existing, new))
     return SiblingPlan(replace(manifest, files=files), uploads, len(wanted))
 
 
@@ -141,6 +121,3 @@ def _siblings(entry: Entry, existing: Mapping[str, RemoteObject],
             found.append(Sibling(encoding, key, size))
     return tuple(found)
 
-
-def _with_encodings(entry: Entry, encodings: tuple[Sibling, ...] | None) -> Entry:
-    return entry if entry.encodings == encodings else replace(entry, encodings=encodings)
