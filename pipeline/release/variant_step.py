@@ -115,41 +115,54 @@ def plan_sources(manifest: Manifest, sources: Mapping[str, StrPath], settings: V
     colour behind it would show through its transparent pixels."""
     probes = _load_probes(cache_dir / PROBE_CACHE_NAME)
     unreadable = _load_unreadable(cache_dir / UNREADABLE_CACHE_NAME)
-    planned, changed, unreadable_changed = list[SourcePlan](), False, False
+    probed, unreadable_before = len(probes), len(unreadable)
+    planned = list[SourcePlan]()
     for logical in sorted(manifest.files):
         if not has_dimensions(logical):
             continue
         candidate = is_candidate(logical, settings)
         path, entry = sources[logical], manifest.files[logical]
-        info = probes.get(entry.hash)
+        info = _source_info(entry.hash, path, settings, candidate=candidate, probes=probes,
+                            unreadable=unreadable)
         if info is None:
-            if not candidate and entry.hash in unreadable:
-                continue  # no loader read these bytes last time; a candidate probes again to fail
-            from ..build.variant_codec import probe  # pyvips only when an image is new
-
-            try:
-                info = probes[entry.hash] = probe(path, settings)
-            except ImageSourceError as exc:
-                if candidate:
-                    raise
-                if isinstance(exc, UnreadableImageError):
-                    unreadable.add(entry.hash)
-                    unreadable_changed = True
-                continue  # only its dimensions were wanted: leave them out
-            changed = True
-        elif info.width * info.height > settings.max_source_pixels:
-            raise ImageSourceError(f"{path}: {info.width}x{info.height} is over the limit of "
-                                   f"{settings.max_source_pixels:,} pixels")
+            continue  # only its dimensions were wanted, and no loader reads it: left out
         specs = tuple(plan_variants(entry.hash, info, settings)) if candidate else ()
         wants = bool(specs) and not info.has_alpha
         known = (placeholders or {}).get(entry.hash) if wants else None
         planned.append(SourcePlan(logical, path, info.width, info.height, specs, entry.hash,
                                   wants, known))
-    if changed and save:
+    if len(probes) != probed and save:
         _save_probes(cache_dir / PROBE_CACHE_NAME, probes)
-    if unreadable_changed and save:
+    if len(unreadable) != unreadable_before and save:
         _save_unreadable(cache_dir / UNREADABLE_CACHE_NAME, unreadable)
     return VariantPlan(prefix, tuple(planned))
+
+
+def _source_info(content_hash: str, path: StrPath, settings: VariantSettings, *,
+                 candidate: bool, probes: dict[str, SourceInfo],
+                 unreadable: set[str]) -> SourceInfo | None:
+    """The image's dimensions and alpha: remembered in ``probes``, else probed now and added
+    there. ``None`` for an image only wanted for its dimensions that no loader reads (added
+    to ``unreadable``, so it is not probed again); a variant candidate raises instead."""
+    info = probes.get(content_hash)
+    if info is not None:
+        if info.width * info.height > settings.max_source_pixels:
+            raise ImageSourceError(f"{path}: {info.width}x{info.height} is over the limit of "
+                                   f"{settings.max_source_pixels:,} pixels")
+        return info
+    if not candidate and content_hash in unreadable:
+        return None  # no loader read these bytes last time; a candidate probes again to fail
+    from ..build.variant_codec import probe  # pyvips only when an image is new
+
+    try:
+        info = probes[content_hash] = probe(path, settings)
+    except ImageSourceError as exc:
+        if candidate:
+            raise
+        if isinstance(exc, UnreadableImageError):
+            unreadable.add(content_hash)
+        return None
+    return info
 
 
 def _load_probes(path: Path) -> dict[str, SourceInfo]:
