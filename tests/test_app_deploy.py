@@ -68,7 +68,10 @@ def test_flask_cdn_deploy_deploys_every_static_folder_of_the_app(
     assert "Traceback" not in result.stderr
     report = json.loads(result.stdout)
     files = check_app_deploy(blog)
-    assert report["uploaded"] == len(files) == report["files"]
+    # Every file once, plus the precompressed siblings its manifest entry names (issue 23).
+    siblings = sum(len(entry.get("encodings") or {}) for entry in files.values())
+    assert siblings > 0 and report["sibling_uploads"] == siblings
+    assert report["uploaded"] == len(files) + siblings and len(files) == report["files"]
 
 
 def test_cdn_deploy_app_deploys_the_same_as_flask_cdn_deploy(
