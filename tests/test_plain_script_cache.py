@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,19 @@ def args(tmp_path: Path, static: Path, *extra: str) -> list[str]:
 def entry(tmp_path: Path, logical: str) -> dict[str, str]:
     files: dict[str, dict[str, str]] = json.loads((tmp_path / "m.json").read_text())["files"]
     return files[logical]
+
+
+def edit_cached_entry(tmp_path: Path, static: Path, capsys: pytest.CaptureFixture[str],
+                      edit: Callable[[list[object]], list[object]]) -> str:
+    """Deploy ``static`` once, then replace its one hash-cache entry by ``edit(entry)``:
+    the entry's cache name."""
+    assert run_json(capsys, args(tmp_path, static))[0] == 0
+    cache_file = tmp_path / "cache.json"
+    document = json.loads(cache_file.read_text())
+    (name, value), = document["entries"].items()
+    document["entries"][name] = edit(value)
+    cache_file.write_text(json.dumps(document))
+    return str(name)
 
 
 def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -102,13 +116,15 @@ def test_a_malformed_integrity_in_the_cache_is_not_trusted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: object,
 ) -> None:
     static = write_tree(tmp_path / "static", {"js/a.js": PLAIN})
-    assert run_json(capsys, args(tmp_path, static))[0] == 0
+    recorded: list[object] = []
+
+    def malform(value: list[object]) -> list[object]:
+        recorded.append(value[5])
+        return [*value[:5], bad]
+
+    name = edit_cached_entry(tmp_path, static, capsys, malform)
+    assert recorded == [sri(PLAIN)]
     cache_file = tmp_path / "cache.json"
-    document = json.loads(cache_file.read_text())
-    (name, value), = document["entries"].items()
-    assert value[5] == sri(PLAIN)
-    document["entries"][name] = [*value[:5], bad]
-    cache_file.write_text(json.dumps(document))
     code, result = run_json(capsys, args(tmp_path, static))
     assert code == 0, result
     assert entry(tmp_path, "js/a.js")["integrity"] == sri(PLAIN)
@@ -120,12 +136,8 @@ def test_a_forged_integrity_under_another_stamp_is_not_used(
 ) -> None:
     """The value is trusted only with the stamp it was recorded under."""
     static = write_tree(tmp_path / "static", {"js/a.js": PLAIN})
-    assert run_json(capsys, args(tmp_path, static))[0] == 0
-    cache_file = tmp_path / "cache.json"
-    document = json.loads(cache_file.read_text())
-    (name, value), = document["entries"].items()
-    document["entries"][name] = [value[0], value[1] - 1, *value[2:5], sri(b"forged")]
-    cache_file.write_text(json.dumps(document))
+    edit_cached_entry(tmp_path, static, capsys, lambda value: [
+        value[0], value[1] - 1, *value[2:5], sri(b"forged")])  # type: ignore[operator]
     code, result = run_json(capsys, args(tmp_path, static))
     assert code == 0, result
     assert entry(tmp_path, "js/a.js")["integrity"] == sri(PLAIN)
