@@ -25,6 +25,7 @@ from pipeline.release.publish import deploy
 from pipeline.release.store import ReleaseStore
 from pipeline.storage.s3 import S3Settings, S3Storage
 from tests.helpers import S3Env
+from tests.installed import InstalledTool
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS_FILE = ROOT / "site" / "assets.py"
@@ -64,6 +65,42 @@ def test_bundles_are_built_from_their_sources(site_static: Path) -> None:
     assert "@font-face" in css and ".grid figure" in css  # both sources, joined
     js = (site_static / "gen" / "app.js").read_text()
     assert "window.demo.onReady = function" in js and "galleryReady" in js
+
+
+def test_rebuilding_unchanged_bundles_leaves_their_files_untouched(site_static: Path) -> None:
+    # A deploy or app reading static/ while another deploy builds must never see the
+    # output rewritten under it (CI once refused a deploy: "gen/app.js was modified").
+    output = site_static / "gen" / "app.js"
+    before = output.stat()
+    build_bundles(load_bundles(ASSETS_FILE), static_dir=site_static)
+    after = output.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+    source = site_static / "js" / "util.js"
+    source.write_text(source.read_text() + "\nwindow.edited = true;\n")
+    build_bundles(load_bundles(ASSETS_FILE), static_dir=site_static)
+    assert "window.edited = true;" in output.read_text()
+    assert output.stat().st_ino != before.st_ino  # replaced whole, never rewritten in place
+
+
+def test_concurrent_installed_deploys_with_bundles_both_succeed(
+    installed: InstalledTool, project: Path
+) -> None:
+    (project / "assets.py").write_text(
+        "from webassets import Bundle\n"
+        "BUNDLES = {'js_all': Bundle('js/app.js', 'js/big.js', output='gen/all.js')}\n"
+    )
+    # Big enough that one deploy's rebuild overlaps the other's read when both rewrote it.
+    (project / "static" / "js" / "big.js").write_text("var x = 1;\n" * 200_000)
+    args = ("--static-dir", "static", "--assets", "assets.py", "--target-dir", "cdn", "--json")
+    for _ in range(3):
+        running = [installed.popen("cdn-deploy", *args, cwd=project) for _ in range(2)]
+        for process in running:
+            _, errors = process.communicate(timeout=120)
+            assert process.returncode == 0, errors
+    manifest = Manifest.load(project / "build" / "cdn-manifest.json")
+    stored = project / "cdn" / manifest.files["gen/all.js"].key
+    assert stored.read_bytes() == (project / "static" / "gen" / "all.js").read_bytes()
 
 
 def test_every_css_reference_on_the_bucket_resolves_to_an_existing_object(

@@ -7,11 +7,13 @@ uses a plain :class:`webassets.Environment`, so the deploy needs no Flask app.
 
 from __future__ import annotations
 
+import io
 import runpy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..errors import ConfigError
 from ..extras import needs_extra
 from ..validate import DEFAULT_STATIC_URL_PATH
@@ -43,6 +45,11 @@ def build_bundles(bundles: Mapping[str, Any], *, static_dir: Path,
     webassets' own cache or version query strings: the content hash in the
     fingerprinted name already does that job. ``static_url_path`` is where the app
     serves ``static_dir``: ``cssrewrite`` computes the bundles' URLs from it.
+
+    An output whose bytes are unchanged is left alone, and a changed one is replaced
+    atomically: a deploy or a running app reading the static folder at the same time
+    never sees a torn or rewritten file (webassets itself truncates and rewrites it
+    in place on every build).
     """
     with needs_extra("building bundles"):
         from webassets import Environment
@@ -55,9 +62,21 @@ def build_bundles(bundles: Mapping[str, Any], *, static_dir: Path,
         env.register(name, bundle)
         if not bundle.output:
             raise ConfigError(f"bundle {name!r} has no output file to deploy")
+        built = io.StringIO()
         try:
-            bundle.build(force=True)
+            bundle.build(force=True, output=built)
+            _write_if_changed(static_dir / str(bundle.output), built.getvalue().encode())
         except (BundleError, OSError) as exc:
             raise ConfigError(f"cannot build bundle {name!r}: {exc}") from exc
         outputs.append(str(bundle.output))
     return outputs
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` unless it already holds exactly those bytes."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data, unique=True)

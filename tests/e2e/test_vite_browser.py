@@ -208,7 +208,10 @@ def test_an_edit_shows_through_hot_reload_without_a_flask_restart(
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     with stack_module.serve(app) as site:
-        page.goto(site + "/", wait_until="load")
+        # An edit before Vite's client holds its websocket is seen only as a full reload.
+        with page.expect_console_message(lambda message: message.text == "[vite] connected.",
+                                         timeout=30_000):
+            page.goto(site + "/", wait_until="load")
         page.wait_for_function("document.querySelector('h1')?.textContent === 'Get started'",
                                timeout=30_000)
         page.evaluate("window.__beforeEdit = 'kept'")
