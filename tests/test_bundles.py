@@ -95,12 +95,49 @@ def test_concurrent_installed_deploys_with_bundles_both_succeed(
     args = ("--static-dir", "static", "--assets", "assets.py", "--target-dir", "cdn", "--json")
     for _ in range(3):
         running = [installed.popen("cdn-deploy", *args, cwd=project) for _ in range(2)]
-        for process in running:
-            _, errors = process.communicate(timeout=120)
+        # Both are waited for before either is judged: a failed first one must not leave
+        # the second running into the next test.
+        finished = [(process, process.communicate(timeout=120)[1]) for process in running]
+        for process, errors in finished:
             assert process.returncode == 0, errors
     manifest = Manifest.load(project / "build" / "cdn-manifest.json")
     stored = project / "cdn" / manifest.files["gen/all.js"].key
     assert stored.read_bytes() == (project / "static" / "gen" / "all.js").read_bytes()
+
+
+def test_builders_racing_on_a_new_output_write_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deploys building the same bundle at once: the file is created once, never
+    replaced under the other's walk (CI saw "'gen/all.js' was replaced by another file")."""
+    import threading
+    import time
+
+    from pipeline.build import bundles
+
+    written: list[int] = []
+    real_write = bundles.write_atomic
+
+    def slow_write(path: Path, data: bytes, *, unique: bool = False) -> None:
+        time.sleep(0.05)  # widen the window between "is it there?" and the replace
+        real_write(path, data, unique=unique)
+        written.append(path.stat().st_ino)
+
+    monkeypatch.setattr(bundles, "write_atomic", slow_write)
+    output = tmp_path / "gen" / "all.js"
+    start = threading.Barrier(4)
+
+    def build() -> None:
+        start.wait()
+        bundles._write_if_changed(output, b"var x = 1;\n")
+
+    builders = [threading.Thread(target=build) for _ in range(4)]
+    for builder in builders:
+        builder.start()
+    for builder in builders:
+        builder.join(timeout=30)
+    assert len(written) == 1
+    assert output.read_bytes() == b"var x = 1;\n"
 
 
 def test_every_css_reference_on_the_bucket_resolves_to_an_existing_object(

@@ -96,7 +96,10 @@ def args(s3: S3Env, static_tree: Path, tmp_path: Path) -> list[str]:
 
 
 def bucket_config(s3: S3Env, endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"CDN_MANIFEST": f"s3://{s3.bucket}/static",
+    # A start-up deadline well above the 5 s default: on a loaded CI machine SeaweedFS
+    # once took longer than 5 s to answer, and these tests are not about the deadline
+    # (the stall test sets its own).
+    return {"CDN_MANIFEST": f"s3://{s3.bucket}/static", "CDN_STARTUP_DEADLINE": 30,
             "CDN_ENDPOINT_URL": endpoint or s3.endpoint, **extra}
 
 

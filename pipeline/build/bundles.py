@@ -7,7 +7,9 @@ uses a plain :class:`webassets.Environment`, so the deploy needs no Flask app.
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
 import runpy
 from collections.abc import Mapping
 from pathlib import Path
@@ -73,10 +75,23 @@ def build_bundles(bundles: Mapping[str, Any], *, static_dir: Path,
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` unless it already holds exactly those bytes."""
+    """Replace ``path`` with ``data`` unless it already holds exactly those bytes.
+
+    The compare and the replace hold an exclusive lock on the output's folder: two
+    deploys building the same bundle at once (a CI retry beside a running job) would
+    otherwise both find it stale and both replace it, and the second replace would swap
+    the file under the first deploy's walk. Under the lock the second finds the bytes
+    already there and leaves the file alone.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if path.read_bytes() == data:
-            return
-    except FileNotFoundError:
-        pass
-    write_atomic(path, data, unique=True)
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        try:
+            if path.read_bytes() == data:
+                return
+        except FileNotFoundError:
+            pass
+        write_atomic(path, data, unique=True)
+    finally:
+        os.close(folder)  # closing the descriptor releases the lock
