@@ -16,12 +16,20 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.media_types import CONTENT_TYPES, is_compressible
+
+_SITE = str(Path(__file__).resolve().parent)
+if _SITE not in sys.path:  # loaded from its file (tests): site/ is not on sys.path
+    sys.path.insert(0, _SITE)
+
+from nginx_accept import accept_encoding_maps  # needs site/ on the path (above)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CADDY = shutil.which("caddy") or "/usr/bin/caddy"
@@ -56,18 +64,18 @@ http {{
 
 #: The deploy's precompressed siblings (key + ``.br`` / ``.gz``) exist only for these
 #: extensions, so nginx asks the bucket for a sibling of nothing else (an image request
-#: never costs a second origin request). The first regex that matches wins: br before
-#: gzip; a coding refused with ``q=0`` (``q=0.000``) does not match. Without a usable
-#: coding, or for any other file, the suffix is empty: the identity object.
+#: never costs a second origin request). For the others the suffix is the one
+#: Accept-Encoding selects, weighed as pipeline.negotiate weighs it (:mod:`nginx_accept`);
+#: without an acceptable coding it is empty: the identity object.
 NGINX_NEGOTIATION = r"""
     map $uri $cdn_precompressed {{
         default 0;
         "~*\.({extensions})$" 1;
     }}
-    map "$cdn_precompressed:$http_accept_encoding" $cdn_encoding_suffix {{
+""" + textwrap.indent(accept_encoding_maps(), " " * 4).replace("{", "{{").replace("}", "}}") + r"""
+    map $cdn_precompressed $cdn_encoding_suffix {{
+        1 $cdn_coding_suffix;
         default "";
-        "~*^1:(.*,)?[ \t]*br[ \t]*(;[ \t]*q=(1(\.0*)?|0?\.[0-9]*[1-9][0-9]*)[ \t]*)?(,|$)" .br;
-        "~*^1:(.*,)?[ \t]*gzip[ \t]*(;[ \t]*q=(1(\.0*)?|0?\.[0-9]*[1-9][0-9]*)[ \t]*)?(,|$)" .gz;
     }}
     # Any response for such a path depends on Accept-Encoding (S3 cannot store a Vary).
     map $cdn_precompressed $cdn_vary {{

@@ -33,6 +33,7 @@ from ..release.verify import VerifyReport, verify
 from ..releasedoc import validate_release_id
 from ..validate import parse_duration, validate_int, validate_prefix
 from .common import (
+    FILTER_OPTIONS,
     INVALIDATE_OPTION,
     MANIFEST_OPTION,
     STATIC_DIR_OPTION,
@@ -42,11 +43,16 @@ from .common import (
     Run,
     command_hint,
     common_options,
+    deploy_folders,
+    deploy_options,
     invalidate_after_publish,
     open_storage,
+    resolve_for,
+    stacked,
     start_run,
 )
 from .reporting import format_size
+from .settings import DeploySettings
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -80,13 +86,22 @@ def releases_command(ctx: click.Context, /, as_json: bool, quiet: bool, **option
         click.echo(f"The current manifest names no listed release ({current or 'no release id'})")
 
 
+#: ``verify --app``: for a repair, the app's folders as the deploy took them.
+_REPAIR_APP_OPTION = click.option(
+    "--app", metavar="MODULE:FACTORY",
+    help="With --repair: the Flask app whose static folder and blueprints' folders the "
+         "deploy took (as flask --app loads it); pass the deploy's --include/--exclude too.")
+
+
 @click.command("verify", context_settings=_CONTEXT)
 @common_options(WORKERS_OPTION, STATIC_DIR_OPTION, STATIC_URL_PATH_OPTION)
 @click.option("--release", "release_id", metavar="ID",
               help="Check this release instead of the current one.")
 @click.option("--repair", is_flag=True,
-              help="Re-upload missing or wrong objects from --static-dir (image variants from "
-                   "--variant-cache).")
+              help="Re-upload missing or wrong objects from the deployed folders (--static-dir, "
+                   "or --app's) and image variants from --variant-cache.")
+@_REPAIR_APP_OPTION
+@stacked(*FILTER_OPTIONS)
 @click.option("--full", is_flag=True,
               help="Check every object's headers and download it to compare its SHA-256, not a "
                    "sample.")
@@ -98,7 +113,9 @@ def releases_command(ctx: click.Context, /, as_json: bool, quiet: bool, **option
 def verify_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id: str | None,
                    repair: bool, full: bool, **options: Any) -> None:
     """Check that every object of a release exists with the right size, checksum and headers."""
-    run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="checking")
+    # Only a repair reads the files, so only a repair loads the app for its folders.
+    run = start_run(ctx, options, as_json=as_json, quiet=quiet, action="checking",
+                    settings=resolve_for(ctx, options, load_app=repair))
     settings = run.settings
     if release_id:
         validate_release_id(release_id)
@@ -118,12 +135,11 @@ def verify_command(ctx: click.Context, /, as_json: bool, quiet: bool, release_id
         ctx.exit(1)
 
 
-def _repair(store: ReleaseStore, settings: Any, report: VerifyReport) -> RepairResult:
-    return repair(store, report, static_dir=settings.static_dir,
-                  hash_cache_path=settings.hash_cache_path, strict=settings.strict,
-                  static_url_path=settings.static_url_path,
-                  allow_hard_links=settings.allow_hard_links,
-                  vite_manifest=settings.vite_manifest,
+def _repair(store: ReleaseStore, settings: DeploySettings, report: VerifyReport
+            ) -> RepairResult:
+    """The repair from the folders and with the filters the deploy resolves (one source)."""
+    return repair(store, report, folders=deploy_folders(settings),
+                  options=deploy_options(settings),
                   variant_cache=variant_cache_dir(settings.variant_cache,
                                                   settings.manifest_path))
 

@@ -22,7 +22,7 @@ from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts, git_blob_ids
 from ..build.textlinks import TextLinks
 from ..build.vite import ViteOutput, find_vite
-from ..localfs import Ignored, LocalFile, check_writable
+from ..localfs import Ignored, LocalFile, Scan, check_writable
 from ..manifest import Manifest
 from ..media_types import is_compressible
 from ..storage.base import RemoteObject
@@ -89,12 +89,22 @@ class Hashed:
         return not self.undecided and is_current(current, self.manifest)
 
 
+def read_folders(folders: Mounts, options: DeployOptions) -> tuple[Scan, ViteOutput | None]:
+    """The files of ``folders`` as the deploy takes them (its filters, its hard-link rule)
+    and the Vite build among them. ``verify --repair`` calls this too: rebuilding the same
+    files from the same folders is what makes its objects' names match the release's."""
+    scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
+    vite = find_vite(folders, present={f.logical_path for f in scan.files},
+                     manifest_path=options.vite_manifest)
+    return scan, vite
+
+
 def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
             options: DeployOptions) -> Prepared:
     """Scan the folders, read the current release, seed hashes git vouches for, refuse what
     needs no hash, and choose the path (list first or hash first)."""
     store.require_prefix()
-    scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
+    scan, vite = read_folders(folders, options)
     files = scan.files
     if not options.dry_run:
         check_writable(manifest_path, "the local manifest")
@@ -105,8 +115,6 @@ def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
     cache = HashCache(options.hash_cache_path)
     blobs = git_blob_ids(folders)
     from_git = reuse_git_hashes(files, blobs, current, cache)
-    vite = find_vite(folders, present={f.logical_path for f in files},
-                     manifest_path=options.vite_manifest)
     texts = check_before_hashing(files, prefix=store.prefix, strict=options.strict,
                                  static_url_path=folders.url_roots, cache=cache,
                                  keep=vite.keep if vite is not None else frozenset())

@@ -1,4 +1,4 @@
-"""``verify --repair``: re-upload what verify found missing or wrong, from the local files.
+"""``verify --repair``: re-upload what verify found missing or wrong, from the deployed folders.
 
 Objects are named by their content, so the local file whose current content hashes
 to the broken object's key is exactly the bytes that belong there; a key no local
@@ -16,13 +16,13 @@ from ..build.assemble import Build, build
 from ..build.compress import available_encodings
 from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts
-from ..build.vite import find_vite
 from ..errors import DeployError
 from ..keys import identity_key
-from ..localfs import LocalFile, collect_files
+from ..localfs import LocalFile
 from ..storage.base import Storage, Upload
-from ..validate import DEFAULT_STATIC_URL_PATH
 from .plan import entry_upload
+from .prepare import read_folders
+from .result import DeployOptions
 from .sibling_step import compressed, sibling_upload
 from .store import ReleaseStore
 from .variant_step import cached_variant
@@ -35,25 +35,24 @@ class RepairResult:
     unrepairable: tuple[Problem, ...]
 
 
-def repair(
-    store: ReleaseStore, report: VerifyReport, *, static_dir: Path,
-    hash_cache_path: Path | None, strict: bool = True,
-    static_url_path: str = DEFAULT_STATIC_URL_PATH, allow_hard_links: bool = False,
-    variant_cache: Path | None = None, vite_manifest: Path | None = None,
-) -> RepairResult:
+def repair(store: ReleaseStore, report: VerifyReport, *, folders: Mounts, options: DeployOptions,
+           variant_cache: Path | None = None) -> RepairResult:
     """Upload a correct copy of every object with a problem that a local file (or, for an
-    image variant, the local variant cache ``variant_cache``) can supply."""
+    image variant, the local variant cache ``variant_cache``) can supply.
+
+    ``folders`` and ``options`` are the deploy's (every blueprint's folder, its filters):
+    the files are read exactly as the deploy read them (:func:`.prepare.read_folders`), so
+    a blueprint's file is found and an excluded one is never read nor uploaded."""
     broken = {p.key: p for p in report.problems if p.path}
     if not broken:
         return RepairResult((), tuple(p for p in report.problems if not p.path))
     uploads = _variant_uploads(store, report, broken, variant_cache)
     broken = {key: p for key, p in broken.items() if key not in {u.key for u in uploads}}
-    cache = HashCache(hash_cache_path)
-    files = collect_files(static_dir, allow_hard_links=allow_hard_links)
-    vite = find_vite(Mounts.single(static_dir, static_url_path),  # Vite's names, as deployed
-                     present={f.logical_path for f in files}, manifest_path=vite_manifest)
-    built = build(files, prefix=store.prefix, cache=cache, strict=strict,
-                  static_url_path=static_url_path, vite=vite)
+    cache = HashCache(options.hash_cache_path)
+    scan, vite = read_folders(folders, options)
+    files = scan.files
+    built = build(files, prefix=store.prefix, cache=cache, strict=options.strict,
+                  static_url_path=folders.url_roots, vite=vite)
     sources = {f.logical_path: f for f in files}
     local = {entry.key: path for path, entry in built.manifest.files.items()}
     for key in sorted(broken):

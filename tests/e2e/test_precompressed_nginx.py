@@ -26,6 +26,7 @@ import brotli
 import pytest
 
 from pipeline.manifest import Manifest
+from pipeline.negotiate import choose_encoding
 from tests.e2e.conftest import stack_module
 from tests.installed import InstalledTool
 from tests.s3servers import S3Server
@@ -40,6 +41,16 @@ MATRIX: dict[str | None, str | None] = {
     "gzip, deflate, br, zstd": "br",  # Chromium's
     "br;q=0": None,  # br refused; gzip not offered
 }
+#: Headers whose choice depends on q-values, `*`, identity, aliases, duplicates and
+#: malformed elements: nginx in front of the bucket must choose as pipeline.negotiate does.
+WEIGHED = (*MATRIX, "br;q=0, gzip", "gzip;q=0.5, br;q=0.9", "gzip;q=0.9, br;q=0.5",
+           "br;q=0.5, gzip;q=1", "gzip;q=0.50, br;q=0.5", "*", "*;q=0", "*;q=0.5, br;q=0",
+           "*, br;q=0", "*;q=0.3, gzip;q=0.2", "identity;q=1, gzip;q=0.5",
+           "br;q=0.999, identity;q=1", "identity;q=0.5, br;q=0.8", "identity, *;q=0",
+           "x-gzip", "GZIP;Q=0.3, BR;q=0.2", "gzip ; q = 0.25 , br ; q = 0.125",
+           "br;q=abc, gzip;q=0.1", "br;q=1.5, gzip", "gzip;q=0.1234, br;q=0.2",
+           "gzip;q=0, gzip", "br, br;q=0", "br;level=5;q=0.4, gzip;q=0.3",
+           "br;q=0.001, gzip;q=0", "brotli, gzip;q=0.1", "deflate", "identity;q=0")
 COMPRESSIBLE = ("css/site.css", "js/app.js", "img/logo.svg")
 IMAGE = "img/photo.png"
 
@@ -173,3 +184,15 @@ def test_the_bucket_behind_nginx_keeps_the_original_type_and_caches_each_coding(
     assert [a.encoding for a in answers] == ["br", "gzip", None] * 2
     assert {a.content_type for a in answers} == {"text/css; charset=utf-8"}
     assert [a.cache for a in answers[3:]] == ["HIT"] * 3
+
+
+@pytest.mark.parametrize("accept_encoding", WEIGHED)
+def test_nginx_before_the_bucket_chooses_the_coding_pipeline_negotiate_chooses(
+        cdns: dict[str, Cdn], files: dict[str, bytes], accept_encoding: str | None) -> None:
+    cdn = cdns["s3"]
+    expected = choose_encoding(accept_encoding, ("br", "gzip"))  # both siblings were kept
+    for name in COMPRESSIBLE:
+        served = get(f"{cdn.url}/{cdn.keys[name]}", accept_encoding)
+        assert served.status == 200, (name, served)
+        assert (served.encoding, served.vary) == (expected, "Accept-Encoding"), name
+        assert decoded(served) == files[name], name
