@@ -14,7 +14,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..build.assemble import Build, build, check_before_hashing, file_stamp, needs_hashing
@@ -27,8 +26,8 @@ from ..manifest import Manifest
 from ..media_types import is_compressible
 from ..storage.base import RemoteObject
 from .documents import Current
-from .recognise import is_known_current, read_known, record_path
-from .result import DeployOptions, variant_cache_dir
+from .recognise import is_known_current, read_known
+from .result import DeployOptions, LocalPaths
 from .store import ReleaseStore
 
 if TYPE_CHECKING:
@@ -55,14 +54,11 @@ class Prepared:
     started: float
     #: The listing when the path is "list first, upload while hashing", else ``None``.
     listing: dict[str, RemoteObject] | None
-    manifest_path: Path
-    cache_dir: Path
+    paths: LocalPaths
     #: Probe the store's conditional writes (once per bucket) before anything is written.
     probe: Callable[[], None]
     #: A Vite build among the files (its files keep Vite's names), or ``None``.
     vite: ViteOutput | None = None
-    #: Where what the current manifest's bytes decode to is recorded (:mod:`.recognise`).
-    record: Path | None = None
     #: Warnings found on the way (an unusable record file).
     warnings: tuple[str, ...] = ()
 
@@ -89,7 +85,7 @@ class Hashed:
         return not self.undecided and is_current(current, self.manifest)
 
 
-def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
+def prepare(folders: Mounts, store: ReleaseStore, paths: LocalPaths,
             options: DeployOptions) -> Prepared:
     """Scan the folders, read the current release, seed hashes git vouches for, refuse what
     needs no hash, and choose the path (list first or hash first)."""
@@ -97,12 +93,11 @@ def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
     scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
     files = scan.files
     if not options.dry_run:
-        check_writable(manifest_path, "the local manifest")
+        check_writable(paths.manifest, "the local manifest")
     store.storage.check()
-    record = record_path(options.hash_cache_path)
-    known, problem = read_known(record)
+    known, problem = read_known(paths.record)
     current = store.read_current(known=known)
-    cache = HashCache(options.hash_cache_path)
+    cache = HashCache(paths.hash_cache)
     blobs = git_blob_ids(folders)
     from_git = reuse_git_hashes(files, blobs, current, cache)
     vite = find_vite(folders, present={f.logical_path for f in files},
@@ -119,10 +114,9 @@ def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
         listing = store.list(hints=_release_keys(current))
     return Prepared(
         folders, files, tuple(scan.ignored), current, cache, blobs, from_git, texts,
-        started, listing, manifest_path,
-        variant_cache_dir(options.variant_cache, manifest_path),
+        started, listing, paths,
         partial(store.require_conditional_writes, unsafe=options.unsafe_no_conditional_writes),
-        vite, record, tuple(note for note in (cache.problem, problem) if note))
+        vite, tuple(note for note in (cache.problem, problem) if note))
 
 
 def uploads_while_hashing(local: Prepared, store: ReleaseStore, observer: DeployObserver,
@@ -169,9 +163,10 @@ def _variant_plan(local: Prepared, store: ReleaseStore, options: DeployOptions,
 
     # Only variants need the current release here: a recognised one is not decoded otherwise.
     released = local.current.doc.manifest if local.current.doc else None
-    vplan = plan_sources(manifest, sources, options.variants, store.prefix, local.cache_dir,
+    cache_dir = local.paths.variant_cache
+    vplan = plan_sources(manifest, sources, options.variants, store.prefix, cache_dir,
                          save=not options.dry_run,
-                         placeholders=known_placeholders(released, local.cache_dir))
+                         placeholders=known_placeholders(released, cache_dir))
     recorded = known_sizes(released)
     if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
         manifest = with_variants(manifest, vplan, recorded)

@@ -42,7 +42,7 @@ from .local_manifest import write_local_bytes, write_published_manifest
 from .plan import Plan, PlannedFile, Reason, missing_keys
 from .prepare import Hashed, Prepared, hash_files, prepare, uploads_while_hashing
 from .recognise import remember
-from .result import DeployOptions, DeployResult
+from .result import DeployOptions, DeployResult, LocalPaths
 from .store import ReleaseStore
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def deploy(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
         from .confirm import Silent
 
         observer = Silent()
-    local = prepare(folders, store, manifest_path, options)
+    local = prepare(folders, store, LocalPaths.of(manifest_path, options), options)
     with uploads_while_hashing(local, store, observer) as early:
         hashed = hash_files(local, store, options, observer, early)
         # Never after an early listing: a file read then had a path or size the release
@@ -117,8 +117,8 @@ def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver) -
     confirm_release(store, manifest, planned.by_key, observer, release_id=doc.release_id,
                     started=planned.started)
     conflicts = store.point_current(doc, expected=current, retry=True)
-    remember(local.record, doc.to_json(), doc.release_id, manifest, known=None)
-    write_published_manifest(local.manifest_path, doc, manifest_key=store.manifest_key,
+    remember(local.paths.record, doc.to_json(), doc.release_id, manifest, known=None)
+    write_published_manifest(local.paths.manifest, doc, manifest_key=store.manifest_key,
                              redo="run the deploy again (it uploads nothing and writes "
                                   "the manifest)")
     previous = current.release_id if doc.release_id != current.release_id else None
@@ -136,14 +136,14 @@ def _unchanged(local: Prepared, hashed: Hashed, store: ReleaseStore, observer: D
     plan = Plan(tuple(PlannedFile(path, entry, hashed.sources[path], Reason.UNCHANGED)
                       for path, entry in sorted(manifest.files.items())))
     observer.planned(plan)
-    result = DeployResult(manifest, plan, local.manifest_path, store.manifest_key,
+    result = DeployResult(manifest, plan, local.paths.manifest, store.manifest_key,
                           store.description, dry_run, current_release=current.release_id,
                           ignored=local.ignored, hashes_from_git=local.hashes_from_git)
     if dry_run:
         return result
     local.cache.save()
-    remember(local.record, current.data, current.release_id, manifest, known=current.known)
-    write_local_bytes(local.manifest_path, current.data)
+    remember(local.paths.record, current.data, current.release_id, manifest, known=current.known)
+    write_local_bytes(local.paths.manifest, current.data)
     return replace(result, release_id=current.release_id, new_release=False)
 
 

@@ -68,7 +68,7 @@ def plan(local: Prepared, hashed: Hashed, store: ReleaseStore, options: DeployOp
     if hashed.vplan is not None:
         assert options.variants is not None
         made = variant_phase(hashed.vplan, hashed.built.manifest, existing,
-                             cache_dir=local.cache_dir, settings=options.variants,
+                             cache_dir=local.paths.variant_cache, settings=options.variants,
                              observer=observer, dry_run=options.dry_run,
                              budget=options.variant_budget)
         manifest, variant_uploads = made.manifest, list(made.uploads)
@@ -110,7 +110,7 @@ def _result(local: Prepared, manifest: Manifest, planned: Plan, store: ReleaseSt
     current = local.current.release_id
     ids = store.release_ids(existing)
     return DeployResult(
-        manifest, planned, local.manifest_path, store.manifest_key, store.description,
+        manifest, planned, local.paths.manifest, store.manifest_key, store.description,
         options.dry_run, current_release=current, ignored=local.ignored,
         current_is_rollback=bool(current and ids and ids[-1] > current),
         hashes_from_git=local.hashes_from_git,
