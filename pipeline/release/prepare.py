@@ -1,6 +1,10 @@
 """The deploy's first two phases: prepare (scan, current release, hash cache, git, and the
 one choice of path) and hash (uploads may start meanwhile: :mod:`pipeline.release.early`).
 
+Prepare returns two frozen values, so each later phase takes only the half it needs:
+:class:`OnDisk`, what the folders hold (the folders themselves are read here and not again,
+but for git's second word before publishing), and :class:`InBucket`, what the bucket holds.
+
 The path is chosen once, in :func:`prepare`, as s3transfer's ``UploadSubmissionTask``
 chooses between a plain and a multipart upload: when files must be read and some are new
 to the current release, the bucket is listed first and uploads start while hashing;

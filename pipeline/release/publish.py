@@ -1,7 +1,10 @@
 """The deploy itself, as phases: prepare and hash (:mod:`pipeline.release.prepare`; uploads
 may start while hashing: :mod:`pipeline.release.early`), plan and upload
 (:mod:`pipeline.release.transfer`), then publish, here: confirm, record, make current,
-write the local copy. Each phase takes the previous phase's frozen value.
+write the local copy. Each phase takes the frozen values it needs: what the folders hold
+(:class:`~pipeline.release.prepare.OnDisk`), what the bucket holds
+(:class:`~pipeline.release.prepare.InBucket`), the hashes, the plan, the local paths
+(:class:`~pipeline.release.result.LocalPaths`).
 
 The manifest is published last and only when every object it names is confirmed
 in storage (already listed with the right size, or stored by this run), so a
