@@ -1,6 +1,10 @@
 """The deploy's first two phases: prepare (scan, current release, hash cache, git, and the
 one choice of path) and hash (uploads may start meanwhile: :mod:`pipeline.release.early`).
 
+Prepare returns two frozen values, so each later phase takes only the half it needs:
+:class:`OnDisk`, what the folders hold (the folders themselves are read here and not again,
+but for git's second word before publishing), and :class:`InBucket`, what the bucket holds.
+
 The path is chosen once, in :func:`prepare`, as s3transfer's ``UploadSubmissionTask``
 chooses between a plain and a multipart upload: when files must be read and some are new
 to the current release, the bucket is listed first and uploads start while hashing;
@@ -10,7 +14,6 @@ otherwise everything is hashed first and the listing (if any) waits for the plan
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..build.assemble import Build, build, check_before_hashing, file_stamp, needs_hashing
 from ..build.fingerprint import HashCache
-from ..build.mounts import Mounts, git_blob_ids
+from ..build.mounts import Mounts, UrlRoots, git_blob_ids
 from ..build.textlinks import TextLinks
 from ..build.vite import ViteOutput, find_vite
 from ..localfs import Ignored, LocalFile, Scan, check_writable
@@ -27,8 +30,8 @@ from ..manifest import Manifest
 from ..media_types import is_compressible
 from ..storage.base import RemoteObject
 from .documents import Current
-from .recognise import is_known_current, read_known, record_path
-from .result import DeployOptions, variant_cache_dir
+from .recognise import is_known_current, read_known
+from .result import DeployOptions, LocalPaths
 from .store import ReleaseStore
 
 if TYPE_CHECKING:
@@ -38,33 +41,41 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """What the deploy knows before reading a file."""
+class OnDisk:
+    """What the folders hold, read once before any file is: the walk, the hash cache (seeded
+    with the hashes git vouches for), where each folder is served, what the checks before
+    hashing parsed, Vite's build. Later phases take it instead of reading the folders again."""
 
-    folders: Mounts
     files: list[LocalFile]
     ignored: tuple[Ignored, ...]
-    current: Current
     cache: HashCache
     #: Git blob ids of clean tracked files, and how many hashes they let the deploy reuse.
     blobs: dict[str, str]
     hashes_from_git: int
+    #: Where each folder is served (resolves the references of CSS and JS).
+    url_roots: UrlRoots
     texts: TextLinks | None
+    #: A Vite build among the files (its files keep Vite's names), or ``None``.
+    vite: ViteOutput | None
+    #: Warnings found on the way (an unusable hash cache or record file).
+    warnings: tuple[str, ...]
+
+    @property
+    def keep(self) -> frozenset[str]:
+        """Logical paths of files named by content already (Vite's): their key is their name."""
+        return self.vite.keep if self.vite is not None else frozenset()
+
+
+@dataclass(frozen=True)
+class InBucket:
+    """What the bucket holds, as far as the deploy knows before hashing: the current release,
+    and the listing when the path is "list first, upload while hashing"."""
+
+    current: Current
     #: ``time.monotonic()`` before the listing: deletions after it are what confirmation
     #: looks for (:func:`pipeline.release.confirm.confirm_release`).
     started: float
-    #: The listing when the path is "list first, upload while hashing", else ``None``.
     listing: dict[str, RemoteObject] | None
-    manifest_path: Path
-    cache_dir: Path
-    #: Probe the store's conditional writes (once per bucket) before anything is written.
-    probe: Callable[[], None]
-    #: A Vite build among the files (its files keep Vite's names), or ``None``.
-    vite: ViteOutput | None = None
-    #: Where what the current manifest's bytes decode to is recorded (:mod:`.recognise`).
-    record: Path | None = None
-    #: Warnings found on the way (an unusable record file).
-    warnings: tuple[str, ...] = ()
 
     @property
     def known(self) -> dict[str, str]:
@@ -99,74 +110,83 @@ def read_folders(folders: Mounts, options: DeployOptions) -> tuple[Scan, ViteOut
     return scan, vite
 
 
-def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
-            options: DeployOptions) -> Prepared:
+def prepare(folders: Mounts, store: ReleaseStore, paths: LocalPaths,
+            options: DeployOptions) -> tuple[OnDisk, InBucket]:
     """Scan the folders, read the current release, seed hashes git vouches for, refuse what
     needs no hash, and choose the path (list first or hash first)."""
     store.require_prefix()
     scan, vite = read_folders(folders, options)
-    files = scan.files
     if not options.dry_run:
-        check_writable(manifest_path, "the local manifest")
+        check_writable(paths.manifest, "the local manifest")
     store.storage.check()
-    record = record_path(options.hash_cache_path)
-    known, problem = read_known(record)
+    known, problem = read_known(paths.record)
     current = store.read_current(known=known)
-    cache = HashCache(options.hash_cache_path)
-    blobs = git_blob_ids(folders)
-    from_git = reuse_git_hashes(files, blobs, current, cache)
-    texts = check_before_hashing(files, prefix=store.prefix, strict=options.strict,
-                                 static_url_path=folders.url_roots, cache=cache,
-                                 keep=vite.keep if vite is not None else frozenset())
+    disk = _on_disk(folders, scan, vite, current, store.prefix, paths, options, problem)
     started = time.monotonic()
     listing = None
-    if not options.dry_run and options.variants is None and _likely_new(files, cache, current):
+    if (not options.dry_run and options.variants is None
+            and _likely_new(disk.files, disk.cache, current)):
         # Files must be read and some are new: list first, so each can be uploaded as soon as
         # it is hashed. Variants are planned from every hash before any upload, so a bad
         # source image still stops the deploy before anything is stored.
         listing = store.list(hints=_release_keys(current))
-    return Prepared(
-        folders, files, tuple(scan.ignored), current, cache, blobs, from_git, texts,
-        started, listing, manifest_path,
-        variant_cache_dir(options.variant_cache, manifest_path),
-        partial(store.require_conditional_writes, unsafe=options.unsafe_no_conditional_writes),
-        vite, record, tuple(note for note in (cache.problem, problem) if note))
+    return disk, InBucket(current, started, listing)
 
 
-def uploads_while_hashing(local: Prepared, store: ReleaseStore, observer: DeployObserver,
+def _on_disk(folders: Mounts, scan: Scan, vite: ViteOutput | None, current: Current,
+             prefix: str, paths: LocalPaths, options: DeployOptions,
+             problem: str | None) -> OnDisk:
+    """The walk with the hash cache, git's blob ids (seeding the cache from ``current``)
+    and the checks that need no hash."""
+    files = scan.files
+    cache = HashCache(paths.hash_cache)
+    blobs = git_blob_ids(folders)
+    from_git = reuse_git_hashes(files, blobs, current, cache)
+    url_roots = folders.url_roots
+    texts = check_before_hashing(files, prefix=prefix, strict=options.strict,
+                                 static_url_path=url_roots, cache=cache,
+                                 keep=vite.keep if vite is not None else frozenset())
+    return OnDisk(files, tuple(scan.ignored), cache, blobs, from_git, url_roots, texts, vite,
+                  tuple(note for note in (cache.problem, problem) if note))
+
+
+def uploads_while_hashing(bucket: InBucket, store: ReleaseStore, options: DeployOptions,
+                          observer: DeployObserver, *, keep: frozenset[str],
                           ) -> AbstractContextManager[EarlyUploads | None]:
     """Uploads that start while hashing when the bucket was listed first, else nothing."""
-    if local.listing is None:
+    if bucket.listing is None:
         return nullcontext(None)
     from .early import EarlyUploads  # only on this path: a warm re-run never imports it
 
-    return EarlyUploads(store.storage, store.prefix, local.listing, known_etags=local.known,
-                        on_stored=observer.stored, before_first=local.probe,
-                        keep=local.vite.keep if local.vite is not None else frozenset())
+    # The conditional-write probe refuses a server before the first early upload.
+    probe = partial(store.require_conditional_writes, unsafe=options.unsafe_no_conditional_writes)
+    return EarlyUploads(store.storage, store.prefix, bucket.listing, known_etags=bucket.known,
+                        on_stored=observer.stored, before_first=probe, keep=keep)
 
 
-def hash_files(local: Prepared, store: ReleaseStore, options: DeployOptions,
-               observer: DeployObserver, early: EarlyUploads | None) -> Hashed:
+def hash_files(disk: OnDisk, current: Current, store: ReleaseStore, options: DeployOptions,
+               observer: DeployObserver, early: EarlyUploads | None,
+               variant_cache: Path) -> Hashed:
     """Hash and name every file (offering each to ``early`` as its hash is known), then plan
-    the variants from the hashes."""
-    built = build(local.files, prefix=store.prefix, cache=local.cache, strict=options.strict,
-                  static_url_path=local.folders.url_roots, texts=local.texts,
-                  on_hashed=early.offer if early is not None else None, vite=local.vite)
-    for warning in (*local.warnings, *built.warnings):
+    the variants from the hashes (encodes and probes are kept in ``variant_cache``)."""
+    built = build(disk.files, prefix=store.prefix, cache=disk.cache, strict=options.strict,
+                  static_url_path=disk.url_roots, texts=disk.texts,
+                  on_hashed=early.offer if early is not None else None, vite=disk.vite)
+    for warning in (*disk.warnings, *built.warnings):
         observer.warned(warning)
     manifest = built.manifest
-    sources = {f.logical_path: f for f in local.files}
+    sources = {f.logical_path: f for f in disk.files}
     vplan = None
     if options.variants:
-        manifest, vplan = _variant_plan(local, store, options, manifest, sources)
+        manifest, vplan = _variant_plan(current, store, options, manifest, sources, variant_cache)
     undecided = False
     if options.precompress:
-        manifest, undecided = _sibling_decisions(manifest, local.current)
+        manifest, undecided = _sibling_decisions(manifest, current)
     return Hashed(built, manifest, sources, vplan, undecided)
 
 
-def _variant_plan(local: Prepared, store: ReleaseStore, options: DeployOptions,
-                  manifest: Manifest, sources: dict[str, LocalFile],
+def _variant_plan(current: Current, store: ReleaseStore, options: DeployOptions,
+                  manifest: Manifest, sources: dict[str, LocalFile], cache_dir: Path,
                   ) -> tuple[Manifest, VariantPlan]:
     """The variant plan from the hashes, and the manifest with the variants the current
     release confirmed when none is missing."""
@@ -176,10 +196,10 @@ def _variant_plan(local: Prepared, store: ReleaseStore, options: DeployOptions,
     from .variant_step import known_sizes, plan_sources, with_variants
 
     # Only variants need the current release here: a recognised one is not decoded otherwise.
-    released = local.current.doc.manifest if local.current.doc else None
-    vplan = plan_sources(manifest, sources, options.variants, store.prefix, local.cache_dir,
+    released = current.doc.manifest if current.doc else None
+    vplan = plan_sources(manifest, sources, options.variants, store.prefix, cache_dir,
                          save=not options.dry_run,
-                         placeholders=known_placeholders(released, local.cache_dir))
+                         placeholders=known_placeholders(released, cache_dir))
     recorded = known_sizes(released)
     if vplan.keys() <= recorded.keys():  # every variant was confirmed by that release
         manifest = with_variants(manifest, vplan, recorded)

@@ -1,7 +1,10 @@
 """The deploy itself, as phases: prepare and hash (:mod:`pipeline.release.prepare`; uploads
 may start while hashing: :mod:`pipeline.release.early`), plan and upload
 (:mod:`pipeline.release.transfer`), then publish, here: confirm, record, make current,
-write the local copy. Each phase takes the previous phase's frozen value.
+write the local copy. Each phase takes the frozen values it needs: what the folders hold
+(:class:`~pipeline.release.prepare.OnDisk`), what the bucket holds
+(:class:`~pipeline.release.prepare.InBucket`), the hashes, the plan, the local paths
+(:class:`~pipeline.release.result.LocalPaths`).
 
 The manifest is published last and only when every object it names is confirmed
 in storage (already listed with the right size, or stored by this run), so a
@@ -33,16 +36,15 @@ from typing import TYPE_CHECKING
 from ..build.css import is_css
 from ..build.mounts import Mounts, git_blob_ids
 from ..errors import DeployError
-from ..localfs import LocalFile
 from ..manifest import Manifest
 from ..releasedoc import ReleaseDoc
 from ..storage.base import RemoteObject
 from .documents import Current, make_release
 from .local_manifest import write_local_bytes, write_published_manifest
 from .plan import Plan, PlannedFile, Reason, missing_keys
-from .prepare import Hashed, Prepared, hash_files, prepare, uploads_while_hashing
+from .prepare import Hashed, OnDisk, hash_files, prepare, uploads_while_hashing
 from .recognise import remember
-from .result import DeployOptions, DeployResult
+from .result import DeployOptions, DeployResult, LocalPaths
 from .store import ReleaseStore
 
 if TYPE_CHECKING:
@@ -59,46 +61,46 @@ def deploy(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
            observer: DeployObserver | None = None) -> DeployResult:
     """Publish ``folders`` (resolved once, by the caller) to ``store``; see the module docstring.
 
-    When files must be read (their hashes are neither cached nor vouched for by git) and
-    some are new to the current release (path or size), the prefix is listed first and
-    uploads start while hashing (:mod:`pipeline.release.early`).
-    When every hash is known without reading and the files equal the current release,
-    nothing is listed or written remotely: a release is only published once all its objects
-    were confirmed, so there is nothing to upload. Objects deleted behind the deploy's back
-    are what ``verify`` (or ``options.relist``, or a run that lists anyway) finds.
-
-    With ``options.variants``, raster images also get responsive variants
-    (:mod:`pipeline.release.variant_step`): planned before the listing, the missing ones taken
-    from the variant cache or encoded, uploaded and confirmed with everything else.
+    Only the phases that read the folders see them: prepare (the walk, git, Vite, their URL
+    paths) and git asked again before publishing; the others take the frozen values.
+    When files must be read and some are new to the current release, the prefix is listed
+    first and uploads start while hashing (:mod:`pipeline.release.early`). When every hash is
+    known without reading and the files equal the current release, nothing is listed or
+    written remotely (``verify`` or ``options.relist`` finds objects deleted behind its back).
+    Missing variants come from the variant cache or are encoded (:mod:`.variant_phase`).
     """
     if observer is None:
         from .confirm import Silent
 
         observer = Silent()
-    local = prepare(folders, store, manifest_path, options)
-    with uploads_while_hashing(local, store, observer) as early:
-        hashed = hash_files(local, store, options, observer, early)
-        # Never after an early listing: a file read then had a path or size the release
-        # lacks, so the manifest differs from the release's.
-        if not options.relist and hashed.is_release(local.current):
-            return _unchanged(local, hashed, store, observer, dry_run=options.dry_run)
-        # The upload phase is imported only when there is something to plan: a no-change
-        # re-deploy never runs it, and importing it (frozen dataclasses are compiled at
-        # import) was what made the warm re-run slower after the phase split.
+    paths = LocalPaths.of(manifest_path, options)
+    disk, bucket = prepare(folders, store, paths, options)
+    with uploads_while_hashing(bucket, store, options, observer, keep=disk.keep) as early:
+        hashed = hash_files(disk, bucket.current, store, options, observer, early,
+                            paths.variant_cache)
+        # Never after an early listing: a file read then was new to the release.
+        if not options.relist and hashed.is_release(bucket.current):
+            return _unchanged(disk, bucket.current, hashed, paths, store, observer,
+                              dry_run=options.dry_run)
+        # Imported only when there is something to plan: a no-change re-deploy never runs
+        # it, and its frozen dataclasses are compiled at import (bench/README.md).
         from .transfer import plan, upload
 
-        planned = plan(local, hashed, store, options, observer)
+        planned = plan(disk, bucket, hashed, paths, store, options, observer)
         if options.dry_run:
             return planned.result
-        uploaded = upload(planned, store, observer, early)
-    return publish(uploaded, store, observer)
+        uploaded = upload(planned, store, observer, early, disk.cache)
+    # Asked again after every file was read and uploaded (see git_blobs_to_record).
+    blobs = git_blobs_to_record(folders, disk, hashed.built.bodies)
+    return publish(uploaded, blobs, paths, store, observer)
 
 
-def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver) -> DeployResult:
-    """Confirm every object, store the release, make it current, write the local manifest."""
+def publish(uploaded: Uploaded, git_blobs: dict[str, str], paths: LocalPaths,
+            store: ReleaseStore, observer: DeployObserver) -> DeployResult:
+    """Confirm every object, store the release (recording ``git_blobs``), make it current,
+    write the local manifest."""
     planned = uploaded.planned
-    local, manifest = planned.local, planned.manifest
-    current = local.current
+    manifest, current = planned.manifest, planned.current
     restored = _restored(current, uploaded.stored, observer, target=store.description)
     confirmed = {**planned.existing, **uploaded.stored}
     missing = missing_keys(manifest, confirmed)
@@ -107,9 +109,7 @@ def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver) -
             f"{len(missing)} object(s) could not be confirmed in {store.description}, "
             f"first: {missing[0]}; the manifest was not published"
         )
-    blobs = git_blobs_to_record(local.folders, local.files, local.blobs,
-                                planned.hashed.built.bodies)
-    doc, new = _release_for(store, manifest, current, planned.existing, confirmed, blobs)
+    doc, new = _release_for(store, manifest, current, planned.existing, confirmed, git_blobs)
     from .confirm import confirm_release  # the publish phase only: a no-change run never confirms
 
     # A failure here leaves the release object stored but not current. It is not deleted:
@@ -117,8 +117,8 @@ def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver) -
     confirm_release(store, manifest, planned.by_key, observer, release_id=doc.release_id,
                     started=planned.started)
     conflicts = store.point_current(doc, expected=current, retry=True)
-    remember(local.record, doc.to_json(), doc.release_id, manifest, known=None)
-    write_published_manifest(local.manifest_path, doc, manifest_key=store.manifest_key,
+    remember(paths.record, doc.to_json(), doc.release_id, manifest, known=None)
+    write_published_manifest(paths.manifest, doc, manifest_key=store.manifest_key,
                              redo="run the deploy again (it uploads nothing and writes "
                                   "the manifest)")
     previous = current.release_id if doc.release_id != current.release_id else None
@@ -126,24 +126,24 @@ def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver) -
                    conflicts=conflicts, previous_release=previous, restored=restored)
 
 
-def _unchanged(local: Prepared, hashed: Hashed, store: ReleaseStore, observer: DeployObserver,
-               *, dry_run: bool) -> DeployResult:
+def _unchanged(disk: OnDisk, current: Current, hashed: Hashed, paths: LocalPaths,
+               store: ReleaseStore, observer: DeployObserver, *, dry_run: bool) -> DeployResult:
     """Nothing changed since the current release: plan it all unchanged, write locally only."""
-    current, manifest = local.current, hashed.manifest
+    manifest = hashed.manifest
     assert current.release_id is not None and current.data is not None
     # What plan_deploy answers against a listing of exactly these objects, without making
     # that listing (100,000 RemoteObjects): every file unchanged.
     plan = Plan(tuple(PlannedFile(path, entry, hashed.sources[path], Reason.UNCHANGED)
                       for path, entry in sorted(manifest.files.items())))
     observer.planned(plan)
-    result = DeployResult(manifest, plan, local.manifest_path, store.manifest_key,
+    result = DeployResult(manifest, plan, paths.manifest, store.manifest_key,
                           store.description, dry_run, current_release=current.release_id,
-                          ignored=local.ignored, hashes_from_git=local.hashes_from_git)
+                          ignored=disk.ignored, hashes_from_git=disk.hashes_from_git)
     if dry_run:
         return result
-    local.cache.save()
-    remember(local.record, current.data, current.release_id, manifest, known=current.known)
-    write_local_bytes(local.manifest_path, current.data)
+    disk.cache.save()
+    remember(paths.record, current.data, current.release_id, manifest, known=current.known)
+    write_local_bytes(paths.manifest, current.data)
     return replace(result, release_id=current.release_id, new_release=False)
 
 
@@ -178,21 +178,21 @@ def _release_for(
     return store.store_release(make_release(manifest, etags, git_blobs)), True
 
 
-def git_blobs_to_record(folders: Mounts, files: list[LocalFile], blobs: dict[str, str],
+def git_blobs_to_record(folders: Mounts, disk: OnDisk,
                         bodies: Mapping[str, bytes]) -> dict[str, str]:
     """Blob ids to record beside the hashes: files uploaded as they are, unchanged throughout.
 
-    Git vouched for ``blobs`` before the files were read; asking again afterwards and
+    Git vouched for ``disk.blobs`` before the files were read; asking again afterwards and
     finding the same size and mtime as the walk saw means the bytes hashed are the
     blob's, even if someone edited a file while the deploy ran.
     """
-    candidates = {path: blob for path, blob in blobs.items()
+    candidates = {path: blob for path, blob in disk.blobs.items()
                   if path not in bodies and not is_css(path)}
     if not candidates:
         return {}
     after = git_blob_ids(folders)
     recorded: dict[str, str] = {}
-    for item in files:
+    for item in disk.files:
         blob = candidates.get(item.logical_path)
         if blob is None or after.get(item.logical_path) != blob:
             continue

@@ -1,6 +1,7 @@
-"""The deploy's values: what it is asked to do (:class:`DeployOptions`) and what it did
-(:class:`DeployResult`), each one frozen value instead of a dozen keywords and fields
-threaded through the phases of :mod:`pipeline.release.publish`."""
+"""The deploy's values: what it is asked to do (:class:`DeployOptions`), where its local files
+are (:class:`LocalPaths`) and what it did (:class:`DeployResult`), each one frozen value
+instead of a dozen keywords and fields threaded through the phases of
+:mod:`pipeline.release.publish`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..localfs import Ignored
 from ..manifest import Manifest
 from ..pathfilter import PathFilter
 from .plan import Plan
+from .recognise import record_path
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,27 @@ def variant_cache_dir(configured: Path | None, manifest_path: Path) -> Path:
     """Where encoded variants are kept: ``--variant-cache``, else ``variants/`` beside the
     local manifest (``build/variants`` by default, the development route's folder too)."""
     return configured or manifest_path.parent / "variants"
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    """The deploy's local files, derived once (:meth:`of`) so no phase derives them again
+    from the manifest path and the options."""
+
+    #: The local copy of the published manifest (what the Flask extension reads).
+    manifest: Path
+    #: The hash cache, and the current-release record beside it (:mod:`.recognise`); both
+    #: ``None`` without a hash cache.
+    hash_cache: Path | None
+    record: Path | None
+    #: Encoded variants, probes and placeholders (:func:`variant_cache_dir`).
+    variant_cache: Path
+
+    @classmethod
+    def of(cls, manifest_path: Path, options: DeployOptions) -> LocalPaths:
+        return cls(manifest_path, options.hash_cache_path,
+                   record_path(options.hash_cache_path),
+                   variant_cache_dir(options.variant_cache, manifest_path))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from ..build.shards import Shard
 from ..errors import ConfigError
 from .confirm import DeployObserver, Silent, upload_all
 from .prepare import hash_files, prepare
-from .result import DeployOptions
+from .result import DeployOptions, LocalPaths
 from .store import ReleaseStore
 from .variant_phase import shard_plan, variant_phase
 
@@ -44,13 +44,15 @@ def encode_shard(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
     if options.variants is None:
         raise ConfigError("the variants command needs variant settings")
     observer = observer or Silent()
-    local = prepare(folders, store, manifest_path, options)
-    hashed = hash_files(local, store, options, observer, None)
-    local.cache.save()
+    paths = LocalPaths.of(manifest_path, options)
+    disk, bucket = prepare(folders, store, paths, options)
+    hashed = hash_files(disk, bucket.current, store, options, observer, None,
+                        paths.variant_cache)
+    disk.cache.save()
     assert hashed.vplan is not None
     existing = store.list(hints=sorted(hashed.vplan.keys()))
     made = variant_phase(hashed.vplan, hashed.built.manifest, existing,
-                         cache_dir=local.cache_dir, settings=options.variants,
+                         cache_dir=paths.variant_cache, settings=options.variants,
                          observer=observer, dry_run=options.dry_run,
                          budget=options.variant_budget, shard=shard)
     stored = {} if options.dry_run else upload_all(store.storage, made.uploads, observer)

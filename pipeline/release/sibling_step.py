@@ -56,9 +56,10 @@ def plan_siblings(manifest: Manifest, sources: Mapping[str, StrPath],
                   *, relist: bool) -> SiblingPlan:
     """Decide each compressible entry's siblings against the listing ``existing``,
     compressing (in a few threads) only what neither the listing nor a decision covers."""
-    wanted = {path: todo for path, entry in manifest.files.items()
-              if is_compressible(entry.content_type)
-              and (todo := _to_compress(entry, existing, relist=relist))}
+    compressible = {path: entry for path, entry in manifest.files.items()
+                    if is_compressible(entry.content_type)}
+    wanted = {path: todo for path, entry in compressible.items()
+              if (todo := _to_compress(entry, existing, relist=relist))}
     from concurrent.futures import ThreadPoolExecutor  # only when something is compressed
 
     with ThreadPoolExecutor(max_workers=COMPRESS_WORKERS) as pool:
@@ -68,7 +69,7 @@ def plan_siblings(manifest: Manifest, sources: Mapping[str, StrPath],
     files: dict[str, Entry] = {}
     uploads: list[Upload] = []
     for path, entry in manifest.files.items():
-        if not is_compressible(entry.content_type):
+        if path not in compressible:
             files[path] = with_encodings(entry, None)
             continue
         new = [sibling_upload(entry, sources[path], encoded) for encoded in made.get(path, ())]

@@ -32,6 +32,7 @@ from .variant_step import (
     encode_missing,
     find_missing,
     is_complete,
+    lacking,
     uploads_for,
     with_variants,
 )
@@ -84,12 +85,8 @@ def variant_phase(vplan: VariantPlan, manifest: Manifest, existing: Mapping[str,
     return VariantOutcome(
         with_variants(manifest, vplan, sizes, made), tuple(uploads), encoded,
         images_left=tuple(source.logical_path for source in left),
-        variants_left=sum(_lacking(owned, source, sizes) for source in left),
+        variants_left=sum(lacking(owned, source, sizes) for source in left),
         encode_seconds=seconds)
-
-
-def _lacking(plan: VariantPlan, source: SourcePlan, sizes: Mapping[str, int]) -> int:
-    return sum(plan.key(spec) not in sizes for spec in source.specs)
 
 
 def unit_name(source: SourcePlan) -> str:

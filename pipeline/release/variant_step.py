@@ -292,3 +292,8 @@ def with_variants(manifest: Manifest, plan: VariantPlan, sizes: Mapping[str, int
 def is_complete(plan: VariantPlan, source: SourcePlan, sizes: Mapping[str, int]) -> bool:
     """Whether every planned variant of ``source`` is stored (has a size)."""
     return all(plan.key(spec) in sizes for spec in source.specs)
+
+
+def lacking(plan: VariantPlan, source: SourcePlan, sizes: Mapping[str, int]) -> int:
+    """How many planned variants of ``source`` are not stored (have no size)."""
+    return sum(plan.key(spec) not in sizes for spec in source.specs)
