@@ -16,8 +16,10 @@ RELEASE = Path(__file__).resolve().parent.parent / "pipeline" / "release"
 
 #: Functions of ``release/`` that take the folders: the deploy and the shard command (given
 #: them by the CLI), prepare (the walk, git, Vite, their URL paths) and git's second word.
-TAKES_FOLDERS = {"publish.deploy", "shard.encode_shard", "prepare.prepare",
-                 "prepare._read_folders", "publish.git_blobs_to_record"}
+# The commands' entry points (deploy, a shard, verify --repair), the one scan they share
+# (read_folders), and the two that read the folders again (git's blob ids).
+TAKES_FOLDERS = {"publish.deploy", "shard.encode_shard", "repair.repair", "prepare.prepare",
+                 "prepare.read_folders", "prepare._on_disk", "publish.git_blobs_to_record"}
 
 
 def _trees() -> dict[str, ast.Module]:
