@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import site
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from importlib.machinery import PathFinder
+from pathlib import Path
 
 _lock = threading.Lock()
 _enders: dict[int, Callable[[], object]] = {}
@@ -97,6 +101,21 @@ def preload_in_workers(module: str) -> None:
         _preload.append(module)
 
 
-def worker_preload() -> tuple[str, ...]:
-    """The modules registered with :func:`preload_in_workers`."""
-    return tuple(_preload)
+def worker_preload(modules: Sequence[str]) -> list[str]:
+    """``modules`` of this package and those registered with :func:`preload_in_workers`, if a
+    fork server would import them from this copy of the package; otherwise none.
+
+    Python 3.11's fork server does not take its parent's ``sys.path`` (it passes it, and
+    ignores it): it has a fresh ``python -c``'s, the working directory, ``PYTHONPATH`` and
+    site-packages. There it could find another copy of ``pipeline`` (an installed release
+    while a checkout's ``deploy.py`` runs), and workers forked from it would encode with that
+    copy's code. Not preloading costs time only: each worker then imports the package from
+    its parent's path, as multiprocessing sets it."""
+    ours = Path(__file__).resolve().parent / "__init__.py"
+    path = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+            *site.getsitepackages(), site.getusersitepackages()]
+    spec = PathFinder.find_spec(__name__.partition(".")[0], path)
+    found = spec.origin if spec is not None else None
+    if found is None or Path(found).resolve() != ours:
+        return []
+    return [*modules, *_preload]

@@ -16,7 +16,7 @@ from pipeline.build.variant_pool import Encoded, EncodeJob, encode_many, encode_
 from pipeline.build.variants import plan_variants
 from pipeline.cli.interrupt import InterruptGuard
 from pipeline.errors import Terminated
-from pipeline.processes import end_all, ended_on_exit, starting_processes
+from pipeline.processes import end_all, ended_on_exit, starting_processes, worker_preload
 from tests.test_variants import SMALL, photo_like
 
 
@@ -74,3 +74,15 @@ def test_registered_processes_are_ended_on_the_way_out_and_only_while_registered
         end_all()
     end_all()
     assert ended == ["pool"]
+
+
+def test_the_fork_server_preloads_the_package_only_where_it_finds_this_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Elsewhere (a checkout's deploy.py run from another folder, maybe with an installed
+    release in site-packages) its workers would run another copy's encoder."""
+    root = str(Path(__file__).resolve().parent.parent)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", root)
+    assert worker_preload(["pipeline.build.variant_codec"])[0] == "pipeline.build.variant_codec"
+    monkeypatch.delenv("PYTHONPATH")
+    assert worker_preload(["pipeline.build.variant_codec"]) == []

@@ -30,7 +30,9 @@ from ..processes import ended_on_exit, starting_processes, worker_preload
 from .variant_codec import EncodeResult, encode_source, limit_threads
 from .variants import VariantSettings, VariantSpec
 
-#: What the fork server imports before forking: the encoder and, through it, libvips.
+#: What the fork server imports before forking: libvips, found alike by any interpreter of
+#: this environment, and the encoder where the fork server finds this copy of the package.
+THIRD_PARTY_PRELOAD = ("pyvips",)
 CODEC_MODULE = "pipeline.build.variant_codec"
 
 
@@ -117,7 +119,7 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
     else:
         forkserver = multiprocessing.get_context("forkserver")
         # Only read when the fork server starts (once per process): later pools reuse it.
-        forkserver.set_forkserver_preload([CODEC_MODULE, *worker_preload()])
+        forkserver.set_forkserver_preload([*THIRD_PARTY_PRELOAD, *worker_preload([CODEC_MODULE])])
         context = forkserver
     return ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=limit_threads)
