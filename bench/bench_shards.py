@@ -27,7 +27,8 @@ mate-backgrounds`` and ``dpkg-deb -x``; the packages' licences stay beside the f
    reports (from the start of encoding, worker start-up included, to the last worker stopped)
    / B, per round.
 
-Prints a table; writes bench/results/bench_shards-latest.json.
+Prints a table; writes bench/results/bench_shards-latest.json. ``--fixed ROUNDS``: also the fixed
+cost of a shard that encodes little (two small photos), per code tree.
 """
 
 from __future__ import annotations
@@ -196,6 +197,28 @@ def cpu_rounds(static: Path, work: Path, shards: int, rounds: int,
     return results
 
 
+def fixed_rounds(work: Path, rounds: int, codes: list[Path]) -> dict[str, Any]:
+    """The fixed cost of a shard that encodes: ``variants`` over two small demo photos (two
+    workers, little encoding), CPU of the whole tree, per code tree, in alternating order;
+    the medians."""
+    static = work / "fixed" / "static"
+    static.mkdir(parents=True)
+    for path in sorted((ROOT / "static" / "img" / "photos").glob("*.jpg"))[:2]:
+        shutil.copyfile(path, static / path.name)
+    cpus: dict[str, list[float]] = {str(code): [] for code in codes}
+    for number in range(rounds):
+        for code in codes if number % 2 == 0 else codes[::-1]:
+            cache = work / "fixed" / f"{number}-{code.name}"
+            cpu, _ = run_cpu(["variants", "--variant-widths", "320", "--static-dir", str(static),
+                              "--target-dir", str(cache / "t"), "--variant-cache",
+                              str(cache / "v"), "--hash-cache", str(cache / "h.json")],
+                             work, code)
+            cpus[str(code)].append(round(cpu, 3))
+    print(f"fixed cost (CPU s per run, {rounds} rounds): {cpus}", flush=True)
+    return {code: {"rounds": values, "median": statistics.median(values)}
+            for code, values in cpus.items()}
+
+
 def summarise_cpu(results: list[dict[str, Any]], codes: list[Path]) -> dict[str, Any]:
     """Per code tree the median shards/one ratio; with two trees, the medians of the second's
     CPU over the first's, round by round (4 shards together, and the one process)."""
@@ -237,6 +260,8 @@ def main() -> None:
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--skip-budget", action="store_true")
     parser.add_argument("--skip-balance", action="store_true")
+    parser.add_argument("--fixed", type=int, default=0, metavar="ROUNDS",
+                        help="also measure a small shard's fixed cost, ROUNDS rounds per tree")
     parser.add_argument("--code", action="append", type=Path, default=[],
                         help="a code tree to run (up to twice, for an A/B; default: this one)")
     args = parser.parse_args()
@@ -254,6 +279,7 @@ def main() -> None:
                                       if k.startswith("N=")))
         subset = photo_folder(work / "subset", every=args.every)
         subset_images = len(list(subset.iterdir()))
+        fixed = fixed_rounds(work, args.fixed, codes) if args.fixed else None
         cpu = [] if args.skip_cpu else cpu_rounds(subset, work, args.shards, args.rounds, codes)
         budgets = [] if args.skip_budget else [budget_round(subset, work, int(b), n, codes[-1])
                                                for b in args.budgets.split(",")
@@ -267,7 +293,7 @@ def main() -> None:
         "subset_images": subset_images, "shards": args.shards, "rounds": args.rounds,
         "widths": args.widths,
         "balance": split, "cpu_rounds": cpu,
-        "cpu": summarise_cpu(cpu, codes) if cpu else None,
+        "cpu": summarise_cpu(cpu, codes) if cpu else None, "fixed": fixed,
         "budget_rounds": budgets,
         "budget_ratio_max": max(r["ratio"] for r in budgets) if budgets else None,
     }

@@ -5,8 +5,9 @@ should not take the deploy with it. Workers come from multiprocessing's fork ser
 single-threaded interpreter started once per pool user, which imports libvips (and this
 package's encoder) once and forks each worker from there. So no worker inherits the parent's
 threads (boto3's pools) in a half-copied state, as a plain ``fork`` would, and no worker pays
-for its own interpreter start and libvips import, as with ``spawn`` (about 0.3 s of CPU per
-worker here, which every CI shard paid again). Importing pyvips starts no thread, so forking
+for its own interpreter start and imports, as with ``spawn`` (about 0.14 s of CPU per worker
+here, half of it the interpreter; the fork server pays that once, so the saving grows with
+the workers, and every CI shard paid it again). Importing pyvips starts no thread, so forking
 after it is safe.
 
 The workers are children of the fork server, not of this process: they are registered with
