@@ -77,6 +77,16 @@ class Interrupted(PipelineError):
     """Ctrl-C at a moment where the usual "nothing was published" would not be true."""
 
     exit_code = 130
+    #: How the message says what stopped the command.
+    said: ClassVar[str] = "interrupted"
+
+
+class Terminated(Interrupted):
+    """SIGTERM, what CI runners send a job they cancel or time out: handled like Ctrl-C, with
+    the code a shell reports for it (128 + 15)."""
+
+    exit_code = 143
+    said = "terminated"
 
 
 class ImageSourceError(ConfigError):

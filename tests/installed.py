@@ -71,12 +71,16 @@ class InstalledTool:
                               env=user_env(**self._path_env(), **env), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
-    def popen(self, name: str, *args: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
+    def popen(self, name: str, *args: str, cwd: Path, new_session: bool = False,
+              **env: str) -> subprocess.Popen[str]:
         """:meth:`run` without waiting: a test that signals the process (Ctrl-C) while it
-        works; stdout and stderr are pipes, read with ``communicate``."""
+        works; stdout and stderr are pipes, read with ``communicate``. ``new_session``: the
+        process leads its own session and process group (id = its pid), as a CI runner starts
+        a job's command, so a test can find every process it started."""
         return subprocess.Popen([self.command(name), *args], cwd=cwd,
                                 env=user_env(**self._path_env(), **env), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=new_session)
 
     @contextmanager
     def serving(self, *args: str, cwd: Path) -> Iterator[Served]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -173,3 +174,99 @@ def test_ctrl_c_while_the_main_thread_waits_on_stalled_downloads_still_ends_the_
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert err.splitlines() == ["error: interrupted"]
+
+
+# -- SIGTERM (a CI runner cancelling or timing out a job) while images encode -----------------
+
+
+def photo_project(tmp_path: Path, count: int = 4) -> Path:
+    """A project whose static folder holds a stylesheet and noisy photos large enough that
+    encoding their variants takes seconds of CPU each."""
+    from PIL import Image
+
+    project = tmp_path / "their-project"
+    static = write_tree(project / "static", {"css/site.css": b"body{margin:0}"})
+    for number in range(count):
+        size = (3000 - 100 * number, 2000)
+        bands = [Image.effect_noise(size, 40 + 10 * band).point(lambda v, b=band: v + 30 * b)
+                 for band in range(3)]
+        path = static / "img" / f"big{number}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.merge("RGB", bands).save(path, quality=92)
+    return project
+
+
+def group_members(group: int) -> list[int]:
+    """The live (not zombie) processes of process group ``group``, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # ended while we looked
+        if fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def terminate_while_encoding(process: subprocess.Popen[str]) -> str:
+    """Wait until the command says it encodes and its workers run (the group holds the
+    command, multiprocessing's helpers and a worker), send SIGTERM to the command alone; its
+    stderr. Afterwards no process of its group may be left (zombies aside: nobody's CPU)."""
+    assert process.stderr is not None
+    said = []
+    for line in iter(process.stderr.readline, ""):
+        said.append(line)
+        if "encoding" in line:
+            break
+    assert process.poll() is None, "".join(said)
+    deadline = time.monotonic() + 60
+    while len(group_members(process.pid)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling /proc for the pool's workers to start
+    assert process.poll() is None and len(group_members(process.pid)) >= 4
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)  # a bound: the encodes take far longer
+    finally:
+        deadline = time.monotonic() + 10
+        while group_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the fork server and resource tracker see the command gone
+        left = group_members(process.pid)
+        if left:  # a worker left running also holds the pipes open: end it to read them
+            os.killpg(process.pid, signal.SIGKILL)
+        _, err = process.communicate(timeout=30)
+    assert left == [], f"processes left running: {left}; {err}"
+    return err
+
+
+def test_sigterm_while_a_deploy_encodes_exits_143_ends_every_worker_and_publishes_nothing(
+    s3: S3Env, tmp_path: Path, installed: InstalledTool
+) -> None:
+    project = photo_project(tmp_path)
+    process = installed.popen("cdn-deploy", "--bucket", s3.bucket, "--endpoint-url",
+                              s3.endpoint, "--variants", cwd=project, new_session=True,
+                              **s3.server.credentials.env())
+    err = terminate_while_encoding(process)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == ("error: terminated: nothing was published; uploaded "
+                                    "objects will be reused by the next run")
+    assert "static/manifest.json" not in s3.keys()
+    assert _release_documents(s3) == []
+    assert not (project / "build" / "cdn-manifest.json").exists()
+    assert not list(project.rglob("*.tmp"))  # the killed workers' unfinished files
+
+
+def test_sigterm_while_a_shard_encodes_exits_143_and_leaves_the_bucket_unchanged(
+    s3: S3Env, tmp_path: Path, installed: InstalledTool
+) -> None:
+    project = photo_project(tmp_path)
+    before = s3.keys()
+    process = installed.popen("cdn-deploy", "variants", "--shard", "1/2", "--bucket",
+                              s3.bucket, "--endpoint-url", s3.endpoint, cwd=project,
+                              new_session=True, **s3.server.credentials.env())
+    err = terminate_while_encoding(process)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err and err.splitlines()[-1] == "error: terminated"
+    assert s3.keys() == before
+    assert not list(project.rglob("*.tmp"))

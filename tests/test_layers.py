@@ -22,10 +22,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 #: the strict JSON parser of documents, atomic writes, opening files below a folder without
 #: following links, reading walked files, the one rule for names and keys, Vite's manifest,
 #: resource hints and the DPR cap (first paint), content-coding negotiation (`serve` and the
-#: Flask extension share it).
+#: Flask extension share it), the child processes to end on every exit path (the encoding
+#: pool registers, the Ctrl-C/SIGTERM guard ends them).
 LEAVES = frozenset({"errors", "media_types", "urls", "validate", "localfs", "pathfilter",
                     "extras", "keys", "limits", "pyproject", "jsondoc", "atomic", "nofollow",
-                    "walked", "keyrule", "vitemanifest", "hints", "dprcap", "negotiate"})
+                    "walked", "keyrule", "vitemanifest", "hints", "dprcap", "negotiate",
+                    "processes"})
 
 #: Part -> the parts it may import. Imports flow one way: leaves -> manifest -> build ->
 #: release -> cli; manifest -> releasedoc -> serving, release; storage -> release, images;

@@ -5,7 +5,8 @@ output modes and exit codes.
 rollback | prune [OPTIONS]`` are the release commands of :mod:`pipeline.cli.commands`.
 Exit codes are decided here and only here: 0 success, 1 a failed operation or
 problems found (for a deploy: nothing published), 2 usage or configuration
-errors, 130 interrupted (Ctrl-C).
+errors, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); the numbers live in
+:mod:`pipeline.errors`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import click
 
 from ..errors import ConfigError, Interrupted, PipelineError
 from ..localfs import printable_name
+from ..processes import preload_in_workers
 from ..pyproject import TABLE_NAME
 from ..urls import cdn_url, redact_url
 from ..validate import format_duration
@@ -53,7 +55,7 @@ from .common import (
     stacked,
     start_run,
 )
-from .interrupt import EXIT_INTERRUPTED, GUARD
+from .interrupt import GUARD
 from .settings import OPTIONS_BY_NAME, DeploySettings, describe_source
 
 if TYPE_CHECKING:
@@ -216,16 +218,18 @@ def deploy_command(ctx: click.Context, /, as_json: bool, quiet: bool, verbose: b
                     manifest_path=settings.manifest_path, observer=reporter,
                     options=deploy_options(settings))
     # Past this point "nothing was published" would be false, also for the watchdog.
-    published = Interrupted(f"interrupted after release {result.release_id} was published; "
-                            "the CloudFront invalidation may not have been sent")
+    def published() -> Interrupted:
+        return GUARD.stopped(f"after release {result.release_id} was published; "
+                             "the CloudFront invalidation may not have been sent")
+
     if not result.dry_run:
-        GUARD.report_with(partial(report_failure, as_json, str(published), published.exit_code))
+        GUARD.report_with(lambda: _report_error(as_json, published()))
     try:
         invalidation = None if result.dry_run else invalidate_after_publish(
             settings.distribution_id, [result.manifest_key], release_id=result.release_id,
             max_attempts=settings.max_attempts)
     except KeyboardInterrupt:
-        raise published from None
+        raise published() from None
     try:
         if as_json:
             run.emit(_summary(result, invalidation))
@@ -424,10 +428,15 @@ def cli() -> None:
 
 cli.add_command(deploy_command, "deploy")
 
-#: Said on Ctrl-C during a deploy: objects are content-addressed and only a finished
-#: run publishes, so an interrupted one changed nothing anyone reads.
-INTERRUPTED_DEPLOY = ("interrupted: nothing was published; uploaded objects will be reused "
-                      "by the next run")
+#: Said after "interrupted"/"terminated" when a deploy is stopped: objects are
+#: content-addressed and only a finished run publishes, so a stopped one changed nothing
+#: anyone reads.
+STOPPED_DEPLOY = ": nothing was published; uploaded objects will be reused by the next run"
+
+
+def stop_message(*, is_deploy: bool) -> str:
+    """What a stopped command says, by the signal that stopped it."""
+    return GUARD.stopped_by.said + (STOPPED_DEPLOY if is_deploy else "")
 
 
 def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None,
@@ -442,8 +451,8 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     as_json = "--json" in args
     is_deploy = not args or args[0] not in COMMAND_NAMES or args[0] == "deploy"
     command: click.Command = cli if args and args[0] in COMMAND_NAMES else deploy_command
-    interrupted = INTERRUPTED_DEPLOY if is_deploy else "interrupted"
-    GUARD.report_with(partial(report_failure, as_json, interrupted, EXIT_INTERRUPTED))
+    GUARD.report_with(lambda: report_failure(as_json, stop_message(is_deploy=is_deploy),
+                                             GUARD.exit_code))
     try:
         # Not standalone, click returns the code of ctx.exit() (--help, "problems found").
         code = command.main(args=args, prog_name=prog_name, standalone_mode=False,
@@ -453,7 +462,7 @@ def main(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = N
     except click.UsageError as exc:
         return report_failure(as_json, f"{exc.format_message()} (see --help)", 2)
     except (click.Abort, KeyboardInterrupt):
-        return _said_once(as_json, interrupted, EXIT_INTERRUPTED)
+        return _said_once(as_json, stop_message(is_deploy=is_deploy), GUARD.exit_code)
     except PipelineError as exc:
         return _said_once(as_json, str(exc), exc.exit_code)
 
@@ -465,6 +474,10 @@ def _said_once(as_json: bool, message: str, code: int) -> int:
     ends (it may, while this thread was still unwinding)."""
     GUARD.report_once(partial(report_failure, as_json, message, code))
     return code
+
+
+def _report_error(as_json: bool, error: PipelineError) -> int:
+    return report_failure(as_json, str(error), error.exit_code)
 
 
 def report_failure(as_json: bool, message: str, code: int) -> int:
@@ -497,5 +510,8 @@ def run() -> None:
     process is ours, so the garbage collector is tuned and Ctrl-C handled
     (:mod:`pipeline.cli.interrupt`) here, not in :func:`main` (tests call that)."""
     gc.set_threshold(*GC_THRESHOLDS)
+    # Encoding workers import the entry script again (multiprocessing's ``__main__`` fix-up),
+    # and it imports this module: their fork server loads it once for all of them instead.
+    preload_in_workers(__name__)
     GUARD.install()
     GUARD.finish(main(prog_name=program_name(sys.argv[0])))
