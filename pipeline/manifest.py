@@ -166,6 +166,10 @@ class Manifest:
 
     @property
     def total_bytes(self) -> int:
+        # Entries loaded on use know their total up front (pipeline.release.tree_run).
+        known = getattr(self.files, "total_bytes", None)
+        if isinstance(known, int):
+            return known
         return sum(entry.size for entry in self.files.values())
 
     def to_json(self) -> bytes:

@@ -103,6 +103,7 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
         "encode_seconds": round(result.encode_seconds, 3),
         "compressed": result.compressed,
         "sibling_uploads": 0 if result.dry_run else result.sibling_uploads,
+        "from_tree_record": result.from_tree_record,
     }
 
 

@@ -22,7 +22,7 @@ from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts, git_blob_ids
 from ..build.textlinks import TextLinks
 from ..build.vite import ViteOutput, find_vite
-from ..localfs import Ignored, LocalFile, check_writable
+from ..localfs import Ignored, LocalFile, Scan, check_writable
 from ..manifest import Manifest
 from ..media_types import is_compressible
 from ..storage.base import RemoteObject
@@ -90,11 +90,13 @@ class Hashed:
 
 
 def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
-            options: DeployOptions) -> Prepared:
-    """Scan the folders, read the current release, seed hashes git vouches for, refuse what
-    needs no hash, and choose the path (list first or hash first)."""
+            options: DeployOptions, *, scan: Scan | None = None) -> Prepared:
+    """Scan the folders (unless ``scan`` is that walk, already made), read the current
+    release, seed hashes git vouches for, refuse what needs no hash, and choose the path
+    (list first or hash first)."""
     store.require_prefix()
-    scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
+    if scan is None:
+        scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
     files = scan.files
     if not options.dry_run:
         check_writable(manifest_path, "the local manifest")

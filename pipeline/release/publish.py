@@ -39,11 +39,12 @@ from ..releasedoc import ReleaseDoc
 from ..storage.base import RemoteObject
 from .documents import Current, make_release
 from .local_manifest import write_local_bytes, write_published_manifest
-from .plan import Plan, PlannedFile, Reason, missing_keys
+from .plan import AllUnchanged, Plan, missing_keys
 from .prepare import Hashed, Prepared, hash_files, prepare, uploads_while_hashing
 from .recognise import remember
 from .result import DeployOptions, DeployResult
 from .store import ReleaseStore
+from .tree_run import Walked, Watched, answer, remember_tree, walk
 
 if TYPE_CHECKING:
     from .confirm import DeployObserver
@@ -70,18 +71,39 @@ def deploy(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
     With ``options.variants``, raster images also get responsive variants
     (:mod:`pipeline.release.variant_step`): planned before the listing, the missing ones taken
     from the variant cache or encoded, uploaded and confirmed with everything else.
+
+    A re-run of a tree the previous run published, with the same settings and tool, is
+    answered after the walk from that run's record (:mod:`pipeline.release.tree_record`).
     """
     if observer is None:
         from .confirm import Silent
 
         observer = Silent()
-    local = prepare(folders, store, manifest_path, options)
+    walked = walk(folders, store, manifest_path, options)
+    answered = answer(walked, store, manifest_path, options, observer)
+    if answered is not None:
+        return answered
+    watched = Watched(observer)
+    result, etag, vite = _full(walked, folders, store, manifest_path, options, watched)
+    remember_tree(walked, result, etag=etag, hash_cache=options.hash_cache_path,
+                  clean=watched.warnings == 0 and not vite)
+    return result
+
+
+def _full(walked: Walked, folders: Mounts, store: ReleaseStore, manifest_path: Path,
+          options: DeployOptions, observer: DeployObserver,
+          ) -> tuple[DeployResult, str | None, bool]:
+    """The deploy's phases after the walk: the result, the ETag of the current manifest
+    object it left (``None``: unknown) and whether a Vite build was among the files."""
+    local = prepare(folders, store, manifest_path, options, scan=walked.scan)
+    vite = local.vite is not None
     with uploads_while_hashing(local, store, observer) as early:
         hashed = hash_files(local, store, options, observer, early)
         # Never after an early listing: a file read then had a path or size the release
         # lacks, so the manifest differs from the release's.
         if not options.relist and hashed.is_release(local.current):
-            return _unchanged(local, hashed, store, observer, dry_run=options.dry_run)
+            unchanged = _unchanged(local, hashed, store, observer, dry_run=options.dry_run)
+            return unchanged, local.current.etag, vite
         # The upload phase is imported only when there is something to plan: a no-change
         # re-deploy never runs it, and importing it (frozen dataclasses are compiled at
         # import) was what made the warm re-run slower after the phase split.
@@ -89,13 +111,15 @@ def deploy(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
 
         planned = plan(local, hashed, store, options, observer)
         if options.dry_run:
-            return planned.result
+            return planned.result, None, vite
         uploaded = upload(planned, store, observer, early)
-    return publish(uploaded, store, observer)
+    return (*publish(uploaded, store, observer), vite)
 
 
-def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver) -> DeployResult:
-    """Confirm every object, store the release, make it current, write the local manifest."""
+def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver,
+            ) -> tuple[DeployResult, str | None]:
+    """Confirm every object, store the release, make it current, write the local manifest;
+    the result and the ETag of the current manifest object as it left it."""
     planned = uploaded.planned
     local, manifest = planned.local, planned.manifest
     current = local.current
@@ -116,14 +140,14 @@ def publish(uploaded: Uploaded, store: ReleaseStore, observer: DeployObserver) -
     # a concurrent deploy of the same files may be publishing this very release.
     confirm_release(store, manifest, planned.by_key, observer, release_id=doc.release_id,
                     started=planned.started)
-    conflicts = store.point_current(doc, expected=current, retry=True)
+    conflicts, etag = store.make_current(doc, expected=current, retry=True)
     remember(local.record, doc.to_json(), doc.release_id, manifest, known=None)
     write_published_manifest(local.manifest_path, doc, manifest_key=store.manifest_key,
                              redo="run the deploy again (it uploads nothing and writes "
                                   "the manifest)")
     previous = current.release_id if doc.release_id != current.release_id else None
     return replace(planned.result, release_id=doc.release_id, new_release=new,
-                   conflicts=conflicts, previous_release=previous, restored=restored)
+                   conflicts=conflicts, previous_release=previous, restored=restored), etag
 
 
 def _unchanged(local: Prepared, hashed: Hashed, store: ReleaseStore, observer: DeployObserver,
@@ -133,8 +157,7 @@ def _unchanged(local: Prepared, hashed: Hashed, store: ReleaseStore, observer: D
     assert current.release_id is not None and current.data is not None
     # What plan_deploy answers against a listing of exactly these objects, without making
     # that listing (100,000 RemoteObjects): every file unchanged.
-    plan = Plan(tuple(PlannedFile(path, entry, hashed.sources[path], Reason.UNCHANGED)
-                      for path, entry in sorted(manifest.files.items())))
+    plan = Plan(AllUnchanged(manifest.files, hashed.sources))
     observer.planned(plan)
     result = DeployResult(manifest, plan, local.manifest_path, store.manifest_key,
                           store.description, dry_run, current_release=current.release_id,
