@@ -22,7 +22,7 @@ from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts, git_blob_ids
 from ..build.textlinks import TextLinks
 from ..build.vite import ViteOutput, find_vite
-from ..localfs import Ignored, LocalFile, Scan, check_writable
+from ..localfs import Ignored, LocalFile, Scan, check_readable, check_writable
 from ..manifest import Manifest
 from ..media_types import is_compressible
 from ..storage.base import RemoteObject
@@ -107,6 +107,8 @@ def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
     cache = HashCache(options.hash_cache_path)
     blobs = git_blob_ids(folders)
     from_git = reuse_git_hashes(files, blobs, current, cache)
+    to_read = [item for item in files if needs_hashing(item, cache)]
+    check_readable(to_read)
     vite = find_vite(folders, present={f.logical_path for f in files},
                      manifest_path=options.vite_manifest)
     texts = check_before_hashing(files, prefix=store.prefix, strict=options.strict,
@@ -114,7 +116,7 @@ def prepare(folders: Mounts, store: ReleaseStore, manifest_path: Path,
                                  keep=vite.keep if vite is not None else frozenset())
     started = time.monotonic()
     listing = None
-    if not options.dry_run and options.variants is None and _likely_new(files, cache, current):
+    if not options.dry_run and options.variants is None and _likely_new(to_read, current):
         # Files must be read and some are new: list first, so each can be uploaded as soon as
         # it is hashed. Variants are planned from every hash before any upload, so a bad
         # source image still stops the deploy before anything is stored.
@@ -204,13 +206,12 @@ def is_current(current: Current, manifest: Manifest) -> bool:
     return doc is not None and doc.release_id is not None and doc.manifest == manifest
 
 
-def _likely_new(files: list[LocalFile], cache: HashCache, current: Current) -> bool:
+def _likely_new(to_read: list[LocalFile], current: Current) -> bool:
     """Whether a file to be read (its hash not cached) has a path or size the current release
     lacks: then something will be uploaded, and listing first lets it start while hashing.
     A fresh checkout of the released files (all to be read, all alike) is hashed first
-    instead, and needs no listing when nothing changed. The cache is asked first: on a
+    instead, and needs no listing when nothing changed. The cache answers first: on a
     warm re-run it answers for every file, and the release need not be decoded."""
-    to_read = [item for item in files if needs_hashing(item, cache)]
     if not to_read:
         return False
     released = current.doc.manifest.files if current.doc is not None else {}

@@ -12,14 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build.assemble import Build, build
+from ..build.assemble import Build, build, needs_hashing
 from ..build.compress import available_encodings
 from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts
 from ..build.vite import find_vite
 from ..errors import DeployError
 from ..keys import identity_key
-from ..localfs import LocalFile, collect_files
+from ..localfs import LocalFile, check_readable, collect_files
 from ..storage.base import Storage, Upload
 from ..validate import DEFAULT_STATIC_URL_PATH
 from .plan import entry_upload
@@ -50,6 +50,7 @@ def repair(
     broken = {key: p for key, p in broken.items() if key not in {u.key for u in uploads}}
     cache = HashCache(hash_cache_path)
     files = collect_files(static_dir, allow_hard_links=allow_hard_links)
+    check_readable(item for item in files if needs_hashing(item, cache))
     vite = find_vite(Mounts.single(static_dir, static_url_path),  # Vite's names, as deployed
                      present={f.logical_path for f in files}, manifest_path=vite_manifest)
     built = build(files, prefix=store.prefix, cache=cache, strict=strict,
