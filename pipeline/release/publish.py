@@ -30,7 +30,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..build.css import is_css
 from ..build.mounts import Mounts, git_blob_ids
 from ..errors import DeployError
 from ..localfs import LocalFile
@@ -40,7 +39,6 @@ from ..storage.base import RemoteObject
 from .documents import Current, make_release
 from .local_manifest import write_local_bytes, write_published_manifest
 from .plan import AllUnchanged, Plan, missing_keys
-from .prepare import Hashed, Prepared, hash_files, prepare, uploads_while_hashing
 from .recognise import remember
 from .result import DeployOptions, DeployResult
 from .store import ReleaseStore
@@ -48,6 +46,7 @@ from .tree_run import Walked, Watched, answer, remember_tree, walk
 
 if TYPE_CHECKING:
     from .confirm import DeployObserver
+    from .prepare import Hashed, Prepared
     from .transfer import Uploaded
 
 __all__ = ["DeployOptions", "DeployResult", "deploy"]
@@ -95,6 +94,10 @@ def _full(walked: Walked, folders: Mounts, store: ReleaseStore, manifest_path: P
           ) -> tuple[DeployResult, str | None, bool]:
     """The deploy's phases after the walk: the result, the ETag of the current manifest
     object it left (``None``: unknown) and whether a Vite build was among the files."""
+    # Imported here: a re-run answered from its record never builds (the build modules
+    # were ~40 ms of its start-up).
+    from .prepare import hash_files, prepare, uploads_while_hashing
+
     local = prepare(folders, store, manifest_path, options, scan=walked.scan)
     vite = local.vite is not None
     with uploads_while_hashing(local, store, observer) as early:
@@ -209,6 +212,8 @@ def git_blobs_to_record(folders: Mounts, files: list[LocalFile], blobs: dict[str
     finding the same size and mtime as the walk saw means the bytes hashed are the
     blob's, even if someone edited a file while the deploy ran.
     """
+    from ..build.css import is_css  # the publish phase only, see _full
+
     candidates = {path: blob for path, blob in blobs.items()
                   if path not in bodies and not is_css(path)}
     if not candidates:

@@ -66,21 +66,21 @@ def may_answer(options: DeployOptions) -> bool:
 
 @cache
 def tool_stamp() -> str:
-    """The tool's version and its module files' stamps: a new or edited tool differs."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        installed = version(DISTRIBUTION)
-    except PackageNotFoundError:
-        installed = "not installed"
+    """The tool's installed metadata (its version) and its module files' stamps: a new,
+    reinstalled or edited tool differs. The metadata files are found by name on
+    ``sys.path`` (importlib.metadata took 20 ms to import and ask: 2% of the re-run)."""
+    dist_info = DISTRIBUTION.replace("-", "_") + "-"
+    stamps: list[tuple[str, str, list[int] | None]] = []
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            stamps += [(entry, name, file_stamp(Path(entry, name, "METADATA")))
+                       for name in sorted(os.listdir(entry or "."))
+                       if name.startswith(dist_info) and name.endswith(".dist-info")]
     package = Path(__file__).resolve().parent.parent
-    stamps = []
     for folder, _dirs, names in sorted(os.walk(package)):
-        for name in sorted(names):
-            if name.endswith(".py"):
-                info = os.stat(os.path.join(folder, name))
-                stamps.append((folder, name, info.st_size, info.st_mtime_ns, info.st_ino))
-    return repr((installed, stamps))
+        stamps += [(folder, name, file_stamp(Path(folder, name)))
+                   for name in sorted(names) if name.endswith(".py")]
+    return repr(stamps)
 
 
 def tree_digest(scan: Scan, *, store: ReleaseStore, settings: object) -> str:
