@@ -23,6 +23,7 @@ from pipeline.release.plan import Reason
 from pipeline.release.publish import deploy
 from pipeline.release.result import DeployOptions
 from pipeline.release.store import ReleaseStore
+from pipeline.releasedoc import ReleaseDoc
 from pipeline.storage.folder import FolderStorage
 from tests.helpers import S3Env, assert_consistent, run_json, target_args, write_tree
 from tests.installed import InstalledTool
@@ -63,7 +64,7 @@ def published(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path,
 
 def test_a_no_change_rerun_is_answered_and_equals_the_full_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    published: tuple[Path, dict[str, Any]],
+    published: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from pipeline.cli.main import main
 
@@ -85,10 +86,13 @@ def test_a_no_change_rerun_is_answered_and_equals_the_full_path(
     for unlink in (True, False):
         if unlink:
             record.unlink()
+        else:  # answered: the summary and its example line come from the record
+            monkeypatch.setattr(ReleaseDoc, "from_json", None)
         capsys.readouterr()
         assert main(args(tmp_path, static, "--cdn-url", "https://cdn.example")) == 0
         texts.append(capsys.readouterr())
     assert texts[0] == texts[1] and "unchanged: already current" in texts[1].out
+    assert "Example: css/site.css -> https://cdn.example/static/css/site." in texts[1].out
 
 
 def test_the_library_result_equals_the_full_paths(tmp_path: Path) -> None:

@@ -375,10 +375,8 @@ def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
         click.echo(f"Release: {result.release_id} (unchanged: already current)")
     if invalidation:
         click.echo(f"CloudFront invalidation: {invalidation}")
-    if settings.cdn_url and result.manifest.files:
-        first = next(iter(sorted(result.manifest.files)))
-        example = cdn_url(settings.cdn_url, result.manifest.files[first].key)
-        click.echo(f"Example: {first} -> {example}")
+    if settings.cdn_url and (first := result.manifest.first()) is not None:
+        click.echo(f"Example: {first[0]} -> {cdn_url(settings.cdn_url, first[1])}")
 
 
 def _live_change(result: DeployResult) -> str:

@@ -109,9 +109,11 @@ class TreeRecord:
     #: SHA-256 of the local manifest's bytes, and :func:`cache_stamps`.
     manifest_sha256: str
     cache: list[list[int] | None]
-    #: The manifest's file count and total bytes (the summary, without decoding it).
+    #: The manifest's file count, total bytes and first path and key (the summary,
+    #: without decoding it; ``[]`` for no file).
     files: int
     bytes: int
+    first: list[str]
 
 
 def read_record(path: Path) -> TreeRecord | None:
@@ -127,11 +129,11 @@ def read_record(path: Path) -> TreeRecord | None:
         record = TreeRecord(**document)
     except TypeError:
         return None
-    kinds = [str, str, str, str, list, int, int]
+    kinds = [str, str, str, str, list, int, int, list]
     if not all(isinstance(value, kind) for value, kind in zip(asdict(record).values(), kinds,
                                                                strict=True)):
         return None
-    return record
+    return record if all(isinstance(part, str) for part in record.first) else None
 
 
 def write_record(path: Path, record: TreeRecord) -> None:

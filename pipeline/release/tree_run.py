@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..build.mounts import Mounts
 from ..errors import DeployError
 from ..localfs import Scan
-from ..manifest import Entry, Manifest
+from ..manifest import Entry, Manifest, Summarised
 from ..releasedoc import ReleaseDoc
 from ..storage.base import Upload
 from .plan import AllUnchanged, Plan
@@ -96,18 +96,21 @@ def remember_tree(walked: Walked, result: DeployResult, *, etag: str | None,
     cache, sha256 = cache_stamps(hash_cache), file_sha256(result.manifest_path)
     if cache is None or sha256 is None:
         return  # no hash cache was written (nothing to vouch for the hashes) or no manifest
+    manifest = result.manifest
     write_record(walked.record, TreeRecord(
-        walked.digest, result.release_id, etag, sha256, cache, len(result.manifest.files),
-        result.manifest.total_bytes))
+        walked.digest, result.release_id, etag, sha256, cache, len(manifest.files),
+        manifest.total_bytes, list(manifest.first() or ())))
 
 
-class RecordedEntries(Mapping[str, Entry]):
+class RecordedEntries(Summarised):
     """The entries of the local manifest a record vouched for, decoded on first use
-    (decoding 100,000 took 0.7 s and ~100 MiB); their count and total size are known."""
+    (decoding 100,000 took 0.7 s and ~100 MiB); their count, total size and first path
+    are the record's."""
 
     def __init__(self, path: Path, record: TreeRecord) -> None:
         self._path, self._sha256, self._count = path, record.manifest_sha256, record.files
         self.total_bytes = record.bytes
+        self.first = (record.first[0], record.first[1]) if len(record.first) == 2 else None
 
     @cached_property
     def _entries(self) -> Mapping[str, Entry]:
