@@ -1,9 +1,11 @@
 """A/B of two checkouts (issue 22: the deploy as phases must cost what the hub did).
 
-``python bench/bench_phases_ab.py BEFORE_TREE AFTER_TREE ROUNDS [--warm]``: the 2,000-file
-corpus (:mod:`corpus`, built if missing) deployed by each tree's ``deploy.py`` into a fresh
-folder target, rounds alternating the order; ``--warm`` times a no-change re-deploy with a
-warm hash cache instead of the first deploy. Prints medians and after/before ratios of the
+``python bench/bench_phases_ab.py BEFORE_TREE AFTER_TREE ROUNDS [--warm [--no-record]]``: the
+2,000-file corpus (:mod:`corpus`, built if missing) deployed by each tree's ``deploy.py`` into a
+fresh folder target, rounds alternating the order; ``--warm`` times a no-change re-deploy with a
+warm hash cache instead of the first deploy, and ``--no-record`` removes the first deploy's tree
+record (``h.json.tree``, :mod:`pipeline.release.tree_record`) before it, so the full no-change
+path is timed rather than the answer from the record. Prints medians and after/before ratios of the
 wall time and of the child's CPU (user+sys, steadier on a shared machine).
 """
 
@@ -22,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus
 
 
-def run(tree: str, static: str, tmp: str, *, warm: bool,
-        extra: tuple[str, ...] = ()) -> tuple[float, float]:
+def run(tree: str, static: str, tmp: str, *, warm: bool, extra: tuple[str, ...] = (),
+        no_record: bool = False) -> tuple[float, float]:
     """One deploy by ``tree``'s ``deploy.py`` into ``tmp`` (``extra`` flags appended):
     (wall seconds, CPU seconds)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDN_"))}
@@ -33,6 +35,8 @@ def run(tree: str, static: str, tmp: str, *, warm: bool,
            f"{tmp}/out", *cache, "--manifest", f"{tmp}/m.json", "--json", "-q", *extra]
     if warm:  # the first deploy fills the target and the cache; the re-run is timed
         subprocess.run(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL, check=True)
+        if no_record:
+            Path(tmp, "h.json.tree").unlink(missing_ok=True)
     started = time.monotonic()
     child = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
@@ -44,7 +48,7 @@ def run(tree: str, static: str, tmp: str, *, warm: bool,
 
 def main(argv: list[str]) -> None:
     trees = {"before": argv[0], "after": argv[1]}
-    rounds, warm = int(argv[2]), "--warm" in argv
+    rounds, warm, no_record = int(argv[2]), "--warm" in argv, "--no-record" in argv
     if not corpus.default_dir().is_dir():
         subprocess.run([sys.executable, str(Path(__file__).with_name("corpus.py"))], check=True)
     static = str(corpus.default_dir())
@@ -52,7 +56,7 @@ def main(argv: list[str]) -> None:
     for r in range(rounds):
         for name in (list(trees) if r % 2 == 0 else list(reversed(trees))):  # alternate order
             with tempfile.TemporaryDirectory() as tmp:
-                res[name].append(run(trees[name], static, tmp, warm=warm))
+                res[name].append(run(trees[name], static, tmp, warm=warm, no_record=no_record))
     medians = {name: (statistics.median(w for w, _ in rows), statistics.median(c for _, c in rows))
                for name, rows in res.items()}
     for name, (wall, cpu) in medians.items():

@@ -141,6 +141,15 @@ class Entry:
         return next((s for s in self.encodings or () if s.encoding == encoding), None)
 
 
+class Summarised(Mapping[str, Entry]):
+    """Entries whose total size and first path are known before they are loaded (a re-run
+    answered from its record decodes its manifest only if a caller looks at it:
+    :mod:`pipeline.release.tree_run`)."""
+
+    total_bytes: int
+    first: tuple[str, str] | None
+
+
 @dataclass(frozen=True)
 class Manifest:
     files: Mapping[str, Entry]
@@ -166,7 +175,16 @@ class Manifest:
 
     @property
     def total_bytes(self) -> int:
+        if isinstance(self.files, Summarised):
+            return self.files.total_bytes
         return sum(entry.size for entry in self.files.values())
+
+    def first(self) -> tuple[str, str] | None:
+        """The first logical path (in path order) and its key: the summary's example."""
+        if isinstance(self.files, Summarised):
+            return self.files.first
+        path = min(self.files, default=None)
+        return None if path is None else (path, self.files[path].key)
 
     def to_json(self) -> bytes:
         return dump_json(self.json_document())

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError, UnsafePathError
-from pipeline.localfs import collect_files, write_atomic
+from pipeline.localfs import check_readable, collect_files, write_atomic
 from tests.helpers import write_tree
 
 
@@ -80,8 +80,9 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
     root = write_tree(tmp_path / "s", {"a.png": b"a"})
     # Tests may run as root, where chmod 000 does not stop reads: simulate the denial.
     monkeypatch.setattr(os, "access", lambda path, mode: False)
+    files = collect_files(root)  # the walk asks nothing: the files to be read are asked
     with pytest.raises(ConfigError, match=r"a.png.*permission denied"):
-        collect_files(root)
+        check_readable(files)
 
 
 def test_write_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:

@@ -105,6 +105,7 @@ def _summary(result: DeployResult, invalidation: str | None) -> dict[str, Any]:
         "encode_seconds": round(result.encode_seconds, 3),
         "compressed": result.compressed,
         "sibling_uploads": 0 if result.dry_run else result.sibling_uploads,
+        "from_tree_record": result.from_tree_record,
     }
 
 
@@ -378,10 +379,8 @@ def _print_summary(result: DeployResult, settings: DeploySettings, run: Run,
         click.echo(f"Release: {result.release_id} (unchanged: already current)")
     if invalidation:
         click.echo(f"CloudFront invalidation: {invalidation}")
-    if settings.cdn_url and result.manifest.files:
-        first = next(iter(sorted(result.manifest.files)))
-        example = cdn_url(settings.cdn_url, result.manifest.files[first].key)
-        click.echo(f"Example: {first} -> {example}")
+    if settings.cdn_url and (first := result.manifest.first()) is not None:
+        click.echo(f"Example: {first[0]} -> {cdn_url(settings.cdn_url, first[1])}")
 
 
 def _live_change(result: DeployResult) -> str:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import ConfigError, DeployError
-from ..localfs import collect_files
+from ..localfs import check_readable, collect_files
 from ..media_types import content_type_for
 from ..storage.base import ProgressCallback, Upload, UploadOutcome
 from ..urls import cdn_url, redact_url
@@ -172,6 +172,7 @@ def upload_private(
     Raises :class:`DeployError` if any upload failed.
     """
     files = collect_files(folder)
+    check_readable(files)  # every one is uploaded: refuse an unreadable one before any
     storage.check()
     uploads = [
         Upload(

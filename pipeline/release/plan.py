@@ -6,10 +6,11 @@ is tested without a server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
+from typing import overload
 
 from ..localfs import StrPath
 from ..manifest import Entry, Manifest
@@ -37,13 +38,54 @@ class PlannedFile:
         return self.reason is not Reason.UNCHANGED
 
 
+class AllUnchanged(Sequence[PlannedFile]):
+    """Every file of a manifest planned unchanged, made only when looked at.
+
+    A no-change re-run knows the answer for every file without a listing; making its
+    100,000 :class:`PlannedFile` (0.3 s) only to count them was most of its plan's cost,
+    and a re-run answered from its record (:mod:`pipeline.release.tree_record`) has not
+    even decoded the entries (``entries`` may load on use).
+    """
+
+    def __init__(self, entries: Mapping[str, Entry], sources: Mapping[str, StrPath]) -> None:
+        self._entries = entries
+        self._sources = sources
+
+    @cached_property
+    def _files(self) -> tuple[PlannedFile, ...]:
+        return tuple(PlannedFile(path, self._entries[path], self._sources[path],
+                                 Reason.UNCHANGED) for path in sorted(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @overload
+    def __getitem__(self, index: int) -> PlannedFile: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PlannedFile]: ...
+
+    def __getitem__(self, index: int | slice) -> PlannedFile | Sequence[PlannedFile]:
+        return self._files[index]
+
+    def __iter__(self) -> Iterator[PlannedFile]:
+        return iter(self._files)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a tuple, so not hashable
+
+
 @dataclass(frozen=True)
 class Plan:
-    files: tuple[PlannedFile, ...]
+    files: Sequence[PlannedFile]
 
     @cached_property
     def uploads(self) -> tuple[PlannedFile, ...]:
         """Computed once: the CLI asks several times, and a plan may have 100,000 files."""
+        if isinstance(self.files, AllUnchanged):
+            return ()
         return tuple(item for item in self.files if item.needs_upload)
 
     @property

@@ -25,7 +25,7 @@ from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts, UrlRoots, git_blob_ids
 from ..build.textlinks import TextLinks
 from ..build.vite import ViteOutput, find_vite
-from ..localfs import Ignored, LocalFile, Scan, check_writable
+from ..localfs import Ignored, LocalFile, Scan, check_readable, check_writable
 from ..manifest import Manifest
 from ..media_types import is_compressible
 from ..storage.base import RemoteObject
@@ -100,32 +100,36 @@ class Hashed:
         return not self.undecided and is_current(current, self.manifest)
 
 
-def read_folders(folders: Mounts, options: DeployOptions) -> tuple[Scan, ViteOutput | None]:
-    """The files of ``folders`` as the deploy takes them (its filters, its hard-link rule)
-    and the Vite build among them. ``verify --repair`` calls this too: rebuilding the same
-    files from the same folders is what makes its objects' names match the release's."""
-    scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
+def read_folders(folders: Mounts, options: DeployOptions, *,
+                 scan: Scan | None = None) -> tuple[Scan, ViteOutput | None]:
+    """The files of ``folders`` as the deploy takes them (its filters, its hard-link rule;
+    ``scan`` when that walk was already made) and the Vite build among them.
+    ``verify --repair`` calls this too: rebuilding the same files from the same folders is
+    what makes its objects' names match the release's."""
+    if scan is None:
+        scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
     vite = find_vite(folders, present={f.logical_path for f in scan.files},
                      manifest_path=options.vite_manifest)
     return scan, vite
 
 
-def prepare(folders: Mounts, store: ReleaseStore, paths: LocalPaths,
-            options: DeployOptions) -> tuple[OnDisk, InBucket]:
-    """Scan the folders, read the current release, seed hashes git vouches for, refuse what
-    needs no hash, and choose the path (list first or hash first)."""
+def prepare(folders: Mounts, store: ReleaseStore, paths: LocalPaths, options: DeployOptions,
+            *, scan: Scan | None = None) -> tuple[OnDisk, InBucket]:
+    """Scan the folders (unless ``scan`` is that walk, already made), read the current
+    release, seed hashes git vouches for, refuse what needs no hash, and choose the path
+    (list first or hash first)."""
     store.require_prefix()
-    scan, vite = read_folders(folders, options)
+    scan, vite = read_folders(folders, options, scan=scan)
     if not options.dry_run:
         check_writable(paths.manifest, "the local manifest")
     store.storage.check()
     known, problem = read_known(paths.record)
     current = store.read_current(known=known)
-    disk = _on_disk(folders, scan, vite, current, store.prefix, paths, options, problem)
+    disk, to_read = _on_disk(folders, scan, vite, current, store.prefix, paths, options,
+                             problem)
     started = time.monotonic()
     listing = None
-    if (not options.dry_run and options.variants is None
-            and _likely_new(disk.files, disk.cache, current)):
+    if not options.dry_run and options.variants is None and _likely_new(to_read, current):
         # Files must be read and some are new: list first, so each can be uploaded as soon as
         # it is hashed. Variants are planned from every hash before any upload, so a bad
         # source image still stops the deploy before anything is stored.
@@ -135,19 +139,24 @@ def prepare(folders: Mounts, store: ReleaseStore, paths: LocalPaths,
 
 def _on_disk(folders: Mounts, scan: Scan, vite: ViteOutput | None, current: Current,
              prefix: str, paths: LocalPaths, options: DeployOptions,
-             problem: str | None) -> OnDisk:
+             problem: str | None) -> tuple[OnDisk, list[LocalFile]]:
     """The walk with the hash cache, git's blob ids (seeding the cache from ``current``)
-    and the checks that need no hash."""
+    and the checks that need no hash; and the files whose bytes must be read."""
     files = scan.files
     cache = HashCache(paths.hash_cache)
     blobs = git_blob_ids(folders)
     from_git = reuse_git_hashes(files, blobs, current, cache)
+    # The walk does not ask access() of every file (100,000 calls on a re-run that reads
+    # none): only the files to be read are asked, before anything is read or uploaded.
+    to_read = [item for item in files if needs_hashing(item, cache)]
+    check_readable(to_read)
     url_roots = folders.url_roots
     texts = check_before_hashing(files, prefix=prefix, strict=options.strict,
                                  static_url_path=url_roots, cache=cache,
                                  keep=vite.keep if vite is not None else frozenset())
-    return OnDisk(files, tuple(scan.ignored), cache, blobs, from_git, url_roots, texts, vite,
+    disk = OnDisk(files, tuple(scan.ignored), cache, blobs, from_git, url_roots, texts, vite,
                   tuple(note for note in (cache.problem, problem) if note))
+    return disk, to_read
 
 
 def uploads_while_hashing(bucket: InBucket, store: ReleaseStore, options: DeployOptions,
@@ -230,13 +239,12 @@ def is_current(current: Current, manifest: Manifest) -> bool:
     return doc is not None and doc.release_id is not None and doc.manifest == manifest
 
 
-def _likely_new(files: list[LocalFile], cache: HashCache, current: Current) -> bool:
+def _likely_new(to_read: list[LocalFile], current: Current) -> bool:
     """Whether a file to be read (its hash not cached) has a path or size the current release
     lacks: then something will be uploaded, and listing first lets it start while hashing.
     A fresh checkout of the released files (all to be read, all alike) is hashed first
-    instead, and needs no listing when nothing changed. The cache is asked first: on a
+    instead, and needs no listing when nothing changed. The cache answers first: on a
     warm re-run it answers for every file, and the release need not be decoded."""
-    to_read = [item for item in files if needs_hashing(item, cache)]
     if not to_read:
         return False
     released = current.doc.manifest.files if current.doc is not None else {}

@@ -33,7 +33,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..build.css import is_css
 from ..build.mounts import Mounts, git_blob_ids
 from ..errors import DeployError
 from ..manifest import Manifest
@@ -41,14 +40,15 @@ from ..releasedoc import ReleaseDoc
 from ..storage.base import RemoteObject
 from .documents import Current, make_release
 from .local_manifest import write_local_bytes, write_published_manifest
-from .plan import Plan, PlannedFile, Reason, missing_keys
-from .prepare import Hashed, OnDisk, hash_files, prepare, uploads_while_hashing
+from .plan import AllUnchanged, Plan, missing_keys
 from .recognise import remember
 from .result import DeployOptions, DeployResult, LocalPaths
 from .store import ReleaseStore
+from .tree_run import Walked, Watched, answer, remember_tree, walk
 
 if TYPE_CHECKING:
     from .confirm import DeployObserver
+    from .prepare import Hashed, OnDisk
     from .transfer import Uploaded
 
 __all__ = ["DeployOptions", "DeployResult", "deploy"]
@@ -67,38 +67,62 @@ def deploy(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
     first and uploads start while hashing (:mod:`pipeline.release.early`). When every hash is
     known without reading and the files equal the current release, nothing is listed or
     written remotely (``verify`` or ``options.relist`` finds objects deleted behind its back).
-    Missing variants come from the variant cache or are encoded (:mod:`.variant_phase`).
+    A re-run of a tree the previous run published, with the same settings and tool, is
+    answered after the walk from that run's record (:mod:`pipeline.release.tree_record`).
     """
     if observer is None:
         from .confirm import Silent
 
         observer = Silent()
-    paths = LocalPaths.of(manifest_path, options)
-    disk, bucket = prepare(folders, store, paths, options)
+    walked = walk(folders, store, manifest_path, options)
+    answered = answer(walked, store, manifest_path, options, observer)
+    if answered is not None:
+        return answered
+    watched = Watched(observer)
+    result, etag, vite = _full(walked, folders, store, LocalPaths.of(manifest_path, options),
+                               options, watched)
+    remember_tree(walked, result, etag=etag, hash_cache=options.hash_cache_path,
+                  clean=watched.warnings == 0 and not vite)
+    return result
+
+
+def _full(walked: Walked, folders: Mounts, store: ReleaseStore, paths: LocalPaths,
+          options: DeployOptions, observer: DeployObserver,
+          ) -> tuple[DeployResult, str | None, bool]:
+    """The deploy's phases after the walk: the result, the ETag of the current manifest
+    object it left (``None``: unknown) and whether a Vite build was among the files."""
+    # Imported here: a re-run answered from its record never builds (the build modules
+    # were ~40 ms of its start-up).
+    from .prepare import hash_files, prepare, uploads_while_hashing
+
+    disk, bucket = prepare(folders, store, paths, options, scan=walked.scan)
+    vite = disk.vite is not None
     with uploads_while_hashing(bucket, store, options, observer, keep=disk.keep) as early:
         hashed = hash_files(disk, bucket.current, store, options, observer, early,
                             paths.variant_cache)
         # Never after an early listing: a file read then was new to the release.
         if not options.relist and hashed.is_release(bucket.current):
-            return _unchanged(disk, bucket.current, hashed, paths, store, observer,
-                              dry_run=options.dry_run)
+            unchanged = _unchanged(disk, bucket.current, hashed, paths, store, observer,
+                                   dry_run=options.dry_run)
+            return unchanged, bucket.current.etag, vite
         # Imported only when there is something to plan: a no-change re-deploy never runs
         # it, and its frozen dataclasses are compiled at import (bench/README.md).
         from .transfer import plan, upload
 
         planned = plan(disk, bucket, hashed, paths, store, options, observer)
         if options.dry_run:
-            return planned.result
+            return planned.result, None, vite
         uploaded = upload(planned, store, observer, early, disk.cache)
     # Asked again after every file was read and uploaded (see git_blobs_to_record).
     blobs = git_blobs_to_record(folders, disk, hashed.built.bodies)
-    return publish(uploaded, blobs, paths, store, observer)
+    return (*publish(uploaded, blobs, paths, store, observer), vite)
 
 
 def publish(uploaded: Uploaded, git_blobs: dict[str, str], paths: LocalPaths,
-            store: ReleaseStore, observer: DeployObserver) -> DeployResult:
+            store: ReleaseStore, observer: DeployObserver) -> tuple[DeployResult, str | None]:
     """Confirm every object, store the release (recording ``git_blobs``), make it current,
-    write the local manifest."""
+    write the local manifest; the result and the ETag of the current manifest object as it
+    left it."""
     planned = uploaded.planned
     manifest, current = planned.manifest, planned.current
     restored = _restored(current, uploaded.stored, observer, target=store.description)
@@ -116,14 +140,14 @@ def publish(uploaded: Uploaded, git_blobs: dict[str, str], paths: LocalPaths,
     # a concurrent deploy of the same files may be publishing this very release.
     confirm_release(store, manifest, planned.by_key, observer, release_id=doc.release_id,
                     started=planned.started)
-    conflicts = store.point_current(doc, expected=current, retry=True)
+    conflicts, etag = store.make_current(doc, expected=current, retry=True)
     remember(paths.record, doc.to_json(), doc.release_id, manifest, known=None)
     write_published_manifest(paths.manifest, doc, manifest_key=store.manifest_key,
                              redo="run the deploy again (it uploads nothing and writes "
                                   "the manifest)")
     previous = current.release_id if doc.release_id != current.release_id else None
     return replace(planned.result, release_id=doc.release_id, new_release=new,
-                   conflicts=conflicts, previous_release=previous, restored=restored)
+                   conflicts=conflicts, previous_release=previous, restored=restored), etag
 
 
 def _unchanged(disk: OnDisk, current: Current, hashed: Hashed, paths: LocalPaths,
@@ -133,8 +157,7 @@ def _unchanged(disk: OnDisk, current: Current, hashed: Hashed, paths: LocalPaths
     assert current.release_id is not None and current.data is not None
     # What plan_deploy answers against a listing of exactly these objects, without making
     # that listing (100,000 RemoteObjects): every file unchanged.
-    plan = Plan(tuple(PlannedFile(path, entry, hashed.sources[path], Reason.UNCHANGED)
-                      for path, entry in sorted(manifest.files.items())))
+    plan = Plan(AllUnchanged(manifest.files, hashed.sources))
     observer.planned(plan)
     result = DeployResult(manifest, plan, paths.manifest, store.manifest_key,
                           store.description, dry_run, current_release=current.release_id,
@@ -186,6 +209,8 @@ def git_blobs_to_record(folders: Mounts, disk: OnDisk,
     finding the same size and mtime as the walk saw means the bytes hashed are the
     blob's, even if someone edited a file while the deploy ran.
     """
+    from ..build.css import is_css  # the publish phase only, see _full
+
     candidates = {path: blob for path, blob in disk.blobs.items()
                   if path not in bodies and not is_css(path)}
     if not candidates:

@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build.assemble import Build, build
+from ..build.assemble import Build, build, needs_hashing
 from ..build.compress import available_encodings
 from ..build.fingerprint import HashCache
 from ..build.mounts import Mounts
 from ..errors import DeployError
 from ..keys import identity_key
-from ..localfs import LocalFile
+from ..localfs import LocalFile, check_readable
 from ..storage.base import Storage, Upload
 from .plan import entry_upload
 from .prepare import read_folders
@@ -51,6 +51,7 @@ def repair(store: ReleaseStore, report: VerifyReport, *, folders: Mounts, option
     cache = HashCache(options.hash_cache_path)
     scan, vite = read_folders(folders, options)
     files = scan.files
+    check_readable(item for item in files if needs_hashing(item, cache))
     built = build(files, prefix=store.prefix, cache=cache, strict=options.strict,
                   static_url_path=folders.url_roots, vite=vite)
     sources = {f.logical_path: f for f in files}

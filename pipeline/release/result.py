@@ -124,6 +124,9 @@ class DeployResult:
     images_left: tuple[str, ...] = ()
     variants_left: int = 0
     encode_seconds: float = 0.0
+    #: Answered from the record of the run that published this very tree
+    #: (:mod:`pipeline.release.tree_record`): nothing was hashed, built or planned.
+    from_tree_record: bool = False
 
     @property
     def uploaded(self) -> int:

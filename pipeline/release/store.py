@@ -188,20 +188,27 @@ class ReleaseStore:
         With ``retry`` (deploys) a lost race re-reads and tries again: last writer wins.
         Without it (rollback) the first conflict raises :class:`ConflictError`.
         """
+        return self.make_current(doc, expected=expected, retry=retry)[0]
+
+    def make_current(self, doc: ReleaseDoc, *, expected: Current, retry: bool
+                     ) -> tuple[int, str | None]:
+        """:meth:`point_current`, and the ETag of the manifest object it left (a deploy
+        records it: :mod:`pipeline.release.tree_record`)."""
         key = self.manifest_key
         data = doc.to_json()
         conflicts = 0
         for _ in range(MAX_PUBLISH_TRIES):
             try:
-                self.storage.put_if(key, data, content_type=content_type_for(key),
-                                    cache_control=MANIFEST_CACHE_CONTROL,
-                                    if_match=expected.etag, if_absent=expected.etag is None)
-                return conflicts
+                etag = self.storage.put_if(key, data, content_type=content_type_for(key),
+                                           cache_control=MANIFEST_CACHE_CONTROL,
+                                           if_match=expected.etag,
+                                           if_absent=expected.etag is None)
+                return conflicts, etag or None
             except ConflictError:
                 conflicts += 1
                 now = self.read_current()
-                if now.data == data:
-                    return conflicts  # already in place: ours (response lost) or identical
+                if now.data == data:  # already in place: ours (response lost) or identical
+                    return conflicts, now.etag
                 if not retry:
                     raise ConflictError(
                         f"the current manifest changed while this ran (now release "
