@@ -16,10 +16,12 @@ RELEASE = Path(__file__).resolve().parent.parent / "pipeline" / "release"
 
 #: Functions of ``release/`` that take the folders: the deploy and the shard command (given
 #: them by the CLI), prepare (the walk, git, Vite, their URL paths) and git's second word.
-# The commands' entry points (deploy, a shard, verify --repair), the one scan they share
-# (read_folders), and the two that read the folders again (git's blob ids).
-TAKES_FOLDERS = {"publish.deploy", "shard.encode_shard", "repair.repair", "prepare.prepare",
-                 "prepare.read_folders", "prepare._on_disk", "publish.git_blobs_to_record"}
+# The commands' entry points (deploy and its phases after the walk, a shard, verify
+# --repair), the walk and the one scan the deploy and repair share (read_folders), and the
+# two that read the folders again (git's blob ids).
+TAKES_FOLDERS = {"publish.deploy", "publish._full", "shard.encode_shard", "repair.repair",
+                 "tree_run.walk", "prepare.prepare", "prepare.read_folders",
+                 "prepare._on_disk", "publish.git_blobs_to_record"}
 
 
 def _trees() -> dict[str, ast.Module]:
