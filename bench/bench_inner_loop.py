@@ -71,12 +71,16 @@ def run(tree: Path, mode: str, env: dict[str, str]) -> dict[str, float | int]:
     output = process.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"pytest failed in {tree} ({mode}):\n{output[-3000:]}")
-    passed = re.search(r"(\d+) passed", output)
+    counts = {word: int(number) for number, word in
+              re.findall(r"(\d+) (passed|failed|errors?)\b", output.splitlines()[-1])}
+    if not counts.get("passed"):  # no run to time (a collection error, say): stop
+        raise SystemExit(f"pytest ran nothing in {tree} ({mode}):\n{output[-3000:]}")
+    if os.waitstatus_to_exitcode(status) != 0:
+        # A flaky test under load still gives a whole run to time: keep it, and say so.
+        failures = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        print(f"  (not green: {'; '.join(failures)[:500]})", flush=True)
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-            "passed": int(passed.group(1)) if passed else 0}
+            "passed": counts["passed"], "failed": counts.get("failed", 0)}
 
 
 def measure(trees: dict[str, Path], envs: dict[str, dict[str, str]], modes: list[str],
