@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli.serve import cache_control_for
-from tests.helpers import write_tree
+from tests.helpers import run_in_process, write_tree
 from tests.installed import InstalledTool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,9 +32,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     write_tree(project / "static", {"css/site.css": b"body{color:red}",
                                     "js/app.js": b"go()", "fonts/f.woff2": b"wOF2",
                                     "img/i.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>"})
-    deployed = subprocess.run([sys.executable, str(ROOT / "deploy.py"), "--no-assets", "-q"],
-                              cwd=project, env=_env(), capture_output=True, text=True,
-                              timeout=120, check=False)
+    # The deploy in this process (the same code and exit code); serve is the real process.
+    deployed = run_in_process(["--no-assets", "-q"], cwd=project, env=_env())
     assert deployed.returncode == 0, deployed.stderr
     server = subprocess.Popen([sys.executable, str(ROOT / "deploy.py"), "serve", "--port", "0"],
                               cwd=project, env=_env(), stdout=subprocess.PIPE,
@@ -95,8 +94,8 @@ def test_nothing_outside_the_folder_nor_hidden_files_nor_listings(
 
 
 def test_serve_without_the_folder_is_a_usage_error(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "deploy.py"), "serve"], cwd=tmp_path,
-                            env=_env(), capture_output=True, text=True, timeout=60, check=False)
+    # In this process: the `served` fixtures above run `serve` as real processes.
+    result = run_in_process(["serve"], cwd=tmp_path, env=_env())
     assert result.returncode == 2
     assert result.stderr == ("error: folder 'build/cdn' does not exist: run `python deploy.py` "
                              "first or pass --dir\n")

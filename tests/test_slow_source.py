@@ -111,7 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def manifest_server(tls: ssl.SSLContext | None = None) -> Iterator[ManifestServer]:
     server = ManifestServer(tls)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: 0.5 s by default, at every test's teardown.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield server

@@ -93,6 +93,7 @@ def test_budget_zero_publishes_originals_for_new_images_and_the_next_run_complet
         assert (tmp_path / "out" / variant["key"]).stat().st_size == variant["size"]
 
 
+@pytest.mark.slow  # a big image by design: 15 variants of a 2560 px photo (~4 s of encoding)
 def test_a_budget_stops_the_image_in_flight_and_the_next_run_encodes_only_the_rest(
         capsys: Any, tmp_path: Path) -> None:
     static = tmp_path / "static" / "img"

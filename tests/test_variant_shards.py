@@ -18,8 +18,10 @@ from pipeline.errors import ConfigError
 from tests.helpers import S3Env, run_json
 from tests.installed import InstalledTool
 
-WIDTHS = ["--variant-widths", "320,640"]
-SIZES = [(900, 600), (700, 450), (640, 640), (500, 300), (1200, 800), (400, 250)]
+# Small photos and rungs: the split, not the encoder, is under test (each photo is wider than
+# both rungs, so each gets 2 widths x 3 formats, as the 320/640 rungs gave photos 4x the size).
+WIDTHS = ["--variant-widths", "80,160"]
+SIZES = [(225, 150), (175, 112), (160, 160), (125, 75), (300, 200), (100, 62)]
 
 
 def photos(static: Path) -> list[str]:
@@ -116,7 +118,7 @@ def test_concurrent_shards_then_the_deploy_encodes_nothing(
     names = photos(project / "static")
     (project / "pyproject.toml").write_text(
         f'[tool.flask-cdn-pipeline]\nbucket = "{s3.bucket}"\nvariants = true\n'
-        'variant-widths = [320, 640]\n')
+        'variant-widths = [80, 160]\n')
     env = {**s3.server.credentials.env(), "AWS_ENDPOINT_URL": s3.endpoint}
     count = 3
     # Each job on its own machine: its own cache folders, so nothing is shared but the bucket.

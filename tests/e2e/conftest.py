@@ -31,7 +31,21 @@ def _load_stack() -> Any:
     return module
 
 
-stack_module = _load_stack()
+class _LazyStack:
+    """``site/stack.py``, loaded on first use, not when this folder is collected.
+
+    It imports moto's server, boto3 and the CDN recipes (~0.25 s of CPU): every run that
+    collects the suite, ``-m "not slow"`` included, and every ``-n`` worker, paid that
+    for tests it then deselected."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # pytest's collection probes (fixture markers, __test__)
+            raise AttributeError(name)
+        module = sys.modules.get("demo_site_stack") or _load_stack()
+        return getattr(module, name)
+
+
+stack_module: Any = _LazyStack()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
