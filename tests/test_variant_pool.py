@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def test_no_pool_for_nothing_and_never_more_workers_than_jobs(
 
 def test_a_sigterm_while_a_worker_starts_is_raised_once_it_is_recorded() -> None:
     # The watchdog's end of the "process" is a stand-in: this test's process goes on.
-    guard = InterruptGuard(grace=0.1, end_process=lambda code: None)
+    ended = threading.Event()
+    guard = InterruptGuard(grace=0.1, end_process=lambda code: ended.set())
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     guard.install()
     steps: list[str] = []
@@ -62,6 +64,10 @@ def test_a_sigterm_while_a_worker_starts_is_raised_once_it_is_recorded() -> None
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        # The watchdog ends the "process" 0.1 s after the signal, killing every registered
+        # pool's workers on the way: wait for it, or it kills those of the next test run in
+        # this process (CI saw a shard test's pool broken that way).
+        assert ended.wait(timeout=10)
     assert steps == ["worker recorded"]
     assert guard.exit_code == 143
     stopped = guard.stopped("while encoding")
