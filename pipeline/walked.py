@@ -8,6 +8,7 @@ upload read through here, so a file swapped after the walk is refused, not read.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -36,6 +37,8 @@ def open_walked(item: LocalFile, *, same_stamp: bool = True,
     except OSError as exc:
         if is_swapped(exc):
             raise swapped_error(item.logical_path) from exc
+        if exc.errno == errno.ENOENT:  # it, or a folder on its way, was removed or renamed
+            raise _changed(item, "was removed") from exc
         raise
     try:
         info = os.fstat(fd)
