@@ -23,6 +23,12 @@ mate-backgrounds`` and ``dpkg-deb -x``; the packages' licences stay beside the f
    ratios; per-shard CPU spread too. ``--code DIR`` (twice) runs each round with both code
    trees (``git archive REV | tar -x -C DIR``), in alternating order, and also reports the
    second tree's CPU / the first's.
+   ``--paired``: instead, each round runs the one process pinned to one core and the N shards
+   (one after the other) pinned to another, at the same time, swapping cores every round, so
+   both sides meet the same machine (a VM's CPU time per identical encode varies by +-10%
+   from minute to minute; run one after the other, that drift fell on one side only). Each
+   pinned command sees one core, so it encodes with one worker; every command runs under its
+   own subreaper (:data:`TREE_CPU`), since two trees run at once.
 3. Budget: a deploy with ``--variant-budget B`` on more work than fits: the encoding time it
    reports (from the start of encoding, worker start-up included, to the last worker stopped)
    / B, per round.
@@ -141,6 +147,73 @@ def run_cpu(args: list[str], cwd: Path, code: Path = ROOT) -> tuple[float, dict[
     return cpu, json.loads(done.stdout)
 
 
+#: Run ``argv[2:]`` on core ``argv[1]`` as a subreaper; print the CPU of its whole tree.
+TREE_CPU = r"""
+import ctypes, os, resource, subprocess, sys
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:
+    raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+os.sched_setaffinity(0, {int(sys.argv[1])})
+done = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE, text=True)
+while True:
+    try:
+        os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stdout.write(done.stdout)
+print(f"cpu={usage.ru_utime + usage.ru_stime}", file=sys.stderr)
+sys.exit(done.returncode)
+"""
+
+
+def run_pinned(args: list[str], cwd: Path, core: int, code: Path = ROOT) -> tuple[float, int]:
+    """``python -m pipeline ARGS --json`` pinned to ``core``: (CPU of its tree, encoded)."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    done = subprocess.run([sys.executable, "-c", TREE_CPU, str(core), sys.executable, "-m",
+                           "pipeline", *args, "--json"], cwd=cwd, env=env, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    cpu = float(done.stderr.rsplit("cpu=", 1)[1])
+    return cpu, int(json.loads(done.stdout)["encoded"])
+
+
+def paired_round(static: Path, work: Path, shards: int, number: int,
+                 code: Path = ROOT) -> dict[str, Any]:
+    """The one process on one core and the N shards on another, at the same time."""
+    import threading
+
+    tag = f"p{number}-{code.name}"
+    one_core, shard_core = (0, 1) if number % 2 == 0 else (1, 0)
+    sides: dict[str, list[tuple[float, int]]] = {}
+
+    def one() -> None:
+        sides["one"] = [run_pinned(["variants", *common(static, work / f"t{tag}-one",
+                                                         work / f"c{tag}-one")],
+                                   work, one_core, code)]
+
+    def sharded() -> None:
+        sides["shards"] = [run_pinned(["variants", "--shard", f"{index}/{shards}",
+                                       *common(static, work / f"t{tag}-shards",
+                                               work / f"c{tag}-{index}")],
+                                      work, shard_core, code)
+                           for index in range(1, shards + 1)]
+
+    threads = [threading.Thread(target=one), threading.Thread(target=sharded)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (one_cpu, one_encoded), = sides["one"]
+    cpus = [cpu for cpu, _ in sides["shards"]]
+    encoded = sum(count for _, count in sides["shards"])
+    assert encoded == one_encoded, (encoded, one_encoded)
+    return {"code": str(code), "shard_cpu": [round(c, 2) for c in cpus],
+            "one_cpu": round(one_cpu, 2), "ratio": round(sum(cpus) / one_cpu, 4),
+            "load": round(os.getloadavg()[0], 1), "paired": True,
+            "cpu_spread": round(max(cpus) / statistics.mean(cpus), 4), "encoded": encoded}
+
+
 #: The widths of the CPU and budget sections (``--widths``).
 WIDTHS = [SUBSET_WIDTHS]
 
@@ -183,13 +256,14 @@ def cpu_round(static: Path, work: Path, shards: int, number: int,
 
 
 def cpu_rounds(static: Path, work: Path, shards: int, rounds: int,
-               codes: list[Path]) -> list[dict[str, Any]]:
-    """``rounds`` rounds of :func:`cpu_round` per code tree, the trees' order alternating."""
+               codes: list[Path], paired: bool = False) -> list[dict[str, Any]]:
+    """``rounds`` rounds of :func:`cpu_round` (or :func:`paired_round`) per code tree, the
+    trees' order alternating."""
     results = []
     for number in range(rounds):
         order = codes if number % 2 == 0 else codes[::-1]
         for code in order:
-            result = cpu_round(static, work, shards, number, code)
+            result = (paired_round if paired else cpu_round)(static, work, shards, number, code)
             print(f"CPU [{code.name}]: {shards} shards {sum(result['shard_cpu']):.1f} s vs one "
                   f"{result['one_cpu']:.1f} s = {result['ratio']}x (shard spread "
                   f"{result['cpu_spread']}x, load {result['load']})", flush=True)
@@ -260,6 +334,8 @@ def main() -> None:
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--skip-budget", action="store_true")
     parser.add_argument("--skip-balance", action="store_true")
+    parser.add_argument("--paired", action="store_true",
+                        help="run the one process and the shards at once, on a core each")
     parser.add_argument("--fixed", type=int, default=0, metavar="ROUNDS",
                         help="also measure a small shard's fixed cost, ROUNDS rounds per tree")
     parser.add_argument("--code", action="append", type=Path, default=[],
@@ -280,7 +356,8 @@ def main() -> None:
         subset = photo_folder(work / "subset", every=args.every)
         subset_images = len(list(subset.iterdir()))
         fixed = fixed_rounds(work, args.fixed, codes) if args.fixed else None
-        cpu = [] if args.skip_cpu else cpu_rounds(subset, work, args.shards, args.rounds, codes)
+        cpu = [] if args.skip_cpu else cpu_rounds(subset, work, args.shards, args.rounds, codes,
+                                                        args.paired)
         budgets = [] if args.skip_budget else [budget_round(subset, work, int(b), n, codes[-1])
                                                for b in args.budgets.split(",")
                                                for n in range(args.rounds)]
@@ -299,6 +376,8 @@ def main() -> None:
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     name = "bench_shards-latest.json" if args.widths == SUBSET_WIDTHS else "bench_shards-wide.json"
+    if args.paired:
+        name = name.replace(".json", "-paired.json")
     (RESULTS_DIR / name).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("load_before", "load_after", "cpu",
                                               "budget_ratio_max")}, indent=1))

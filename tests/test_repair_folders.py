@@ -19,6 +19,10 @@ from tests.app_project import write_blog_project
 from tests.helpers import S3Env, run_json, write_tree
 from tests.installed import InstalledTool
 
+#: Each test deploys Flask-Admin's 21 MB folder and repairs it (about 4 s of CPU): the full
+#: suite runs them, the quick inner loop (-m "not slow") does not.
+pytestmark = pytest.mark.slow
+
 #: The deploy's settings live in the project's table, so deploy and verify read the same.
 #: No precompression: brotli 11 over Flask-Admin's 21 MB was 15 s of each test, and the
 #: siblings' repair is tested in tests/test_precompress_deploy.py.
