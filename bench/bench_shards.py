@@ -27,7 +27,8 @@ mate-backgrounds`` and ``dpkg-deb -x``; the packages' licences stay beside the f
    (one after the other) pinned to another, at the same time, swapping cores every round, so
    both sides meet the same machine (a VM's CPU time per identical encode varies by +-10%
    from minute to minute; run one after the other, that drift fell on one side only). Each
-   pinned command sees one core, so it encodes with one worker; every command runs under its
+   pinned command sees one core, so it encodes with one worker (`--paired-unpinned`: both sides
+   on every core, two workers each); every command runs under its
    own subreaper (:data:`TREE_CPU`), since two trees run at once.
 3. Budget: a deploy with ``--variant-budget B`` on more work than fits: the encoding time it
    reports (from the start of encoding, worker start-up included, to the last worker stopped)
@@ -152,7 +153,8 @@ TREE_CPU = r"""
 import ctypes, os, resource, subprocess, sys
 if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:
     raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-os.sched_setaffinity(0, {int(sys.argv[1])})
+if int(sys.argv[1]) >= 0:
+    os.sched_setaffinity(0, {int(sys.argv[1])})
 done = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE, text=True)
 while True:
     try:
@@ -178,6 +180,10 @@ def run_pinned(args: list[str], cwd: Path, core: int, code: Path = ROOT) -> tupl
     return cpu, int(json.loads(done.stdout)["encoded"])
 
 
+#: ``--paired`` pins each side to a core; ``--paired-unpinned`` lets both use every core.
+PINNED = [True]
+
+
 def paired_round(static: Path, work: Path, shards: int, number: int,
                  code: Path = ROOT) -> dict[str, Any]:
     """The one process on one core and the N shards on another, at the same time."""
@@ -185,6 +191,8 @@ def paired_round(static: Path, work: Path, shards: int, number: int,
 
     tag = f"p{number}-{code.name}"
     one_core, shard_core = (0, 1) if number % 2 == 0 else (1, 0)
+    if not PINNED[0]:
+        one_core = shard_core = -1  # both sides on every core: 2 workers each, 4 at once
     sides: dict[str, list[tuple[float, int]]] = {}
 
     def one() -> None:
@@ -336,12 +344,16 @@ def main() -> None:
     parser.add_argument("--skip-balance", action="store_true")
     parser.add_argument("--paired", action="store_true",
                         help="run the one process and the shards at once, on a core each")
+    parser.add_argument("--paired-unpinned", action="store_true",
+                        help="with --paired: both sides on every core (as many workers as "
+                             "cores each, so twice as many processes as cores)")
     parser.add_argument("--fixed", type=int, default=0, metavar="ROUNDS",
                         help="also measure a small shard's fixed cost, ROUNDS rounds per tree")
     parser.add_argument("--code", action="append", type=Path, default=[],
                         help="a code tree to run (up to twice, for an A/B; default: this one)")
     args = parser.parse_args()
     WIDTHS[0] = args.widths
+    PINNED[0] = not args.paired_unpinned
     codes = [path.resolve() for path in args.code] or [ROOT]
     become_subreaper()
     load_before = os.getloadavg()
@@ -377,7 +389,7 @@ def main() -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
     name = "bench_shards-latest.json" if args.widths == SUBSET_WIDTHS else "bench_shards-wide.json"
     if args.paired:
-        name = name.replace(".json", "-paired.json")
+        name = name.replace(".json", "-paired.json" if PINNED[0] else "-paired-unpinned.json")
     (RESULTS_DIR / name).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("load_before", "load_after", "cpu",
                                               "budget_ratio_max")}, indent=1))
