@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 import site
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -51,16 +52,38 @@ def starting_processes() -> Iterator[None]:
     ``KeyboardInterrupt`` raised in between (Ctrl-C, SIGTERM) would leave a worker nobody
     knows to kill, which then fails to read its start-up data once the pool is gone and
     prints a traceback. The signal's handler calls :func:`hold_if_starting` and the block's
-    end raises for it, once the worker is recorded."""
+    end raises for it, once the worker is recorded.
+
+    Processes started here begin with SIGINT blocked, and keep it so: the terminal's Ctrl-C
+    goes to the whole process group, and only this process should act on it (by killing
+    them). A fork server would otherwise take it while importing its preload, before it
+    ignores SIGINT itself, and print a ``KeyboardInterrupt`` traceback, as would a worker
+    inside a libvips callback. Here the signal stays pending until the block ends."""
     _starting.depth += 1
+    blocked = _block_sigint()
     try:
         yield
     finally:
+        _unblock_sigint(blocked)
         _starting.depth -= 1
         if not _starting.depth and _starting.held:
             act = _starting.held[0]
             _starting.held.clear()
             act()
+
+
+def _block_sigint() -> bool:
+    """Block SIGINT in this thread (children inherit the mask); ``False`` where the platform
+    has no signal masks (Windows) or it was blocked already."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return False
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    return signal.SIGINT not in before
+
+
+def _unblock_sigint(blocked: bool) -> None:
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def hold_if_starting(act: Callable[[], object]) -> bool:

@@ -270,3 +270,48 @@ def test_sigterm_while_a_shard_encodes_exits_143_and_leaves_the_bucket_unchanged
     assert "Traceback" not in err and err.splitlines()[-1] == "error: terminated"
     assert s3.keys() == before
     assert not list(project.rglob("*.tmp"))
+
+
+def sigint_is_blocked_or_ignored(pid: int) -> bool:
+    """Whether process ``pid`` neither dies of nor handles SIGINT (its /proc status masks)."""
+    fields = dict(line.split(":\t", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+    bit = 1 << (signal.SIGINT - 1)
+    return bool((int(fields["SigBlk"], 16) | int(fields["SigIgn"], 16)) & bit)
+
+
+def test_ctrl_c_to_the_whole_group_while_encoding_exits_130_with_one_line_and_no_traceback(
+    tmp_path: Path, installed: InstalledTool
+) -> None:
+    """A terminal sends Ctrl-C to every process of the foreground group: the fork server, its
+    workers and the resource tracker too. Only the command acts on it; the helpers neither
+    die of it nor print a KeyboardInterrupt traceback (a worker inside a libvips callback
+    did, and so did the fork server while importing its preload)."""
+    project = photo_project(tmp_path)
+    process = installed.popen("cdn-deploy", "variants", "--target-dir", "cdn", cwd=project,
+                              new_session=True)
+    assert process.stderr is not None
+    for line in iter(process.stderr.readline, ""):
+        if "encoding" in line:
+            break
+    deadline = time.monotonic() + 60
+    while len(group_members(process.pid)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling /proc for the pool's workers to start
+    helpers = [pid for pid in group_members(process.pid) if pid != process.pid]
+    assert process.poll() is None and len(helpers) >= 3, helpers
+    assert [pid for pid in helpers if not sigint_is_blocked_or_ignored(pid)] == []
+
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=30)  # a bound: the encodes take far longer
+    finally:
+        if group_members(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.splitlines()[-1] == "error: interrupted"
+    deadline = time.monotonic() + 10
+    while group_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the fork server and resource tracker see the command gone
+    assert group_members(process.pid) == []
+    assert not list(project.rglob("*.tmp"))

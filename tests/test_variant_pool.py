@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import subprocess
+import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -92,3 +94,21 @@ def test_the_fork_server_preloads_the_package_only_where_it_finds_this_copy(
     assert worker_preload(["pipeline.build.variant_codec"])[0] == "pipeline.build.variant_codec"
     monkeypatch.delenv("PYTHONPATH")
     assert worker_preload(["pipeline.build.variant_codec"]) == []
+
+
+def test_processes_started_while_starting_begin_with_sigint_blocked_and_the_caller_gets_it_back(
+) -> None:
+    """A terminal's Ctrl-C reaches every process of the group; the helpers this process
+    starts must leave it to this one (which kills them), so they start with it blocked."""
+    def blocked_in(status: str) -> bool:
+        mask = next(line.split(":\t")[1] for line in status.splitlines()
+                    if line.startswith("SigBlk:"))
+        return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+    show = [sys.executable, "-c", "print(open('/proc/self/status').read())"]
+    with starting_processes():
+        inside = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+    outside = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+
+    assert blocked_in(inside) and not blocked_in(outside)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
