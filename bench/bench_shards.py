@@ -180,19 +180,16 @@ def run_pinned(args: list[str], cwd: Path, core: int, code: Path = ROOT) -> tupl
     return cpu, int(json.loads(done.stdout)["encoded"])
 
 
-#: ``--paired`` pins each side to a core; ``--paired-unpinned`` lets both use every core.
-PINNED = [True]
-
-
 def paired_round(static: Path, work: Path, shards: int, number: int,
-                 code: Path = ROOT) -> dict[str, Any]:
-    """The one process on one core and the N shards on another, at the same time."""
+                 code: Path = ROOT, pinned: bool = True) -> dict[str, Any]:
+    """The one process on one core and the N shards on another, at the same time (not
+    ``pinned``: both sides on every core, two workers each, four at once)."""
     import threading
 
     tag = f"p{number}-{code.name}"
     one_core, shard_core = (0, 1) if number % 2 == 0 else (1, 0)
-    if not PINNED[0]:
-        one_core = shard_core = -1  # both sides on every core: 2 workers each, 4 at once
+    if not pinned:
+        one_core = shard_core = -1
     sides: dict[str, list[tuple[float, int]]] = {}
 
     def one() -> None:
@@ -264,14 +261,15 @@ def cpu_round(static: Path, work: Path, shards: int, number: int,
 
 
 def cpu_rounds(static: Path, work: Path, shards: int, rounds: int,
-               codes: list[Path], paired: bool = False) -> list[dict[str, Any]]:
-    """``rounds`` rounds of :func:`cpu_round` (or :func:`paired_round`) per code tree, the
-    trees' order alternating."""
+               codes: list[Path], paired: str | None = None) -> list[dict[str, Any]]:
+    """``rounds`` rounds of :func:`cpu_round` (or, ``paired`` "pinned" or "unpinned",
+    :func:`paired_round`) per code tree, the trees' order alternating."""
     results = []
     for number in range(rounds):
         order = codes if number % 2 == 0 else codes[::-1]
         for code in order:
-            result = (paired_round if paired else cpu_round)(static, work, shards, number, code)
+            result = (paired_round(static, work, shards, number, code, paired == "pinned")
+                      if paired else cpu_round(static, work, shards, number, code))
             print(f"CPU [{code.name}]: {shards} shards {sum(result['shard_cpu']):.1f} s vs one "
                   f"{result['one_cpu']:.1f} s = {result['ratio']}x (shard spread "
                   f"{result['cpu_spread']}x, load {result['load']})", flush=True)
@@ -353,7 +351,7 @@ def main() -> None:
                         help="a code tree to run (up to twice, for an A/B; default: this one)")
     args = parser.parse_args()
     WIDTHS[0] = args.widths
-    PINNED[0] = not args.paired_unpinned
+    paired = ("unpinned" if args.paired_unpinned else "pinned") if args.paired else None
     codes = [path.resolve() for path in args.code] or [ROOT]
     become_subreaper()
     load_before = os.getloadavg()
@@ -369,7 +367,7 @@ def main() -> None:
         subset_images = len(list(subset.iterdir()))
         fixed = fixed_rounds(work, args.fixed, codes) if args.fixed else None
         cpu = [] if args.skip_cpu else cpu_rounds(subset, work, args.shards, args.rounds, codes,
-                                                        args.paired)
+                                                        paired)
         budgets = [] if args.skip_budget else [budget_round(subset, work, int(b), n, codes[-1])
                                                for b in args.budgets.split(",")
                                                for n in range(args.rounds)]
@@ -388,8 +386,9 @@ def main() -> None:
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     name = "bench_shards-latest.json" if args.widths == SUBSET_WIDTHS else "bench_shards-wide.json"
-    if args.paired:
-        name = name.replace(".json", "-paired.json" if PINNED[0] else "-paired-unpinned.json")
+    if paired:
+        name = name.replace(".json", "-paired.json" if paired == "pinned"
+                            else "-paired-unpinned.json")
     (RESULTS_DIR / name).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("load_before", "load_after", "cpu",
                                               "budget_ratio_max")}, indent=1))
