@@ -38,14 +38,16 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ManifestError
 from .jsondoc import parse_document, whole_number
 from .keyrule import key_problem
 from .keys import ENCODING_SUFFIXES, encoded_key
 from .localfs import display_name, write_atomic
-from .vitemanifest import ViteManifest
+
+if TYPE_CHECKING:  # loaded with a Vite build only (its dataclasses cost ~1 ms at import)
+    from .vitemanifest import ViteManifest
 
 #: The newest format written; :data:`READABLE_VERSIONS` are all read.
 MANIFEST_VERSION = 3
@@ -251,8 +253,11 @@ class Manifest:
                 raise ManifestError(f"{source}: entry {name!r} is malformed ({exc})") from exc
             _check_keys(entry, name, source)
         vite = document.get("vite")
-        return cls(files, None if vite is None else
-                   ViteManifest.from_document(vite, source=f"{source} (vite)"))
+        if vite is None:
+            return cls(files)
+        from .vitemanifest import ViteManifest
+
+        return cls(files, ViteManifest.from_document(vite, source=f"{source} (vite)"))
 
     @classmethod
     def load(cls, path: Path) -> Manifest:

@@ -117,15 +117,24 @@ UPLOAD_PHASE = ("pipeline.release.transfer", "pipeline.release.early",
                 "pipeline.release.variant_step", "pipeline.release.placeholder_step",
                 "pipeline.release.confirm", "pipeline.release.markers",
                 "pipeline.release.sibling_step", "pipeline.build.compress",  # only to compress
-                "concurrent.futures")  # thread pools: only to hash or upload
+                "concurrent.futures",  # thread pools: only to hash or upload
+                "pipeline.vitemanifest")  # only with a Vite build
 
 
-def test_a_no_change_re_deploy_loads_no_upload_or_variant_code(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tree_record", ["kept", "removed"])
+def test_a_no_change_re_deploy_loads_no_upload_or_variant_code(tmp_path: Path,
+                                                                tree_record: str) -> None:
+    """Answered from the tree record, or (a fresh checkout's case: no record that holds)
+    through the full path, which finds every file unchanged."""
     project = tmp_path / "project"
     write_tree(project / "static", {"css/a.css": b"body{}", "img/x.png": b"\x89PNG x"})
     first = run_python([str(ROOT / "deploy.py"), "--no-assets"], cwd=project)
     assert first.returncode == 0, first.stderr
     uploaded = sorted(p.name for p in (project / "build" / "cdn").rglob("*") if p.is_file())
+    records = list((project / "build").glob("*.tree"))
+    assert len(records) == 1
+    if tree_record == "removed":
+        records[0].unlink()
     probe = (
         "import importlib.util, runpy, sys\n"
         f"missing = [m for m in {UPLOAD_PHASE!r} if importlib.util.find_spec(m) is None]\n"
@@ -139,6 +148,7 @@ def test_a_no_change_re_deploy_loads_no_upload_or_variant_code(tmp_path: Path) -
     again = run_python(["-c", probe], cwd=project)
     assert again.returncode == 0, again.stderr
     assert '"uploaded": 0' in again.stdout
+    assert f'"from_tree_record": {"true" if tree_record == "kept" else "false"}' in again.stdout
     assert again.stdout.splitlines()[-1] == "[] []"
     assert sorted(p.name for p in (project / "build" / "cdn").rglob("*") if p.is_file()) == uploaded
 

@@ -23,12 +23,15 @@ import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, ManifestError
 from ..jsondoc import parse_document
 from ..localfs import display_name
-from ..vitemanifest import ViteManifest
 from .mounts import Mounts
+
+if TYPE_CHECKING:  # loaded when a Vite manifest is found: most deploys have none
+    from ..vitemanifest import ViteManifest
 
 #: Where ``build.manifest: true`` writes it, relative to Vite's output folder.
 VITE_MANIFEST = Path(".vite") / "manifest.json"
@@ -130,6 +133,8 @@ def _read(path: Path, base: str) -> ViteManifest:
         raise ConfigError(f"cannot read {source}: {exc.strerror}") from exc
     if len(data) > MAX_VITE_MANIFEST_BYTES:
         raise ConfigError(f"{source} is larger than {MAX_VITE_MANIFEST_BYTES} bytes")
+    from ..vitemanifest import ViteManifest
+
     try:
         return ViteManifest.from_document(parse_document(data, source=source),
                                           base=base, source=source)

@@ -92,12 +92,16 @@ class Hashed:
     manifest: Manifest
     sources: dict[str, LocalFile]
     vplan: VariantPlan | None
-    #: A compressible file has no sibling decision yet (precompression on): publish anew.
-    undecided: bool = False
+    #: Whether these files are the current release's, when hashing found out already:
+    #: ``False`` when a compressible file has no sibling decision yet (publish anew),
+    #: ``True`` when the sibling step recognised the release by digest; ``None``: compare.
+    known_release: bool | None = None
 
     def is_release(self, current: Current) -> bool:
         """Whether these files are the current release's (then nothing needs uploading)."""
-        return not self.undecided and is_current(current, self.manifest)
+        if self.known_release is not None:
+            return self.known_release
+        return is_current(current, self.manifest)
 
 
 def read_folders(folders: Mounts, options: DeployOptions, *,
@@ -188,10 +192,10 @@ def hash_files(disk: OnDisk, current: Current, store: ReleaseStore, options: Dep
     vplan = None
     if options.variants:
         manifest, vplan = _variant_plan(current, store, options, manifest, sources, variant_cache)
-    undecided = False
+    known_release = None
     if options.precompress:
-        manifest, undecided = _sibling_decisions(manifest, current)
-    return Hashed(built, manifest, sources, vplan, undecided)
+        manifest, known_release = _sibling_decisions(manifest, current)
+    return Hashed(built, manifest, sources, vplan, known_release)
 
 
 def _variant_plan(current: Current, store: ReleaseStore, options: DeployOptions,
@@ -215,19 +219,21 @@ def _variant_plan(current: Current, store: ReleaseStore, options: DeployOptions,
     return manifest, vplan
 
 
-def _sibling_decisions(manifest: Manifest, current: Current) -> tuple[Manifest, bool]:
+def _sibling_decisions(manifest: Manifest, current: Current) -> tuple[Manifest, bool | None]:
     """``manifest`` with the current release's sibling decisions for the same keys, and
-    whether a compressible entry has none. A recognised release (by digest, not decoded)
-    that decided every compressible entry equals it with all of them decided."""
+    :attr:`Hashed.known_release`. A recognised release (by digest, not decoded) that decided
+    every compressible entry equals it with all of them decided: it is that release (the
+    digest is not computed again to say so)."""
     # Imported here: a deploy without precompression never loads the sibling decisions.
     from .sibling_decisions import assume_decided, with_recorded
 
     decided = assume_decided(manifest)
     if is_known_current(current, decided):
-        return decided, False
+        return decided, True
     manifest = with_recorded(manifest, current.doc.manifest if current.doc else None)
-    return manifest, any(e.encodings is None and is_compressible(e.content_type)
-                         for e in manifest.files.values())
+    undecided = any(e.encodings is None and is_compressible(e.content_type)
+                    for e in manifest.files.values())
+    return manifest, False if undecided else None
 
 
 def is_current(current: Current, manifest: Manifest) -> bool:

@@ -89,13 +89,15 @@ def read_known(path: Path | None) -> tuple[KnownCurrent | None, str | None]:
 def remember(path: Path | None, data: bytes, release_id: str | None, manifest: Manifest,
              *, known: KnownCurrent | None) -> None:
     """Record what ``data`` (a current manifest's bytes) decode to, unless ``known`` says it
-    already; failing to write it is not worth failing a deploy."""
-    if path is None or release_id is None:
+    already; failing to write it is not worth failing a deploy.
+
+    ``known`` is :attr:`Current.known <pipeline.release.documents.Current.known>`: set only
+    when these very bytes matched the record's SHA-256 on reading, so they are not hashed
+    again (620 KB at 2,000 files, 31 MB at 100,000)."""
+    if path is None or release_id is None or known is not None:
         return
-    sha256 = hashlib.sha256(data).hexdigest()
-    if known is not None and known.sha256 == sha256:
-        return
-    document = {"version": _VERSION, "sha256": sha256, "release": release_id,
+    document = {"version": _VERSION, "sha256": hashlib.sha256(data).hexdigest(),
+                "release": release_id,
                 "files": manifest_digest(manifest)}
     with contextlib.suppress(OSError):
         write_atomic(path, json.dumps(document, indent=1).encode() + b"\n")
