@@ -26,7 +26,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,7 +246,8 @@ def seaweedfs_server(*, start_timeout: float = SEAWEEDFS_START_TIMEOUT,
         ports = {name: free_port() for name in names}
         server = S3Server("seaweedfs", f"http://127.0.0.1:{ports['s3']}", credentials,
                           weed_version(binary))
-        env = {**os.environ, "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
+        # TMPDIR: weed writes its glog files and local gRPC sockets there, not in /tmp.
+        env = {**os.environ, "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1", "TMPDIR": str(folder)}
         log = folder / "weed.log"
         with open(log, "wb") as log_file:
             process = subprocess.Popen(_weed_command(binary, folder, ports), cwd=folder, env=env,
@@ -257,8 +258,17 @@ def seaweedfs_server(*, start_timeout: float = SEAWEEDFS_START_TIMEOUT,
             yield server
         finally:
             _stop(process)
+            _remove_grpc_sockets(ports.values())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_grpc_sockets(ports: Iterable[int]) -> None:
+    """The local gRPC sockets weed leaves in ``/tmp`` whatever ``TMPDIR`` says (a fixed path
+    per role and port): only this server's ports, so no other server's socket is touched."""
+    for port in ports:
+        for socket_path in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):
+            socket_path.unlink(missing_ok=True)
 
 
 def backend_version(name: str) -> str:

@@ -209,6 +209,13 @@ def group_members(group: int) -> list[int]:
     return members
 
 
+def private_temp(tmp_path: Path) -> Path:
+    """A temp folder of the command's own (``TMPDIR``): whatever it leaves there is its."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    return temp
+
+
 def terminate_while_encoding(process: subprocess.Popen[str]) -> str:
     """Wait until the command says it encodes and its workers run (the group holds the
     command, multiprocessing's helpers and a worker), send SIGTERM to the command alone; its
@@ -242,10 +249,10 @@ def terminate_while_encoding(process: subprocess.Popen[str]) -> str:
 def test_sigterm_while_a_deploy_encodes_exits_143_ends_every_worker_and_publishes_nothing(
     s3: S3Env, tmp_path: Path, installed: InstalledTool
 ) -> None:
-    project = photo_project(tmp_path)
+    project, temp = photo_project(tmp_path), private_temp(tmp_path)
     process = installed.popen("cdn-deploy", "--bucket", s3.bucket, "--endpoint-url",
                               s3.endpoint, "--variants", cwd=project, new_session=True,
-                              **s3.server.credentials.env())
+                              TMPDIR=str(temp), **s3.server.credentials.env())
     err = terminate_while_encoding(process)
     assert process.returncode == 143, err
     assert "Traceback" not in err
@@ -255,21 +262,23 @@ def test_sigterm_while_a_deploy_encodes_exits_143_ends_every_worker_and_publishe
     assert _release_documents(s3) == []
     assert not (project / "build" / "cdn-manifest.json").exists()
     assert not list(project.rglob("*.tmp"))  # the killed workers' unfinished files
+    assert list(temp.iterdir()) == []  # multiprocessing's folder (the fork server's socket)
 
 
 def test_sigterm_while_a_shard_encodes_exits_143_and_leaves_the_bucket_unchanged(
     s3: S3Env, tmp_path: Path, installed: InstalledTool
 ) -> None:
-    project = photo_project(tmp_path)
+    project, temp = photo_project(tmp_path), private_temp(tmp_path)
     before = s3.keys()
     process = installed.popen("cdn-deploy", "variants", "--shard", "1/2", "--bucket",
                               s3.bucket, "--endpoint-url", s3.endpoint, cwd=project,
-                              new_session=True, **s3.server.credentials.env())
+                              new_session=True, TMPDIR=str(temp), **s3.server.credentials.env())
     err = terminate_while_encoding(process)
     assert process.returncode == 143, err
     assert "Traceback" not in err and err.splitlines()[-1] == "error: terminated"
     assert s3.keys() == before
     assert not list(project.rglob("*.tmp"))
+    assert list(temp.iterdir()) == []
 
 
 def sigint_is_blocked_or_ignored(pid: int) -> bool:
@@ -287,9 +296,9 @@ def test_ctrl_c_to_the_whole_group_while_encoding_exits_130_with_one_line_and_no
     workers and the resource tracker too. Only the command acts on it; the helpers neither
     die of it nor print a KeyboardInterrupt traceback (a worker inside a libvips callback
     did, and so did the fork server while importing its preload)."""
-    project = photo_project(tmp_path)
+    project, temp = photo_project(tmp_path), private_temp(tmp_path)
     process = installed.popen("cdn-deploy", "variants", "--target-dir", "cdn", cwd=project,
-                              new_session=True)
+                              new_session=True, TMPDIR=str(temp))
     assert process.stderr is not None
     for line in iter(process.stderr.readline, ""):
         if "encoding" in line:
@@ -315,3 +324,4 @@ def test_ctrl_c_to_the_whole_group_while_encoding_exits_130_with_one_line_and_no
         time.sleep(0.05)  # the fork server and resource tracker see the command gone
     assert group_members(process.pid) == []
     assert not list(project.rglob("*.tmp"))
+    assert list(temp.iterdir()) == []
