@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ConfigError, Interrupted, PipelineError
+from ..extras import DISTRIBUTION
 from ..localfs import printable_name
 from ..processes import preload_in_workers
 from ..pyproject import TABLE_NAME
@@ -125,8 +126,6 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     click.echo(f"{ctx.command_path} ({DISTRIBUTION}) {package_version()}")
     ctx.exit(0)
 
-
-DISTRIBUTION = "flask-cdn-pipeline"
 
 
 class DeployCommand(click.Command):

@@ -74,15 +74,14 @@ def deploy(*, folders: Mounts, store: ReleaseStore, manifest_path: Path,
         from .confirm import Silent
 
         observer = Silent()
-    walked = walk(folders, store, manifest_path, options)
-    answered = answer(walked, store, manifest_path, options, observer)
+    paths = LocalPaths.of(manifest_path, options)
+    walked = walk(folders, store, paths, options)
+    answered = answer(walked, store, paths, observer)
     if answered is not None:
         return answered
     watched = Watched(observer)
-    result, etag, vite = _full(walked, folders, store, LocalPaths.of(manifest_path, options),
-                               options, watched)
-    remember_tree(walked, result, etag=etag, hash_cache=options.hash_cache_path,
-                  clean=watched.warnings == 0 and not vite)
+    result, etag, vite = _full(walked, folders, store, paths, options, watched)
+    remember_tree(walked, result, paths, etag=etag, clean=watched.warnings == 0 and not vite)
     return result
 
 

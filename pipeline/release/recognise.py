@@ -36,11 +36,6 @@ _FIELDS = operator.attrgetter(*(field.name for field in dataclasses.fields(Entry
                                 if field.name != "encodings"))
 
 
-def record_path(hash_cache: Path | None) -> Path | None:
-    """The record file beside ``hash_cache`` (none without a hash cache)."""
-    return None if hash_cache is None else hash_cache.with_name(hash_cache.name + ".current")
-
-
 def manifest_digest(manifest: Manifest) -> str:
     """SHA-256 of every entry's every field in path order: equal digests, equal manifests.
 

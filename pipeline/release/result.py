@@ -13,7 +13,6 @@ from ..localfs import Ignored
 from ..manifest import Manifest
 from ..pathfilter import PathFilter
 from .plan import Plan
-from .recognise import record_path
 
 
 @dataclass(frozen=True)
@@ -66,18 +65,23 @@ class LocalPaths:
 
     #: The local copy of the published manifest (what the Flask extension reads).
     manifest: Path
-    #: The hash cache, and the current-release record beside it (:mod:`.recognise`); both
-    #: ``None`` without a hash cache.
+    #: The hash cache, and beside it the current release's record (:mod:`.recognise`) and
+    #: the tree record (:mod:`.tree_record`); all three ``None`` without a hash cache.
     hash_cache: Path | None
     record: Path | None
+    tree_record: Path | None
     #: Encoded variants, probes and placeholders (:func:`variant_cache_dir`).
     variant_cache: Path
 
     @classmethod
     def of(cls, manifest_path: Path, options: DeployOptions) -> LocalPaths:
-        return cls(manifest_path, options.hash_cache_path,
-                   record_path(options.hash_cache_path),
+        cache = options.hash_cache_path
+        return cls(manifest_path, cache, _beside(cache, ".current"), _beside(cache, ".tree"),
                    variant_cache_dir(options.variant_cache, manifest_path))
+
+
+def _beside(hash_cache: Path | None, suffix: str) -> Path | None:
+    return None if hash_cache is None else hash_cache.with_name(hash_cache.name + suffix)
 
 
 @dataclass(frozen=True)

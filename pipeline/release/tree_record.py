@@ -42,8 +42,7 @@ from ..atomic import write_atomic
 from ..errors import ConfigError, DeployError
 from ..extras import DISTRIBUTION
 from ..localfs import Scan
-from .recognise import record_path
-from .result import DeployOptions
+from .result import DeployOptions, LocalPaths
 from .store import ReleaseStore
 
 _VERSION = 1
@@ -51,11 +50,6 @@ _VERSION = 1
 _CHUNK = 4096
 _STAMP = operator.attrgetter("logical_path", "fspath", "dev", "ino", "size", "mtime_ns",
                              "ctime_ns")
-
-
-def tree_record_path(hash_cache: Path | None) -> Path | None:
-    """The record beside ``hash_cache`` (none without a hash cache)."""
-    return None if hash_cache is None else hash_cache.with_name(hash_cache.name + ".tree")
 
 
 def may_answer(options: DeployOptions) -> bool:
@@ -159,15 +153,14 @@ def forget(path: Path | None) -> None:
             path.unlink(missing_ok=True)
 
 
-def cache_stamps(hash_cache: Path) -> list[list[int] | None] | None:
+def cache_stamps(paths: LocalPaths) -> list[list[int] | None] | None:
     """The stamps of the hash cache and of the current release's record beside it
     (:mod:`pipeline.release.recognise`; a full run would warn about a bad one, and repair
     it); ``None`` without a hash cache file (nothing vouches for the hashes)."""
-    stamp = file_stamp(hash_cache)
+    stamp = None if paths.hash_cache is None else file_stamp(paths.hash_cache)
     if stamp is None:
         return None
-    recognised = record_path(hash_cache)
-    return [stamp, None if recognised is None else file_stamp(recognised)]
+    return [stamp, None if paths.record is None else file_stamp(paths.record)]
 
 
 def file_stamp(path: Path) -> list[int] | None:
@@ -191,14 +184,13 @@ def file_sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def still_holds(record: TreeRecord, *, store: ReleaseStore, manifest_path: Path,
-                hash_cache: Path) -> bool:
+def still_holds(record: TreeRecord, *, store: ReleaseStore, paths: LocalPaths) -> bool:
     """Whether the hash cache, the local manifest and the current manifest object are
     exactly as the deploy that wrote ``record`` left them (local checks first: the
     remote one is a request)."""
-    if cache_stamps(hash_cache) != record.cache:
+    if cache_stamps(paths) != record.cache:
         return False
-    if file_sha256(manifest_path) != record.manifest_sha256:
+    if file_sha256(paths.manifest) != record.manifest_sha256:
         return False
     key = store.manifest_key
     try:

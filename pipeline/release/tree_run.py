@@ -23,7 +23,7 @@ from ..manifest import Entry, Manifest, Summarised
 from ..releasedoc import ReleaseDoc
 from ..storage.base import Upload
 from .plan import AllUnchanged, Plan
-from .result import DeployOptions, DeployResult
+from .result import DeployOptions, DeployResult, LocalPaths
 from .store import ReleaseStore
 from .tree_record import (
     TreeRecord,
@@ -34,7 +34,6 @@ from .tree_record import (
     read_record,
     still_holds,
     tree_digest,
-    tree_record_path,
     write_record,
 )
 
@@ -53,47 +52,46 @@ class Walked:
     digest: str | None
 
 
-def walk(folders: Mounts, store: ReleaseStore, manifest_path: Path,
+def walk(folders: Mounts, store: ReleaseStore, paths: LocalPaths,
          options: DeployOptions) -> Walked:
     """Walk the folders and digest what the outcome depends on (when it may be answered)."""
     store.require_prefix()
     scan = folders.scan(options.filters, allow_hard_links=options.allow_hard_links)
-    record = None if options.dry_run else tree_record_path(options.hash_cache_path)
+    record = None if options.dry_run else paths.tree_record
     digest = None
     if record is not None and may_answer(options):
-        digest = tree_digest(scan, store=store, settings=(folders, str(manifest_path), options))
+        digest = tree_digest(scan, store=store, settings=(folders, str(paths.manifest), options))
     return Walked(scan, record, digest)
 
 
-def answer(walked: Walked, store: ReleaseStore, manifest_path: Path, options: DeployOptions,
+def answer(walked: Walked, store: ReleaseStore, paths: LocalPaths,
            observer: DeployObserver) -> DeployResult | None:
     """The result of an unchanged tree whose record still holds, else ``None`` (and the
     record is removed: only a full run that succeeds writes one again)."""
     if walked.record is None:
         return None
     record = read_record(walked.record) if walked.digest is not None else None
-    if (record is None or record.tree != walked.digest or options.hash_cache_path is None
-            or not still_holds(record, store=store, manifest_path=manifest_path,
-                               hash_cache=options.hash_cache_path)):
+    if (record is None or record.tree != walked.digest
+            or not still_holds(record, store=store, paths=paths)):
         forget(walked.record)
         return None
-    entries = RecordedEntries(manifest_path, record)
+    entries = RecordedEntries(paths.manifest, record)
     plan = Plan(AllUnchanged(entries, {item.logical_path: item for item in walked.scan.files}))
     observer.planned(plan)
-    return DeployResult(Manifest(entries), plan, manifest_path, store.manifest_key,
+    return DeployResult(Manifest(entries), plan, paths.manifest, store.manifest_key,
                         store.description, False, release_id=record.release,
                         current_release=record.release, ignored=tuple(walked.scan.ignored),
                         from_tree_record=True)
 
 
-def remember_tree(walked: Walked, result: DeployResult, *, etag: str | None,
-             hash_cache: Path | None, clean: bool) -> None:
+def remember_tree(walked: Walked, result: DeployResult, paths: LocalPaths, *,
+                  etag: str | None, clean: bool) -> None:
     """Record a full run that made (or found) ``result.release_id`` current, when it may be
     answered next time: ``clean`` (no warning, no Vite build) and everything stamped."""
-    if (walked.record is None or walked.digest is None or not clean or hash_cache is None
+    if (walked.record is None or walked.digest is None or not clean
             or result.release_id is None or not etag):
         return
-    cache, sha256 = cache_stamps(hash_cache), file_sha256(result.manifest_path)
+    cache, sha256 = cache_stamps(paths), file_sha256(paths.manifest)
     if cache is None or sha256 is None:
         return  # no hash cache was written (nothing to vouch for the hashes) or no manifest
     manifest = result.manifest
