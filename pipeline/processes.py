@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from importlib.machinery import PathFinder
 from pathlib import Path
+from typing import NoReturn
 
 _lock = threading.Lock()
 _enders: dict[int, Callable[[], object]] = {}
@@ -111,25 +112,25 @@ def ended_on_exit(end: Callable[[], object]) -> Iterator[None]:
 
 
 def end_all() -> None:
-    """End every registered group of processes now (the process is about to exit), and remove
-    multiprocessing's temp folder. Never raises: it runs on the way out, where a failure
-    would only hide the real reason."""
+    """End every registered group of processes now (the process is about to exit). Never
+    raises: it runs on the way out, where a failure would only hide the real reason."""
     with _lock:
         enders = list(_enders.values())
     for end in enders:
         with contextlib.suppress(Exception):
             end()
-    with contextlib.suppress(Exception):
-        _remove_multiprocessing_temp()
 
 
-def _remove_multiprocessing_temp() -> None:
-    """The ``pymp-*`` folder that holds the fork server's socket: multiprocessing removes it
-    at interpreter exit, which an ``os._exit`` skips; every interrupted run left one in the
-    temp folder. Nothing when multiprocessing was never loaded (there is no such folder)."""
-    util = sys.modules.get("multiprocessing.util")
+def exit_now(code: int) -> NoReturn:
+    """``os._exit(code)``, but first remove multiprocessing's ``pymp-*`` temp folder (it holds
+    the fork server's socket): multiprocessing removes it at interpreter exit, which
+    ``os._exit`` skips, and every interrupted run left one behind. Only here, on the way
+    out: the fork server of a process that goes on keeps using it."""
+    util = sys.modules.get("multiprocessing.util")  # not loaded: there is no such folder
     if util is not None:
-        shutil.rmtree(util.get_temp_dir(), ignore_errors=True)  # made if absent, then removed
+        with contextlib.suppress(Exception):
+            shutil.rmtree(util.get_temp_dir(), ignore_errors=True)  # made if absent, removed
+    os._exit(code)
 
 
 def preload_in_workers(module: str) -> None:

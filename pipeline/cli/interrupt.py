@@ -26,7 +26,6 @@ ends without unwinding.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -35,7 +34,7 @@ from types import FrameType
 from typing import NoReturn
 
 from ..errors import Interrupted, Terminated
-from ..processes import end_all, hold_if_starting
+from ..processes import end_all, exit_now, hold_if_starting
 
 #: How long the main thread may take to unwind after Ctrl-C before the process is ended
 #: anyway (it normally takes milliseconds; this bounds a wait nobody can interrupt).
@@ -56,7 +55,7 @@ class InterruptGuard:
     """
 
     def __init__(self, *, grace: float = GRACE_SECONDS,
-                 end_process: Callable[[int], object] = os._exit) -> None:
+                 end_process: Callable[[int], object] = exit_now) -> None:
         self.grace = grace
         self._end_process = end_process
         self.interrupted = threading.Event()
