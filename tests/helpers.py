@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,3 +170,10 @@ def run_in_process(argv: list[str], *, cwd: Path, env: dict[str, str],
         os.environ.clear()
         os.environ.update(saved_env)
     return subprocess.CompletedProcess([prog_name, *argv], code, out.getvalue(), err.getvalue())
+
+
+def sigint_masked(status: str, *masks: str) -> bool:
+    """Whether SIGINT is in any of ``masks`` ("SigBlk", "SigIgn", ...) of a /proc status text."""
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    bit = 1 << (signal.SIGINT - 1)
+    return any(int(fields[mask], 16) & bit for mask in masks)

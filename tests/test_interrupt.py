@@ -19,7 +19,7 @@ from pipeline.manifest import Entry
 from pipeline.release.plan import Plan, PlannedFile, Reason
 from pipeline.storage.base import Upload
 from tests.faultproxy import fault_proxy
-from tests.helpers import S3Env, write_tree
+from tests.helpers import S3Env, sigint_masked, write_tree
 from tests.installed import InstalledTool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,10 +283,7 @@ def test_sigterm_while_a_shard_encodes_exits_143_and_leaves_the_bucket_unchanged
 
 def sigint_is_blocked_or_ignored(pid: int) -> bool:
     """Whether process ``pid`` neither dies of nor handles SIGINT (its /proc status masks)."""
-    fields = dict(line.split(":\t", 1) for line in
-                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
-    bit = 1 << (signal.SIGINT - 1)
-    return bool((int(fields["SigBlk"], 16) | int(fields["SigIgn"], 16)) & bit)
+    return sigint_masked(Path(f"/proc/{pid}/status").read_text(), "SigBlk", "SigIgn")
 
 
 def test_ctrl_c_to_the_whole_group_while_encoding_exits_130_with_one_line_and_no_traceback(

@@ -20,6 +20,7 @@ from pipeline.build.variants import plan_variants
 from pipeline.cli.interrupt import InterruptGuard
 from pipeline.errors import Terminated
 from pipeline.processes import end_all, ended_on_exit, starting_processes, worker_preload
+from tests.helpers import sigint_masked
 from tests.test_variants import SMALL, photo_like
 
 
@@ -100,15 +101,10 @@ def test_processes_started_while_starting_begin_with_sigint_blocked_and_the_call
 ) -> None:
     """A terminal's Ctrl-C reaches every process of the group; the helpers this process
     starts must leave it to this one (which kills them), so they start with it blocked."""
-    def blocked_in(status: str) -> bool:
-        mask = next(line.split(":\t")[1] for line in status.splitlines()
-                    if line.startswith("SigBlk:"))
-        return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
-
     show = [sys.executable, "-c", "print(open('/proc/self/status').read())"]
     with starting_processes():
         inside = subprocess.run(show, capture_output=True, text=True, check=True).stdout
     outside = subprocess.run(show, capture_output=True, text=True, check=True).stdout
 
-    assert blocked_in(inside) and not blocked_in(outside)
+    assert sigint_masked(inside, "SigBlk") and not sigint_masked(outside, "SigBlk")
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
