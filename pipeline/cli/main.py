@@ -127,7 +127,6 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit(0)
 
 
-
 class DeployCommand(click.Command):
     """The deploy command, whose help also names the other commands of the program that
     was invoked (``deploy.py``, ``cdn-deploy``, ``python -m pipeline``, ``flask cdn``)."""
